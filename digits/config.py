@@ -1,0 +1,151 @@
+"""Server settings: defaults, then a TOML config file, then DIGITS_* environment variables, then the command line."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot use; the message names the setting."""
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 5000
+    jobs_dir: str = "jobs"
+    # None: find GPUs through NVML; []: use none; [0, 1]: exactly these indices.
+    gpus: list[int] | None = None
+    url_prefix: str = ""
+    config: str | None = None
+    debug: bool = False
+    # How many CPU-bound tasks (dataset builds, CPU training) run at once.
+    cpu_slots: int = 2
+    # Seconds an aborted task gets to write its snapshot before SIGKILL.
+    abort_grace_s: float = 10.0
+    max_content_length: int = 512 * 1024 * 1024
+    log_level: str = "INFO"
+    # Flask-SocketIO async mode; the devserver uses gevent, in-process tests use threading.
+    async_mode: str = "gevent"
+    data_roots: list[str] = field(default_factory=list)
+
+    @property
+    def jobs_path(self) -> str:
+        return os.path.abspath(self.jobs_dir)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+FLAGS = {  # command-line flags; every one also reads DIGITS_<NAME> from the environment
+    "port": ("-p", "--port"),
+    "host": ("--host",),
+    "jobs_dir": ("--jobs-dir",),
+    "gpus": ("--gpus",),
+    "url_prefix": ("--url-prefix",),
+    "config": ("--config",),
+    "debug": ("--debug",),
+}
+
+
+def parse_gpus(value: Any) -> list[int] | None:
+    """'0,1' -> [0, 1]; 'none' or '' -> []; 'auto' -> None (discover)."""
+    if value is None or isinstance(value, list):
+        return value
+    text = str(value).strip().lower()
+    if text == "auto":
+        return None
+    if text in ("", "none"):
+        return []
+    try:
+        gpus = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise SettingsError(f"gpus: expected a list like 0,1 or 'none', got {value!r}") from None
+    if any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
+        raise SettingsError(f"gpus: indices must be distinct and >= 0, got {value!r}")
+    return gpus
+
+
+def _convert(name: str, value: Any) -> Any:
+    if name == "gpus":
+        return parse_gpus(value)
+    kind = FIELDS[name].type
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "list[str]":
+            return [str(v) for v in value] if isinstance(value, list) else [v for v in str(value).split(os.pathsep) if v]
+        return None if value is None else str(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name}: cannot use {value!r} (expected {kind})") from None
+
+
+def _normalize(settings: Settings) -> Settings:
+    prefix = settings.url_prefix.strip()
+    if prefix and prefix != "/":
+        settings.url_prefix = "/" + prefix.strip("/")
+    else:
+        settings.url_prefix = ""
+    if not 0 < settings.port < 65536:
+        raise SettingsError(f"port: {settings.port} is not a TCP port")
+    if settings.cpu_slots < 1:
+        raise SettingsError("cpu_slots: must be at least 1")
+    return settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="digits-devserver", description="Run the DIGITS server.")
+    p.add_argument("-p", "--port", help="port to listen on (default 5000; DIGITS_PORT)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1; DIGITS_HOST)")
+    p.add_argument("--jobs-dir", dest="jobs_dir", help="where jobs are stored (default ./jobs; DIGITS_JOBS_DIR)")
+    p.add_argument("--gpus", help="GPU indices to use, like 0,1, or 'none' (default: all found; DIGITS_GPUS)")
+    p.add_argument("--url-prefix", dest="url_prefix", help="serve under this path, like /digits (DIGITS_URL_PREFIX)")
+    p.add_argument("--config", help="a TOML file of settings (DIGITS_CONFIG)")
+    p.add_argument("--debug", action="store_const", const=True, help="verbose logging (DIGITS_DEBUG)")
+    return p
+
+
+def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from defaults < config file < environment < command line."""
+    environ = os.environ if environ is None else environ
+    args = vars(build_parser().parse_args(argv))
+    env = {name: environ[f"DIGITS_{name.upper()}"] for name in FIELDS if f"DIGITS_{name.upper()}" in environ}
+    values: dict[str, Any] = {}
+    config_path = args.get("config") or env.get("config")
+    if config_path:
+        try:
+            with open(config_path, "rb") as fh:
+                from_file = tomllib.load(fh)
+        except OSError as e:
+            raise SettingsError(f"config: cannot read {config_path}: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise SettingsError(f"config: {config_path}: {e}") from None
+        unknown = sorted(set(from_file) - set(FIELDS))
+        if unknown:
+            raise SettingsError(f"config: {config_path}: unknown settings {', '.join(unknown)}")
+        values.update(from_file)
+    values.update(env)
+    values.update({k: v for k, v in args.items() if v is not None})
+    return settings_from(values)
+
+
+def settings_from(values: Mapping[str, Any]) -> Settings:
+    """Settings from a plain mapping (config file, tests), converting and checking each value."""
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise SettingsError(f"unknown settings: {', '.join(unknown)}")
+    return _normalize(Settings(**{k: _convert(k, v) for k, v in values.items()}))

@@ -1,0 +1,48 @@
+// Shared by every page: the URL root (for --url-prefix), the live Socket.IO connection, small helpers.
+"use strict";
+window.DIGITS = (function () {
+  const root = document.querySelector('meta[name="digits-root"]').content || "";
+
+  function url(path) { return root + path; }
+
+  // One connection to namespace /jobs, joined to the given rooms (again after each reconnect).
+  function live(rooms, handlers) {
+    if (typeof io === "undefined") return null;
+    const socket = io("/jobs", { path: root + "/socket.io" });
+    socket.on("connect", () => rooms.forEach((room) => socket.emit("join", { room: room })));
+    Object.entries(handlers).forEach(([event, fn]) => socket.on(event, fn));
+    return socket;
+  }
+
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined || isNaN(seconds)) return "—";
+    seconds = Math.round(seconds);
+    const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    if (h) return `${h}h ${m}m ${s}s`;
+    if (m) return `${m}m ${s}s`;
+    return `${s}s`;
+  }
+
+  function setStatusBadge(el, status) {
+    if (!el) return;
+    el.textContent = status;
+    el.className = el.className.replace(/status-\w+/g, "").trim() + " status-" + status.toLowerCase();
+  }
+
+  function setProgress(bar, fraction) {
+    if (!bar) return;
+    const pct = Math.max(0, Math.min(100, fraction * 100));
+    bar.style.width = pct.toFixed(1) + "%";
+    bar.textContent = Math.round(pct) + "%";
+    const holder = bar.closest('[role="progressbar"]');
+    if (holder) holder.setAttribute("aria-valuenow", String(Math.round(pct)));
+  }
+
+  // Forms with data-confirm ask first (Delete).
+  document.addEventListener("submit", (ev) => {
+    const msg = ev.target.getAttribute("data-confirm");
+    if (msg && !window.confirm(msg)) ev.preventDefault();
+  });
+
+  return { root, url, live, duration, setStatusBadge, setProgress };
+})();

@@ -1,0 +1,40 @@
+"""What every blueprint needs: the workspace, the signed-in user, job lookup and permission checks."""
+
+from __future__ import annotations
+
+from flask import current_app, session
+
+from digits.job import Job, is_job_id
+from digits.views.errors import Forbidden, NotFound, Unauthorized
+from digits.workspace import Workspace
+
+
+def workspace() -> Workspace:
+    return current_app.extensions["digits"]
+
+
+def current_user() -> str | None:
+    return session.get("username")
+
+
+def job_or_404(job_id: str, category: str | None = None) -> Job:
+    job = workspace().store.get(job_id) if is_job_id(job_id) else None
+    if job is None or (category is not None and job.category != category):
+        what = category or "job"
+        raise NotFound(f"no {what} with id {job_id!r}")
+    return job
+
+
+def require_user() -> str:
+    user = current_user()
+    if not user:
+        raise Unauthorized("sign in first (POST /login with a username)")
+    return user
+
+
+def require_owner(job: Job) -> str:
+    """The signed-in user, when they may change this job (abort, delete, rename)."""
+    user = require_user()
+    if job.owner and job.owner != user:
+        raise Forbidden(f"job {job.id} belongs to {job.owner}; only they may change it")
+    return user

@@ -1,0 +1,82 @@
+"""Errors as a person or a script should see them: JSON {"error": {message, type}} or a readable page."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    status = 400
+    kind = "bad_request"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class Unauthorized(ApiError):
+    status = 401
+    kind = "unauthorized"
+
+
+class Forbidden(ApiError):
+    status = 403
+    kind = "forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    kind = "not_found"
+
+
+class Conflict(ApiError):
+    status = 409
+    kind = "conflict"
+
+
+class FormErrors(ApiError):
+    """Bad form input: {field: [messages]}, answered as 400 with {"errors": {...}}."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def wants_json() -> bool:
+    """JSON for /json and /status routes, for clients that prefer it, and for scripted (non-browser) changes."""
+    if request.path.endswith(("/json", "/status")):
+        return True
+    accept = request.accept_mimetypes
+    if accept.quality("application/json") > accept.quality("text/html"):
+        return True
+    return request.method not in ("GET", "HEAD") and accept.quality("text/html") <= accept.quality("*/*")
+
+
+def _respond(status: int, kind: str, message: str, extra: dict | None = None):
+    if wants_json():
+        body = {"error": {"message": message, "type": kind}}
+        body.update(extra or {})
+        return jsonify(body), status
+    return render_template("error.html", status=status, kind=kind, message=message, extra=extra or {}), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(e: ApiError):
+        extra = {"errors": e.errors} if isinstance(e, FormErrors) else None
+        return _respond(e.status, e.kind, e.message, extra)
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException):
+        kind = (e.name or "error").lower().replace(" ", "_")
+        return _respond(e.code or 500, kind, e.description or e.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(e: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _respond(500, "internal_error", "Something went wrong on the server; the details are in its log.")

@@ -1,0 +1,93 @@
+"""Routes every job has, whatever its kind: status, JSON, log, abort, delete."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, jsonify, redirect, render_template, request, send_file, url_for
+
+from digits.job import Job
+from digits.scheduler import JobInUse
+from digits.views.common import job_or_404, require_owner, workspace
+from digits.views.errors import Conflict, NotFound, wants_json
+
+bp = Blueprint("jobs", __name__)
+KINDS = "<any(jobs, datasets, models):kind>"
+CATEGORY = {"jobs": None, "datasets": "dataset", "models": "model"}
+
+
+def first_error(job: Job) -> dict | None:
+    for task in job.tasks:
+        if task.error:
+            return {"task": task.name, **task.error}
+    return None
+
+
+def status_json(job: Job) -> dict:
+    error = first_error(job)
+    return {
+        "id": job.id,
+        "name": job.name,
+        "type": job.type,
+        "status": job.status.value,
+        "progress": round(job.progress, 4),
+        "error": error["message"] if error else None,
+        "log_tail": error["log_tail"] if error else [],
+        "history": job.history.to_list(),
+    }
+
+
+@bp.route(f"/{KINDS}/<job_id>/status")
+def status(kind: str, job_id: str):
+    return jsonify(status_json(job_or_404(job_id, CATEGORY[kind])))
+
+
+@bp.route("/jobs/<job_id>/json")
+def job_json(job_id: str):
+    job = job_or_404(job_id)
+    return jsonify({**job.to_dict(), "progress": round(job.progress, 4), "elapsed": job.elapsed()})
+
+
+@bp.route("/jobs/<job_id>")
+def job_page(job_id: str):
+    job = job_or_404(job_id)
+    return render_template("jobs/show.html", job=job, error=first_error(job))
+
+
+@bp.route("/jobs/<job_id>/logs/<task_name>")
+def task_log(job_id: str, task_name: str):
+    job = job_or_404(job_id)
+    try:
+        task = job.task(task_name)
+    except KeyError:
+        raise NotFound(f"job {job.id} has no task {task_name!r}") from None
+    path = os.path.join(workspace().store.job_dir(job.id), task.log_file)
+    if not os.path.isfile(path):
+        raise NotFound(f"task {task.name} has not written a log yet")
+    return send_file(path, mimetype="text/plain; charset=utf-8", max_age=0)
+
+
+@bp.route(f"/{KINDS}/<job_id>/abort", methods=["POST"])
+def abort(kind: str, job_id: str):
+    job = job_or_404(job_id, CATEGORY[kind])
+    require_owner(job)
+    if job.status.is_final:
+        raise Conflict(f"job {job.id} is not running (it is {job.status.value})")
+    workspace().scheduler.abort(job)
+    if wants_json():
+        return jsonify(status_json(job))
+    return redirect(request.referrer or url_for("jobs.job_page", job_id=job.id))
+
+
+@bp.route(f"/{KINDS}/<job_id>", methods=["DELETE"])
+@bp.route(f"/{KINDS}/<job_id>/delete", methods=["POST"])
+def delete(kind: str, job_id: str):
+    job = job_or_404(job_id, CATEGORY[kind])
+    require_owner(job)
+    try:
+        workspace().scheduler.delete(job)
+    except JobInUse as e:
+        raise Conflict(str(e)) from None
+    if wants_json():
+        return jsonify({"id": job.id, "deleted": True})
+    return redirect(url_for("console.home"))

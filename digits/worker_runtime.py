@@ -1,0 +1,93 @@
+"""What every worker process shares: its arguments, the protocol channel, abort by SIGTERM, error reporting.
+
+A worker is started as `python -m <module> JOB_DIR --task NAME`. Anything a library prints to stdout
+is sent to stderr (the task's log) so that stdout carries protocol lines only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import signal
+import sys
+import threading
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from digits.protocol import Reporter
+
+PR_SET_PDEATHSIG = 1
+
+
+class TaskFailed(Exception):
+    """An expected failure with a message a person can act on; reported without a traceback."""
+
+
+@dataclass
+class WorkerContext:
+    job_dir: str
+    task_name: str
+    job: dict[str, Any]
+    task: dict[str, Any]
+    reporter: Reporter
+    abort_event: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return self.task.get("args") or {}
+
+    @property
+    def abort_requested(self) -> bool:
+        return self.abort_event.is_set()
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.job_dir, *parts)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send SIGTERM when the server goes away, so an orphaned worker stops (with a snapshot)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def start_worker(argv: list[str] | None = None) -> WorkerContext:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("job_dir")
+    parser.add_argument("--task", required=True)
+    ns = parser.parse_args(argv)
+    job_dir = os.path.abspath(ns.job_dir)
+
+    protocol_stream = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    _die_with_parent()
+    with open(os.path.join(job_dir, "job.json")) as fh:
+        job = json.load(fh)
+    task = next((t for t in job.get("tasks", []) if t.get("name") == ns.task), None)
+    if task is None:
+        raise SystemExit(f"job {job.get('id')} has no task {ns.task!r}")
+    ctx = WorkerContext(job_dir, ns.task, job, task, Reporter(protocol_stream))
+    signal.signal(signal.SIGTERM, lambda *_: ctx.abort_event.set())
+    return ctx
+
+
+def run_worker(main: Callable[[WorkerContext], str | None], argv: list[str] | None = None) -> None:
+    """Run a worker's main; report `done` (its returned status) or `error`, and exit accordingly."""
+    ctx = start_worker(argv)
+    try:
+        status = main(ctx) or ("Aborted" if ctx.abort_requested else "Done")
+    except TaskFailed as e:
+        ctx.reporter.error(str(e))
+        sys.exit(1)
+    except Exception as e:  # noqa: BLE001 - everything a worker raises becomes a protocol error
+        ctx.reporter.error(f"{type(e).__name__}: {e}", traceback.format_exc())
+        traceback.print_exc()
+        sys.exit(1)
+    ctx.reporter.done(status)

@@ -1,0 +1,48 @@
+"""Everything one server keeps for its jobs directory: the lock, the store, the event bus, the scheduler."""
+
+from __future__ import annotations
+
+import logging
+
+from digits import events
+from digits.config import Settings
+from digits.events import EventBus
+from digits.job import Job
+from digits.lock import JobsDirLock
+from digits.resources import ResourcePools, discover_gpus
+from digits.scheduler import Scheduler
+from digits.store import JobStore
+
+log = logging.getLogger(__name__)
+
+
+class Workspace:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.lock = JobsDirLock(settings.jobs_path)
+        self.store: JobStore | None = None
+        self.bus = EventBus()
+        self.gpus = settings.gpus if settings.gpus is not None else [g.index for g in discover_gpus()]
+        self.pools = ResourcePools(settings.cpu_slots, self.gpus)
+        self.scheduler: Scheduler | None = None
+
+    def open(self) -> None:
+        """Take the jobs directory (JobsDirBusy if another server has it), load every job, requeue or mark them."""
+        self.store = JobStore(self.settings.jobs_path)
+        self.lock.acquire(self.settings.host, self.settings.port)
+        self.scheduler = Scheduler(self.store, self.bus, self.pools, self.settings.abort_grace_s)
+        jobs = self.store.load_all()
+        self.scheduler.recover()
+        log.info("jobs directory %s: %d jobs; GPUs: %s", self.settings.jobs_path, len(jobs),
+                 ",".join(map(str, self.gpus)) or "none")
+
+    def close(self) -> None:
+        if self.scheduler:
+            self.scheduler.shutdown()
+        self.lock.release()
+
+    def add_job(self, job: Job) -> None:
+        """Save a new job, announce it, and queue its tasks."""
+        self.store.add(job)
+        self.bus.publish(events.JOB_ADDED, {"job_id": job.id, "category": job.category, **job.summary()})
+        self.scheduler.submit(job)
