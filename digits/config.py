@@ -6,8 +6,9 @@ import argparse
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 
 class SettingsError(ValueError):
@@ -88,7 +89,9 @@ def _convert(name: str, value: Any) -> Any:
         if kind == "float":
             return float(value)
         if kind == "list[str]":
-            return [str(v) for v in value] if isinstance(value, list) else [v for v in str(value).split(os.pathsep) if v]
+            return (
+                [str(v) for v in value] if isinstance(value, list) else [v for v in str(value).split(os.pathsep) if v]
+            )
         return None if value is None else str(value)
     except (TypeError, ValueError):
         raise SettingsError(f"{name}: cannot use {value!r} (expected {kind})") from None

@@ -27,7 +27,7 @@ class JobsNamespace(Namespace):
     def on_join(self, data: Any) -> None:
         room = _room(data)
         if room is None:
-            emit("error", {"message": "join needs {\"room\": \"home\" or a job id}"})
+            emit("error", {"message": 'join needs {"room": "home" or a job id}'})
             return
         join_room(room)
         emit("joined", {"room": room})

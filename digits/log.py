@@ -18,7 +18,8 @@ def setup_logging(jobs_dir: str, level: str = "INFO") -> None:
     console.setFormatter(logging.Formatter(FORMAT))
     root.addHandler(console)
     os.makedirs(jobs_dir, exist_ok=True)
-    to_file = logging.handlers.RotatingFileHandler(os.path.join(jobs_dir, "digits.log"), maxBytes=10 << 20,
-                                                   backupCount=3)
+    to_file = logging.handlers.RotatingFileHandler(
+        os.path.join(jobs_dir, "digits.log"), maxBytes=10 << 20, backupCount=3
+    )
     to_file.setFormatter(logging.Formatter(FORMAT))
     root.addHandler(to_file)

@@ -11,7 +11,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
-from typing import IO, Any, Union
+from typing import IO, Any
 
 Number = (int, float)
 
@@ -67,7 +67,7 @@ class Done:
     type = "done"
 
 
-Message = Union[Progress, Metric, LearningRate, Snapshot, Log, Error, Done]
+Message = Progress | Metric | LearningRate | Snapshot | Log | Error | Done
 TYPES: dict[str, type] = {cls.type: cls for cls in (Progress, Metric, LearningRate, Snapshot, Log, Error, Done)}
 DONE_STATUSES = ("Done", "Aborted")
 
@@ -147,8 +147,9 @@ class Reporter:
     def progress(self, fraction: float, epoch: float | None = None) -> None:
         self.send(Progress(min(1.0, max(0.0, float(fraction))), epoch))
 
-    def metric(self, phase: str, name: str, value: float, epoch: float | None = None,
-               iteration: int | None = None) -> None:
+    def metric(
+        self, phase: str, name: str, value: float, epoch: float | None = None, iteration: int | None = None
+    ) -> None:
         self.send(Metric(phase, name, float(value), epoch, iteration))
 
     def lr(self, value: float, epoch: float | None = None) -> None:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from digits import protocol
 
@@ -30,8 +30,15 @@ def describe_exit(returncode: int) -> str:
 class TaskProcess:
     """Runs `python -m module JOB_DIR --task NAME`; protocol lines go to on_message, everything else to the log."""
 
-    def __init__(self, module: str, job_dir: str, task_name: str, log_path: str, env: dict[str, str],
-                 on_message: Callable[[protocol.Message], None]):
+    def __init__(
+        self,
+        module: str,
+        job_dir: str,
+        task_name: str,
+        log_path: str,
+        env: dict[str, str],
+        on_message: Callable[[protocol.Message], None],
+    ):
         self.argv = [sys.executable, "-u", "-m", module, job_dir, "--task", task_name]
         self.job_dir = job_dir
         self.log_path = log_path
@@ -43,12 +50,13 @@ class TaskProcess:
         self._kill_timer: threading.Timer | None = None
         self.terminated_at: float | None = None
 
-    def _log(self, line: str) -> None:
+    def _log(self, line: str, keep: bool = True) -> None:
+        """Append to the task's log; `keep` lines also go to the tail shown with an error."""
         line = line.rstrip("\n")
         with self._log_lock:
             self._log_fh.write(line + "\n")
             self._log_fh.flush()
-            if line.strip():
+            if keep and line.strip():
                 self.tail.append(line)
 
     def _pump_stderr(self) -> None:
@@ -60,10 +68,16 @@ class TaskProcess:
         """Start the worker and block until it exits; returns its exit code."""
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         with open(self.log_path, "a", encoding="utf-8") as self._log_fh:
-            self._log(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {' '.join(self.argv[3:])}")
-            self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         stdin=subprocess.DEVNULL, cwd=self.job_dir, env=env,
-                                         start_new_session=True)
+            self._log(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {' '.join(self.argv[3:])}", keep=False)
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                cwd=self.job_dir,
+                env=env,
+                start_new_session=True,
+            )
             if self.terminated_at is not None:  # aborted while it was starting
                 self._signal(signal.SIGTERM)
             err_thread = threading.Thread(target=self._pump_stderr, daemon=True)
@@ -83,7 +97,9 @@ class TaskProcess:
             err_thread.join(5)
             if self._kill_timer:
                 self._kill_timer.cancel()
-            self._log(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} end: {describe_exit(rc) if rc else 'exit 0'}")
+            self._log(
+                f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} end: {describe_exit(rc) if rc else 'exit 0'}", keep=False
+            )
         return rc
 
     def _signal(self, sig: int) -> None:

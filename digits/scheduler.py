@@ -186,8 +186,14 @@ class Scheduler:
         task.reserved = {"gpus": grant["gpu"]}
         task.exit_code = None
         key = (job.id, task.name)
-        process = TaskProcess(module, job_dir, task.name, os.path.join(job_dir, task.log_file), env,
-                              on_message=lambda msg: self._on_message(key, msg))
+        process = TaskProcess(
+            module,
+            job_dir,
+            task.name,
+            os.path.join(job_dir, task.log_file),
+            env,
+            on_message=lambda msg: self._on_message(key, msg),
+        )
         thread = threading.Thread(target=self._run, args=(key,), daemon=True, name=f"task-{job.id}-{task.name}")
         self._running[key] = _Running(job, task, process, thread, grant)
         task.history.set(Status.RUNNING)
@@ -267,8 +273,13 @@ class Scheduler:
         changed = job.history.set(status, message) if status != job.status or message else False
         self.store.save(job)
         if changed:
-            payload = {"job_id": job.id, "status": status.value, "message": message,
-                       "progress": round(job.progress, 4), "time": job.history.changes[-1].time}
+            payload = {
+                "job_id": job.id,
+                "status": status.value,
+                "message": message,
+                "progress": round(job.progress, 4),
+                "time": job.history.changes[-1].time,
+            }
             self.bus.publish(events.JOB_STATUS, payload)
 
     # ---- worker messages -----------------------------------------------------------------------------
@@ -285,17 +296,24 @@ class Scheduler:
                 if now - run.last_save >= PROGRESS_SAVE_INTERVAL_S:
                     run.last_save = now
                     self.store.save(job)
-                self.bus.publish(events.TASK_PROGRESS, {
-                    "job_id": job.id, "task": task.name, "progress": msg.fraction, "epoch": msg.epoch,
-                    "job_progress": round(job.progress, 4)})
+                self.bus.publish(
+                    events.TASK_PROGRESS,
+                    {
+                        "job_id": job.id,
+                        "task": task.name,
+                        "progress": msg.fraction,
+                        "epoch": msg.epoch,
+                        "job_progress": round(job.progress, 4),
+                    },
+                )
             elif isinstance(msg, (protocol.Metric, protocol.LearningRate)):
                 point = {"task": task.name, "time": time.time()}
                 if isinstance(msg, protocol.LearningRate):
-                    point.update(phase="train", name="learning_rate", value=msg.value, epoch=msg.epoch,
-                                 iteration=None)
+                    point.update(phase="train", name="learning_rate", value=msg.value, epoch=msg.epoch, iteration=None)
                 else:
-                    point.update(phase=msg.phase, name=msg.name, value=msg.value, epoch=msg.epoch,
-                                 iteration=msg.iteration)
+                    point.update(
+                        phase=msg.phase, name=msg.name, value=msg.value, epoch=msg.epoch, iteration=msg.iteration
+                    )
                 with open(os.path.join(self.store.job_dir(job.id), "metrics.jsonl"), "a") as fh:
                     fh.write(json.dumps(point) + "\n")
                 self.bus.publish(events.METRIC, {"job_id": job.id, **point})

@@ -34,8 +34,7 @@ def serve(app, host: str, port: int) -> int:
     """Serve an app from create_app until a signal stops it; returns the exit code."""
     workspace = app.extensions["digits"]
     try:
-        server = pywsgi.WSGIServer((host, port), app, handler_class=WebSocketHandler, log=_AccessLog(),
-                                   error_log=log)
+        server = pywsgi.WSGIServer((host, port), app, handler_class=WebSocketHandler, log=_AccessLog(), error_log=log)
         server.logger = access_log  # geventwebsocket's handler logs requests through server.logger
         server.init_socket()
     except OSError as e:

@@ -33,8 +33,12 @@ class Workspace:
         self.scheduler = Scheduler(self.store, self.bus, self.pools, self.settings.abort_grace_s)
         jobs = self.store.load_all()
         self.scheduler.recover()
-        log.info("jobs directory %s: %d jobs; GPUs: %s", self.settings.jobs_path, len(jobs),
-                 ",".join(map(str, self.gpus)) or "none")
+        log.info(
+            "jobs directory %s: %d jobs; GPUs: %s",
+            self.settings.jobs_path,
+            len(jobs),
+            ",".join(map(str, self.gpus)) or "none",
+        )
 
     def close(self) -> None:
         if self.scheduler:

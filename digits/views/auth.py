@@ -29,8 +29,9 @@ def login():
         errors = {"username": ["Use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."]}
         if wants_json():
             raise FormErrors(errors)
-        return render_template("auth/login.html", next=request.form.get("next", ""), errors=errors,
-                               username=username), 400
+        return render_template(
+            "auth/login.html", next=request.form.get("next", ""), errors=errors, username=username
+        ), 400
     session.clear()
     session["username"] = username
     if wants_json():

@@ -26,9 +26,13 @@ def _url_if_installed(endpoint: str) -> str | None:
 
 @bp.route("/")
 def home():
-    return render_template("console/home.html", datasets=_ordered("dataset"), models=_ordered("model"),
-                           new_dataset_url=_url_if_installed("datasets.new"),
-                           new_model_url=_url_if_installed("models.new"))
+    return render_template(
+        "console/home.html",
+        datasets=_ordered("dataset"),
+        models=_ordered("model"),
+        new_dataset_url=_url_if_installed("datasets.new"),
+        new_model_url=_url_if_installed("models.new"),
+    )
 
 
 bp.add_url_rule("/index", endpoint="index", view_func=home)
@@ -36,8 +40,10 @@ bp.add_url_rule("/index", endpoint="index", view_func=home)
 
 @bp.route("/index/json")
 def home_json():
-    return jsonify({
-        "version": __version__,
-        "datasets": [j.summary() for j in _ordered("dataset")],
-        "models": [j.summary() for j in _ordered("model")],
-    })
+    return jsonify(
+        {
+            "version": __version__,
+            "datasets": [j.summary() for j in _ordered("dataset")],
+            "models": [j.summary() for j in _ordered("model")],
+        }
+    )

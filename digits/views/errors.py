@@ -54,7 +54,8 @@ def wants_json() -> bool:
     accept = request.accept_mimetypes
     if accept.quality("application/json") > accept.quality("text/html"):
         return True
-    return request.method not in ("GET", "HEAD") and accept.quality("text/html") <= accept.quality("*/*")
+    names_html = any(value == "text/html" and q > 0 for value, q in accept)
+    return request.method not in ("GET", "HEAD") and not names_html
 
 
 def _respond(status: int, kind: str, message: str, extra: dict | None = None):

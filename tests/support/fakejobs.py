@@ -1,0 +1,42 @@
+"""Build jobs whose tasks run the fake worker."""
+
+from __future__ import annotations
+
+from digits.job import Job, Task, new_job_id
+from digits.task_kinds import register_task_kind
+
+FAKE_KIND = "fake"
+register_task_kind(FAKE_KIND, "tests.workers.fake_worker")
+
+
+def fake_job(
+    name: str = "fake",
+    tasks: list[dict] | None = None,
+    category: str = "dataset",
+    depends_on: list[str] | None = None,
+    owner: str | None = "tester",
+) -> Job:
+    """A job with one fake task per dict in `tasks` (its worker args); each task waits for the previous one."""
+    specs = tasks if tasks is not None else [{}]
+    job_tasks = []
+    for i, spec in enumerate(specs):
+        spec = dict(spec)
+        resources = spec.pop("resources", {"cpu": 1})
+        job_tasks.append(
+            Task(
+                name=f"step{i}",
+                kind=spec.pop("kind", FAKE_KIND),
+                args=spec,
+                resources=resources,
+                depends_on=[f"step{i - 1}"] if i else [],
+            )
+        )
+    return Job(
+        id=new_job_id(),
+        type=f"fake-{category}",
+        category=category,
+        name=name,
+        owner=owner,
+        tasks=job_tasks,
+        depends_on=list(depends_on or []),
+    )

@@ -1,0 +1,170 @@
+"""Routes through Flask's test client on an in-process app."""
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.fakejobs import fake_job
+
+ROOT = Path(__file__).resolve().parents[1]
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+def login(client, name="ann"):
+    assert client.post("/login", data={"username": name}, headers={"Accept": "application/json"}).status_code == 200
+
+
+def test_index_json_lists_datasets_and_models(client, workspace, recorder):
+    ds = fake_job(name="digits", category="dataset")
+    model = fake_job(name="lenet", category="model", depends_on=[ds.id])
+    workspace.add_job(ds)
+    workspace.add_job(model)
+    recorder.wait_status(model.id)
+    js = client.get("/index/json").get_json()
+    assert js["version"]
+    assert [(d["id"], d["name"], d["status"]) for d in js["datasets"]] == [(ds.id, "digits", "Done")]
+    assert [m["id"] for m in js["models"]] == [model.id]
+    assert {"owner", "submitted", "elapsed", "progress"} <= set(js["models"][0])
+
+
+def test_console_page_lists_jobs_with_running_first(client, workspace, recorder):
+    finished = fake_job(name="finished-set")
+    workspace.add_job(finished)
+    recorder.wait_status(finished.id)
+    running = fake_job(name="running-set", tasks=[{"steps": 1000, "delay": 0.05}])
+    workspace.add_job(running)
+    recorder.wait_for(lambda e, p: e == "task_progress" and p["job_id"] == running.id)
+    html = client.get("/").get_data(as_text=True)
+    assert html.index("running-set") < html.index("finished-set")
+    assert "New Dataset" in html and "New Model" in html
+    workspace.scheduler.abort(running)
+    recorder.wait_status(running.id)
+
+
+def test_status_json_and_unknown_job(client, workspace, recorder):
+    job = fake_job()
+    workspace.add_job(job)
+    recorder.wait_status(job.id)
+    for kind in ("jobs", "datasets"):
+        js = client.get(f"/{kind}/{job.id}/status").get_json()
+        assert js["status"] == "Done" and js["name"] == "fake" and js["type"] == "fake-dataset" and js["error"] is None
+    r = client.get(f"/models/{job.id}/status")  # a dataset is not a model
+    assert r.status_code == 404
+    r = client.get("/jobs/20000101-000000-dead/status")
+    assert r.status_code == 404 and r.get_json()["error"]["type"] == "not_found"
+    r = client.get("/jobs/..%2f..%2fetc/status")
+    assert r.status_code == 404
+
+
+def test_errors_are_json_for_scripts_and_pages_for_browsers(client):
+    r = client.get("/no/such/page", headers=BROWSER)
+    assert r.status_code == 404 and b"<html" in r.data and b"Traceback" not in r.data
+    r = client.get("/no/such/page", headers={"Accept": "application/json"})
+    assert r.status_code == 404 and r.get_json()["error"]["type"] == "not_found"
+    r = client.delete("/jobs/20000101-000000-dead", headers={"Accept": "*/*"})
+    assert r.status_code == 404 and r.get_json()["error"]["message"]
+
+
+def test_unexpected_errors_never_show_a_traceback(app, client):
+    @app.route("/boom/json")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    r = client.get("/boom/json")
+    assert r.status_code == 500
+    assert "secret internals" not in r.get_data(as_text=True)
+    assert r.get_json()["error"]["type"] == "internal_error"
+
+
+def test_login_sets_the_session_user(client):
+    r = client.post("/login", data={"username": "../evil"}, headers={"Accept": "application/json"})
+    assert r.status_code == 400 and "username" in r.get_json()["errors"]
+    r = client.post("/login", data={"username": "ann", "next": "https://elsewhere.example/"}, headers=BROWSER)
+    assert r.status_code == 302 and r.headers["Location"] == "/"
+    assert "Signed in as <strong>ann</strong>" in client.get("/").get_data(as_text=True)
+    client.post("/logout", headers=BROWSER)
+    assert "Signed in as" not in client.get("/").get_data(as_text=True)
+
+
+def test_abort_and_delete_need_the_owner(client, workspace, recorder):
+    job = fake_job(owner="ann", tasks=[{"steps": 1000, "delay": 0.05}])
+    workspace.add_job(job)
+    recorder.wait_for(lambda e, p: e == "task_progress" and p["job_id"] == job.id)
+    assert client.post(f"/jobs/{job.id}/abort").status_code == 401
+    login(client, "bob")
+    r = client.post(f"/jobs/{job.id}/abort")
+    assert r.status_code == 403 and "ann" in r.get_json()["error"]["message"]
+    assert client.delete(f"/datasets/{job.id}").status_code == 403
+    login(client, "ann")
+    r = client.post(f"/datasets/{job.id}/abort")
+    assert r.status_code == 200
+    assert recorder.wait_status(job.id) == "Aborted"
+    assert client.post(f"/jobs/{job.id}/abort").status_code == 409
+    job_dir = workspace.store.job_dir(job.id)
+    r = client.delete(f"/datasets/{job.id}")
+    assert r.status_code == 200 and r.get_json() == {"id": job.id, "deleted": True}
+    recorder.wait_for(lambda e, p: e == "job_deleted" and p["job_id"] == job.id)
+    assert client.get(f"/jobs/{job.id}/status").status_code == 404
+    deadline = time.time() + 10  # the folder goes once the worker has stopped
+    while os.path.exists(job_dir) and time.time() < deadline:
+        time.sleep(0.01)
+    assert not os.path.exists(job_dir)
+
+
+def test_a_dataset_in_use_cannot_be_deleted(client, workspace, recorder):
+    ds = fake_job(owner="ann", tasks=[{"steps": 1000, "delay": 0.05}])
+    model = fake_job(owner="ann", category="model", depends_on=[ds.id])
+    workspace.add_job(ds)
+    workspace.add_job(model)
+    login(client, "ann")
+    r = client.delete(f"/datasets/{ds.id}")
+    assert r.status_code == 409 and model.id in r.get_json()["error"]["message"]
+    client.post(f"/jobs/{model.id}/abort")
+    client.post(f"/jobs/{ds.id}/abort")
+    recorder.wait_status(ds.id)
+
+
+def test_job_page_and_log(client, workspace, recorder):
+    job = fake_job(name="<script>alert(1)</script>", tasks=[{"crash_at": 0}])
+    workspace.add_job(job)
+    recorder.wait_status(job.id)
+    html = client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert "worker exited with code 3" in html and "stderr line 29" in html
+    r = client.get(f"/jobs/{job.id}/logs/step0")
+    assert r.status_code == 200 and "stderr line 29" in r.get_data(as_text=True)
+    assert client.get(f"/jobs/{job.id}/logs/..%2fjob.json").status_code == 404
+    js = client.get(f"/jobs/{job.id}/json").get_json()
+    assert js["id"] == job.id and js["tasks"][0]["status"] == "Error"
+
+
+def test_templates_reference_no_external_url():
+    pattern = re.compile(r"""(?:src|href|action)\s*=\s*["'](?:https?:)?//""")
+    for path in (ROOT / "digits" / "templates").rglob("*.html"):
+        assert not pattern.search(path.read_text()), path
+
+
+def test_vendor_assets_are_served(client):
+    for asset in ("vendor/bootstrap/bootstrap.min.css", "vendor/socket.io/socket.io.min.js", "js/console.js"):
+        r = client.get(f"/static/{asset}")
+        assert r.status_code == 200, asset
+        r.close()
+
+
+@pytest.mark.parametrize("prefix", ["/digits"])
+def test_url_prefix(tmp_path, prefix):
+    from digits.webapp import create_app
+
+    app = create_app(jobs_dir=str(tmp_path / "jobs"), gpus=[], async_mode="threading", url_prefix=prefix)
+    try:
+        c = app.test_client()
+        assert c.get(f"{prefix}/index/json").status_code == 200
+        html = c.get(f"{prefix}/").get_data(as_text=True)
+        assert f'href="{prefix}/static/vendor/bootstrap/bootstrap.min.css"' in html
+        assert f'content="{prefix}"' in html
+        assert c.get("/index/json").status_code == 404
+    finally:
+        app.extensions["digits"].close()
