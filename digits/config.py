@@ -33,7 +33,10 @@ class Settings:
     log_level: str = "INFO"
     # Flask-SocketIO async mode; the devserver uses gevent, in-process tests use threading.
     async_mode: str = "gevent"
+    # Server folders images may be read from; none set: any readable path, on a loopback-only server.
     data_roots: list[str] = field(default_factory=list)
+    # Largest total size a zip upload may unpack to.
+    max_unpacked_bytes: int = 4 * 1024 * 1024 * 1024
 
     @property
     def jobs_path(self) -> str:
@@ -41,15 +44,6 @@ class Settings:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
-FLAGS = {  # command-line flags; every one also reads DIGITS_<NAME> from the environment
-    "port": ("-p", "--port"),
-    "host": ("--host",),
-    "jobs_dir": ("--jobs-dir",),
-    "gpus": ("--gpus",),
-    "url_prefix": ("--url-prefix",),
-    "config": ("--config",),
-    "debug": ("--debug",),
-}
 
 
 def parse_gpus(value: Any) -> list[int] | None:
@@ -119,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url-prefix", dest="url_prefix", help="serve under this path, like /digits (DIGITS_URL_PREFIX)")
     p.add_argument("--config", help="a TOML file of settings (DIGITS_CONFIG)")
     p.add_argument("--debug", action="store_const", const=True, help="verbose logging (DIGITS_DEBUG)")
+    p.add_argument(
+        "--data-root",
+        dest="data_roots",
+        action="append",
+        metavar="DIR",
+        help="a server folder images may be read from; repeatable (DIGITS_DATA_ROOTS, ':'-separated)",
+    )
     return p
 
 

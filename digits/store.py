@@ -73,8 +73,11 @@ class JobStore:
         return loaded
 
     def add(self, job: Job) -> None:
-        os.makedirs(self.job_dir(job.id), exist_ok=False)
+        """Store a new job; its folder may already hold files uploaded with its form."""
         with self._lock:
+            if job.id in self._jobs or os.path.exists(os.path.join(self.job_dir(job.id), JOB_FILE)):
+                raise FileExistsError(f"job {job.id} already exists")
+            os.makedirs(self.job_dir(job.id), exist_ok=True)
             self._jobs[job.id] = job
             self.save(job)
 

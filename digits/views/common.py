@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, session
+from flask import current_app, session, url_for
 
 from digits.job import Job, is_job_id
 from digits.views.errors import Forbidden, NotFound, Unauthorized
@@ -38,3 +38,14 @@ def require_owner(job: Job) -> str:
     if job.owner and job.owner != user:
         raise Forbidden(f"job {job.id} belongs to {job.owner}; only they may change it")
     return user
+
+
+PAGES = {"dataset": "datasets.show", "model": "models.show"}
+
+
+def job_url(job: Job) -> str:
+    """The page of a job: its wing's page when that wing is installed, the generic job page otherwise."""
+    endpoint = PAGES.get(job.category)
+    if endpoint and endpoint in current_app.view_functions:
+        return url_for(endpoint, job_id=job.id)
+    return url_for("jobs.job_page", job_id=job.id)

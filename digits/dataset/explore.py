@@ -1,0 +1,112 @@
+"""Browse what went into a dataset (records decoded from its LMDBs) and pick server folders for the form."""
+
+from __future__ import annotations
+
+import io
+import os
+
+from flask import Blueprint, current_app, jsonify, render_template, request, send_file
+
+from digits.datapaths import PathRefused, allowed_roots, check_server_path
+from digits.dataset.info import read_labels, record_labels
+from digits.formats.caffe_pb import Datum
+from digits.formats.lmdb_io import LmdbReader, record_key
+from digits.views.common import job_or_404, workspace
+from digits.views.errors import ApiError, NotFound
+
+bp = Blueprint("dataset_explore", __name__)
+PAGE_SIZE = 48
+SPLITS = ("train", "val", "test")
+
+
+def _db_path(job_id: str, split: str) -> tuple[str, str]:
+    job = job_or_404(job_id, "dataset")
+    if split not in SPLITS:
+        raise NotFound(f"no split {split!r}; splits are {', '.join(SPLITS)}")
+    job_dir = workspace().store.job_dir(job.id)
+    path = os.path.join(job_dir, f"{split}_db")
+    if not os.path.isdir(path):
+        raise NotFound(f"dataset {job.id} has no {split} database (yet)")
+    return job_dir, path
+
+
+@bp.route("/datasets/<job_id>/explore")
+def explore(job_id: str):
+    job = job_or_404(job_id, "dataset")
+    split = request.args.get("split", "train")
+    job_dir, _ = _db_path(job.id, split)
+    labels = read_labels(job_dir)
+    record_label = record_labels(job_dir, split)
+    try:
+        label = int(request.args["label"]) if request.args.get("label", "") != "" else None
+        page = max(0, int(request.args.get("page", 0)))
+    except ValueError:
+        raise ApiError("label and page must be whole numbers") from None
+    indices = range(len(record_label)) if label is None else [i for i, v in enumerate(record_label) if v == label]
+    pages = max(1, -(-len(indices) // PAGE_SIZE))
+    page = min(page, pages - 1)
+    shown = [
+        (i, labels[record_label[i]] if record_label[i] < len(labels) else str(record_label[i]))
+        for i in indices[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+    ]
+    splits = [s for s in SPLITS if os.path.isdir(os.path.join(job_dir, f"{s}_db"))]
+    return render_template(
+        "datasets/explore.html",
+        job=job,
+        split=split,
+        splits=splits,
+        labels=labels,
+        label=label,
+        page=page,
+        pages=pages,
+        total=len(indices),
+        records=shown,
+    )
+
+
+@bp.route("/datasets/<job_id>/records/<split>/<int:index>")
+def record_image(job_id: str, split: str, index: int):
+    """One record as an image: encoded records are sent as stored; raw ones are encoded to PNG."""
+    _, path = _db_path(job_id, split)
+    with LmdbReader(path) as db:
+        raw = db.get(record_key(index))
+    if raw is None:
+        raise NotFound(f"{split} database has no record {index}")
+    datum = Datum.FromString(raw)
+    if datum.encoded:
+        kind = "image/jpeg" if datum.data[:2] == b"\xff\xd8" else "image/png"
+        return send_file(io.BytesIO(datum.data), mimetype=kind, max_age=3600)
+    from digits.formats.caffe_pb import datum_to_array
+    from digits.formats.images import encode_image
+
+    arr, _ = datum_to_array(raw)
+    return send_file(io.BytesIO(encode_image(arr, "png")), mimetype="image/png", max_age=3600)
+
+
+@bp.route("/datasets/folders/json")
+def folders():
+    """Subfolders of a server folder, for the form's folder picker; limited to what the server may read."""
+    settings = current_app.config["DIGITS_SETTINGS"]
+    path = request.args.get("path", "")
+    roots = allowed_roots(settings)
+    if not path:
+        if roots:
+            return jsonify({"path": "", "parent": None, "folders": [{"name": r, "path": r} for r in roots]})
+        path = os.path.expanduser("~") if roots is None else ""
+    try:
+        real = check_server_path(path, settings, want_dir=True)
+    except PathRefused as e:
+        raise ApiError(str(e)) from None
+    entries = []
+    try:
+        with os.scandir(real) as it:
+            for entry in it:
+                if not entry.name.startswith(".") and entry.is_dir():
+                    entries.append({"name": entry.name, "path": os.path.join(real, entry.name)})
+    except PermissionError:
+        raise ApiError(f"{path} is not readable by the server") from None
+    entries.sort(key=lambda e: e["name"].lower())
+    parent = os.path.dirname(real) if real != "/" else None
+    if parent and roots is not None and not any(parent == r or parent.startswith(r + os.sep) for r in roots):
+        parent = None
+    return jsonify({"path": real, "parent": parent, "folders": entries[:2000]})

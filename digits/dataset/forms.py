@@ -1,0 +1,180 @@
+"""The New Dataset > Images > Classification form, with DIGITS' field names, checked field by field."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any
+
+from digits.config import Settings
+from digits.datapaths import PathRefused, check_server_path
+from digits.formats.images import ENCODINGS, RESIZE_MODES
+from digits.forms import FormReader
+
+MAX_SIDE = 4096
+
+
+@dataclass
+class FolderSource:
+    """Where a split's images come from in folder mode, with its per-class limits."""
+
+    path: str
+    min_per_class: int | None = None
+    max_per_class: int | None = None
+
+
+@dataclass
+class DatasetForm:
+    dataset_name: str
+    group_name: str
+    method: str
+    channels: int
+    width: int
+    height: int
+    resize_mode: str
+    encoding: str
+    backend: str = "lmdb"
+    compression: str = "none"
+    # folder method
+    train: FolderSource | None = None
+    val: FolderSource | None = None
+    test: FolderSource | None = None
+    pct_val: float = 25.0
+    pct_test: float = 0.0
+    # textfile method: split -> list file (server path, or a name inside the job folder once uploaded)
+    lists: dict[str, str] = field(default_factory=dict)
+    list_folders: dict[str, str] = field(default_factory=dict)
+    labels_file: str | None = None
+    shuffle: bool = True
+    seed: int = 0
+    # files uploaded with the form, saved into the job folder by the view: field -> FileStorage
+    uploads: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def splits(self) -> list[str]:
+        if self.method == "textfile":
+            return [s for s in ("train", "val", "test") if s in self.lists]
+        out = ["train"]
+        if self.val is not None or self.pct_val > 0:
+            out.append("val")
+        if self.test is not None or self.pct_test > 0:
+            out.append("test")
+        return out
+
+    def image_settings(self) -> dict[str, Any]:
+        return {
+            "channels": self.channels,
+            "width": self.width,
+            "height": self.height,
+            "resize_mode": self.resize_mode,
+            "encoding": self.encoding,
+            "backend": self.backend,
+            "compression": self.compression,
+        }
+
+    def parse_args(self) -> dict[str, Any]:
+        """What the parse task needs, as plain JSON."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "uploads"}
+
+
+def _plain(value: Any) -> Any:
+    return asdict(value) if is_dataclass(value) else value
+
+
+def _server_path(r: FormReader, name: str, settings: Settings, want_dir: bool, required: bool = True) -> str | None:
+    value = r.text(name, required=required)
+    if not value:
+        return None
+    try:
+        return check_server_path(value, settings, want_dir=want_dir)
+    except PathRefused as e:
+        r.error(name, str(e))
+        return None
+
+
+def _class_folders(path: str) -> list[str]:
+    return sorted(e.name for e in os.scandir(path) if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
+
+
+def _folder_source(
+    r: FormReader, settings: Settings, prefix: str, path_field: str, uploaded_dir: str | None
+) -> FolderSource | None:
+    path = uploaded_dir or _server_path(r, path_field, settings, want_dir=True)
+    low = r.integer(f"{prefix}_min_per_class", None, minimum=1)
+    high = r.integer(f"{prefix}_max_per_class", None, minimum=1)
+    if low is not None and high is not None and low > high:
+        r.error(f"{prefix}_max_per_class", "Must not be smaller than the minimum per class.")
+    return FolderSource(path, low, high) if path else None
+
+
+def read_dataset_form(
+    values, files, settings: Settings, uploaded_dirs: dict[str, str] | None = None
+) -> tuple[DatasetForm | None, dict[str, list[str]]]:
+    """Check a submitted form; returns (form, {}) or (None, {field: [messages]})."""
+    r = FormReader(values)
+    uploaded_dirs = uploaded_dirs or {}
+    name = r.text("dataset_name", required=True, max_length=200)
+    group = r.text("group_name", max_length=200)
+    method = r.choice("method", ("folder", "textfile"), "folder")
+    channels = r.choice("resize_channels", ("1", "3"), "3")
+    width = r.integer("resize_width", 256, minimum=1, maximum=MAX_SIDE)
+    height = r.integer("resize_height", 256, minimum=1, maximum=MAX_SIDE)
+    mode = r.choice("resize_mode", tuple(RESIZE_MODES), "squash")
+    encoding = r.choice("encoding", ENCODINGS, "png")
+    backend = r.choice("backend", ("lmdb",), "lmdb")
+    compression = r.choice("compression", ("none",), "none")
+    form = DatasetForm(
+        name, group, method, int(channels), width or 256, height or 256, mode, encoding, backend, compression
+    )
+
+    if method == "folder":
+        form.train = _folder_source(r, settings, "folder_train", "folder_train", uploaded_dirs.get("train"))
+        if form.train and form.train.path and "folder_train" not in r.errors:
+            classes = _class_folders(form.train.path)
+            if len(classes) < 2:
+                r.error(
+                    "folder_train",
+                    f"{form.train.path} holds {len(classes)} class folder"
+                    f"{'' if len(classes) == 1 else 's'}; a classification dataset needs at least 2 "
+                    "(one subfolder of images per class)",
+                )
+        if r.boolean("has_val_folder"):
+            form.val = _folder_source(r, settings, "folder_val", "folder_val", uploaded_dirs.get("val"))
+        if r.boolean("has_test_folder"):
+            form.test = _folder_source(r, settings, "folder_test", "folder_test", uploaded_dirs.get("test"))
+        form.pct_val = 0.0 if form.val else r.number("folder_pct_val", 25.0, minimum=0, maximum=100)
+        form.pct_test = 0.0 if form.test else r.number("folder_pct_test", 0.0, minimum=0, maximum=100)
+        if form.pct_val is not None and form.pct_test is not None and form.pct_val + form.pct_test >= 100:
+            r.error("folder_pct_val", "Validation and test percentages must leave some images for training.")
+    else:
+        local = r.boolean("textfile_use_local_files")
+        for split, use_field in (("train", None), ("val", "textfile_use_val"), ("test", "textfile_use_test")):
+            if use_field and not r.boolean(use_field):
+                continue
+            upload_field, local_field = f"textfile_{split}_images", f"textfile_local_{split}_images"
+            if local:
+                path = _server_path(r, local_field, settings, want_dir=False)
+                if path:
+                    form.lists[split] = path
+            elif files.get(upload_field) and files[upload_field].filename:
+                form.uploads[upload_field] = files[upload_field]
+                form.lists[split] = f"upload_{split}.txt"
+            else:
+                r.error(upload_field, f"Upload the {split} list (lines of 'path label').")
+            folder = r.text(f"textfile_{split}_folder")
+            if folder:
+                checked = _server_path(r, f"textfile_{split}_folder", settings, want_dir=True)
+                if checked:
+                    form.list_folders[split] = checked
+        if local:
+            form.labels_file = _server_path(r, "textfile_local_labels_file", settings, want_dir=False)
+        elif files.get("textfile_labels_file") and files["textfile_labels_file"].filename:
+            form.uploads["textfile_labels_file"] = files["textfile_labels_file"]
+            form.labels_file = "upload_labels.txt"
+        else:
+            r.error("textfile_labels_file", "Upload the labels file (one class name per line).")
+        form.shuffle = r.boolean("textfile_shuffle", True)
+    form.seed = r.integer("random_seed", 0, minimum=0, maximum=2**31 - 1) or 0
+    if r.errors:
+        return None, r.errors
+    return form, {}

@@ -1,0 +1,100 @@
+"""What a dataset job folder holds, read for its page and JSON twin (DIGITS' shape)."""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+from typing import Any
+
+from digits.job import Job
+from digits.status import Status
+
+SPLIT_TITLES = {"train": "train", "val": "val", "test": "test"}
+
+
+def read_stats(job_dir: str) -> dict[str, Any]:
+    try:
+        with open(os.path.join(job_dir, "stats.json")) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+def read_labels(job_dir: str) -> list[str]:
+    try:
+        with open(os.path.join(job_dir, "labels.txt"), encoding="utf-8") as fh:
+            return [line.rstrip("\n") for line in fh if line.strip()]
+    except OSError:
+        return []
+
+
+def record_labels(job_dir: str, split: str) -> array.array:
+    """Label of each record of a split's DB, in key order (written by create_db)."""
+    labels = array.array("i")
+    path = os.path.join(job_dir, f"{split}_db_labels.bin")
+    try:
+        with open(path, "rb") as fh:
+            labels.frombytes(fh.read())
+    except OSError:
+        pass
+    return labels
+
+
+def skipped_files(stats: dict[str, Any]) -> list[dict[str, str]]:
+    out = [{**item, "stage": "parse"} for item in stats.get("parse", {}).get("skipped", [])]
+    for split in ("train", "val", "test"):
+        out += [{**item, "stage": f"create_db_{split}"} for item in stats.get(split, {}).get("skipped", [])]
+    return out
+
+
+def dataset_json(job: Job, job_dir: str) -> dict[str, Any]:
+    stats = read_stats(job_dir)
+    image = job.extra.get("image", {})
+    parse = stats.get("parse", {})
+    counts = parse.get("counts", {})
+    parse_task = job.tasks[0]
+    db_tasks = [t for t in job.tasks if t.kind == "dataset.create_db"]
+    return {
+        "id": job.id,
+        "name": job.name,
+        "status": job.status.value,
+        "type": "Image Classification Dataset",
+        "username": job.owner,
+        "group": job.group,
+        "creation time": job.created,
+        "progress": round(job.progress, 4),
+        "image": image,
+        "labels": parse.get("labels") or read_labels(job_dir),
+        "labels file": "labels.txt",
+        "mean file": "mean.binaryproto" if os.path.exists(os.path.join(job_dir, "mean.binaryproto")) else None,
+        "ParseFolderTasks": [
+            {
+                "name": "Parse Folder" if job.form.get("method", "folder") == "folder" else "Parse Lists",
+                "status": parse_task.status.value,
+                "label_count": len(parse.get("labels", [])),
+                "train_count": counts.get("train", 0),
+                "val_count": counts.get("val", 0),
+                "test_count": counts.get("test", 0),
+            }
+        ],
+        "CreateDbTasks": [
+            {
+                "name": f"Create DB ({t.args['split']})",
+                "split": t.args["split"],
+                "status": t.status.value,
+                "entries": stats.get(t.args["split"], {}).get("entries") if t.status == Status.DONE else None,
+                "image_width": image.get("width"),
+                "image_height": image.get("height"),
+                "image_channels": image.get("channels"),
+                "backend": image.get("backend", "lmdb"),
+                "encoding": image.get("encoding"),
+                "compression": image.get("compression", "none"),
+            }
+            for t in db_tasks
+        ],
+        "skipped": skipped_files(stats),
+        "dropped_classes": parse.get("dropped_classes", []),
+        "stats": stats,
+        "history": job.history.to_list(),
+    }

@@ -1,0 +1,234 @@
+"""Turn class folders or text lists into labels.txt and train/val/test lists ("absolute-path label-index")."""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from digits.datapaths import inside
+from digits.formats.images import IMAGE_EXTENSIONS
+from digits.worker_runtime import TaskFailed
+
+SPLITS = ("train", "val", "test")
+MAX_REPORTED_PROBLEMS = 20
+
+
+@dataclass
+class ParseResult:
+    labels: list[str]
+    splits: dict[str, list[tuple[str, int]]]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    dropped_classes: list[dict[str, Any]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {s: len(self.splits.get(s, [])) for s in SPLITS}
+
+    def per_class(self) -> dict[str, list[int]]:
+        out = {}
+        for split, entries in self.splits.items():
+            counts = [0] * len(self.labels)
+            for _, label in entries:
+                counts[label] += 1
+            out[split] = counts
+        return out
+
+
+def _allowed(path: str, roots: list[str] | None) -> bool:
+    return roots is None or any(inside(os.path.realpath(path), r) for r in roots)
+
+
+def scan_class_folders(root: str, roots: list[str] | None, skipped: list[dict]) -> dict[str, list[str]]:
+    """{class name: sorted image paths} for each subfolder (searched recursively); other files go to `skipped`."""
+    classes: dict[str, list[str]] = {}
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+            if entry.is_file() and not entry.name.startswith("."):
+                skipped.append({"path": entry.path, "reason": "not inside a class folder"})
+            continue
+        files = []
+        for dirpath, dirnames, filenames in os.walk(entry.path):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue
+                path = os.path.join(dirpath, name)
+                ext = os.path.splitext(name)[1].lower()
+                if ext not in IMAGE_EXTENSIONS:
+                    skipped.append({"path": path, "reason": f"not an image file ({ext or 'no extension'})"})
+                elif not _allowed(path, roots):
+                    skipped.append({"path": path, "reason": "links outside the data roots"})
+                else:
+                    files.append(path)
+        classes[entry.name] = files
+    return classes
+
+
+def _limit(files: list[str], low: int | None, high: int | None) -> list[str] | None:
+    """Apply max per class (keep the first `high` after shuffling); None when below the minimum."""
+    if high is not None:
+        files = files[:high]
+    if low is not None and len(files) < low:
+        return None
+    return files
+
+
+def parse_folders(args: dict[str, Any]) -> ParseResult:
+    rng = random.Random(args.get("seed", 0))
+    roots = args.get("allowed_roots")
+    skipped: list[dict] = []
+    train_src = args["train"]
+    classes = scan_class_folders(train_src["path"], roots, skipped)
+    dropped = []
+    kept: dict[str, list[str]] = {}
+    for name, files in classes.items():
+        files = list(files)
+        rng.shuffle(files)
+        limited = _limit(files, train_src.get("min_per_class"), train_src.get("max_per_class"))
+        if not files:
+            dropped.append({"name": name, "count": 0, "reason": "no images"})
+        elif limited is None:
+            dropped.append(
+                {"name": name, "count": len(files), "reason": f"fewer than {train_src['min_per_class']} images"}
+            )
+        else:
+            kept[name] = limited
+    labels = sorted(kept)
+    if len(labels) < 2:
+        raise TaskFailed(
+            f"{train_src['path']}: only {len(labels)} class folder(s) with images"
+            f"{' (' + ', '.join(d['name'] + ': ' + d['reason'] for d in dropped) + ')' if dropped else ''}"
+            "; a classification dataset needs at least 2"
+        )
+    index = {name: i for i, name in enumerate(labels)}
+    splits: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
+    pct_val, pct_test = float(args.get("pct_val") or 0), float(args.get("pct_test") or 0)
+    for name in labels:
+        files = kept[name]
+        n_val = round(len(files) * pct_val / 100)
+        n_test = round(len(files) * pct_test / 100)
+        label = index[name]
+        splits["val"] += [(f, label) for f in files[:n_val]]
+        splits["test"] += [(f, label) for f in files[n_val : n_val + n_test]]
+        splits["train"] += [(f, label) for f in files[n_val + n_test :]]
+    for split in ("val", "test"):
+        src = args.get(split)
+        if not src:
+            continue
+        other = scan_class_folders(src["path"], roots, skipped)
+        unknown = sorted(set(other) - set(index))
+        if unknown:
+            raise TaskFailed(
+                f"{src['path']}: class folder(s) {', '.join(unknown)} are not classes of the training "
+                f"folder ({', '.join(labels)})"
+            )
+        for name, files in sorted(other.items()):
+            files = list(files)
+            rng.shuffle(files)
+            limited = _limit(files, src.get("min_per_class"), src.get("max_per_class")) or []
+            splits[split] += [(f, index[name]) for f in limited]
+    for split in SPLITS:
+        rng.shuffle(splits[split])  # interleave classes, so a DB read in order is not sorted by class
+    result = ParseResult(labels, splits, skipped, dropped)
+    _check_not_empty(result, args)
+    return result
+
+
+def _check_not_empty(result: ParseResult, args: dict[str, Any]) -> None:
+    wanted = args.get("wanted_splits") or ["train"]
+    empty = [s for s in wanted if not result.splits.get(s)]
+    if empty:
+        counts = ", ".join(f"{s}: {n}" for s, n in result.counts().items())
+        raise TaskFailed(
+            f"the {' and '.join(empty)} split would be empty ({counts}); add images or change the percentages"
+        )
+
+
+def read_labels_file(path: str) -> list[str]:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        labels = [line.strip() for line in fh if line.strip()]
+    if len(labels) < 2:
+        raise TaskFailed(f"labels file: {len(labels)} label(s); a classification dataset needs at least 2")
+    return labels
+
+
+def parse_list_file(
+    path: str, split: str, n_labels: int, folder: str | None, roots: list[str] | None
+) -> list[tuple[str, int]]:
+    """Read 'path label' lines; every bad line is reported with its number."""
+    entries, problems = [], []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.rsplit(None, 1)
+            if len(parts) != 2:
+                problems.append(f"line {number}: expected 'path label', got {line[:80]!r}")
+                continue
+            image, label_text = parts
+            try:
+                label = int(label_text)
+            except ValueError:
+                problems.append(f"line {number}: label {label_text!r} is not a whole number")
+                continue
+            if not 0 <= label < n_labels:
+                problems.append(f"line {number}: label {label} is not in the labels file (0 to {n_labels - 1})")
+                continue
+            if not os.path.isabs(image):
+                if not folder:
+                    problems.append(f"line {number}: {image} is a relative path and no image folder was given")
+                    continue
+                image = os.path.join(folder, image)
+            if not os.path.isfile(image):
+                problems.append(f"line {number}: file not found: {image}")
+                continue
+            if not _allowed(image, roots):
+                problems.append(f"line {number}: {image} is outside the data roots")
+                continue
+            entries.append((image, label))
+    if problems:
+        shown = problems[:MAX_REPORTED_PROBLEMS]
+        more = len(problems) - len(shown)
+        raise TaskFailed(
+            f"{split} list: {len(problems)} bad line(s):\n"
+            + "\n".join(shown)
+            + (f"\n... and {more} more" if more else "")
+        )
+    if not entries:
+        raise TaskFailed(f"{split} list: no images listed")
+    return entries
+
+
+def parse_textfiles(args: dict[str, Any], job_dir: str) -> ParseResult:
+    roots = args.get("allowed_roots")
+    labels = read_labels_file(os.path.join(job_dir, args["labels_file"]))
+    rng = random.Random(args.get("seed", 0))
+    splits: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
+    for split, list_path in args["lists"].items():
+        entries = parse_list_file(
+            os.path.join(job_dir, list_path), split, len(labels), args.get("list_folders", {}).get(split), roots
+        )
+        if args.get("shuffle", True):
+            rng.shuffle(entries)
+        splits[split] = entries
+    return ParseResult(labels, splits)
+
+
+def write_lists(job_dir: str, result: ParseResult) -> None:
+    with open(os.path.join(job_dir, "labels.txt"), "w", encoding="utf-8") as fh:
+        fh.writelines(label + "\n" for label in result.labels)
+    for split, entries in result.splits.items():
+        if entries:
+            with open(os.path.join(job_dir, f"{split}.txt"), "w", encoding="utf-8") as fh:
+                fh.writelines(f"{path} {label}\n" for path, label in entries)
+
+
+def read_list(path: str) -> list[tuple[str, int]]:
+    with open(path, encoding="utf-8") as fh:
+        out = []
+        for line in fh:
+            image, label = line.rstrip("\n").rsplit(" ", 1)
+            out.append((image, int(label)))
+        return out

@@ -1,0 +1,96 @@
+"""The dataset worker: `python -m digits.dataset.worker JOB_DIR --task NAME` parses lists or builds a split's DB."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from digits.dataset.create_db import ImageSettings, build_db, save_mean
+from digits.dataset.parse import parse_folders, parse_textfiles, read_list, write_lists
+from digits.store import write_json_atomic
+from digits.worker_runtime import WorkerContext, run_worker
+
+STATS_FILE = "stats.json"
+
+
+def update_stats(job_dir: str, key: str, value) -> None:
+    """Merge one section into stats.json; a dataset's tasks run one after another, so nothing races here."""
+    path = os.path.join(job_dir, STATS_FILE)
+    stats = {}
+    if os.path.exists(path):
+        with open(path) as fh:
+            stats = json.load(fh)
+    stats[key] = value
+    write_json_atomic(path, stats)
+
+
+def run_parse(ctx: WorkerContext) -> str | None:
+    args = ctx.args
+    result = parse_textfiles(args, ctx.job_dir) if args["method"] == "textfile" else parse_folders(args)
+    write_lists(ctx.job_dir, result)
+    for item in result.skipped:
+        print(f"skipped {item['path']}: {item['reason']}", file=sys.stderr)
+    update_stats(
+        ctx.job_dir,
+        "parse",
+        {
+            "labels": result.labels,
+            "counts": result.counts(),
+            "per_class": result.per_class(),
+            "skipped": result.skipped,
+            "dropped_classes": result.dropped_classes,
+        },
+    )
+    ctx.reporter.progress(1.0)
+    return None
+
+
+def run_create_db(ctx: WorkerContext) -> str | None:
+    split = ctx.args["split"]
+    settings = ImageSettings.from_dict(ctx.args["image"])
+    entries = read_list(ctx.path(f"{split}.txt"))
+    with open(ctx.path("labels.txt")) as fh:
+        n_labels = sum(1 for line in fh if line.strip())
+    result = build_db(
+        entries,
+        ctx.path(f"{split}_db"),
+        settings,
+        n_labels,
+        with_mean=split == "train",
+        progress=ctx.reporter.progress,
+        should_abort=lambda: ctx.abort_requested,
+    )
+    if result is None:
+        return "Aborted"
+    for item in result.skipped:
+        print(f"skipped {item['path']}: {item['reason']}", file=sys.stderr)
+    if result.mean is not None:
+        save_mean(ctx.job_dir, result.mean)
+    update_stats(
+        ctx.job_dir,
+        split,
+        {
+            "entries": result.entries,
+            "per_class": result.per_class,
+            "skipped": result.skipped,
+            "sizes": result.sizes,
+            "seconds": round(result.seconds, 3),
+            "images_per_second": round(len(entries) / result.seconds, 1) if result.seconds else None,
+        },
+    )
+    print(
+        f"{split}_db: {result.entries} records in {result.seconds:.1f}s, {len(result.skipped)} skipped", file=sys.stderr
+    )
+    return None
+
+
+TASKS = {"dataset.parse": run_parse, "dataset.create_db": run_create_db}
+
+
+def main(ctx: WorkerContext) -> str | None:
+    return TASKS[ctx.task["kind"]](ctx)
+
+
+if __name__ == "__main__":
+    run_worker(main)

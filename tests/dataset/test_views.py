@@ -1,0 +1,225 @@
+"""The dataset form and pages through Flask's test client, with real dataset workers."""
+
+import io
+import os
+import zipfile
+
+import pytest
+
+from digits.webapp import create_app
+from tests.support.imagegen import add_odd_and_broken, make_shapes
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+@pytest.fixture
+def signed_in(client):
+    client.post("/login", data={"username": "ann"}, headers={"Accept": "application/json"})
+    return client
+
+
+def base_form(folder, **extra):
+    form = {
+        "method": "folder",
+        "folder_train": str(folder),
+        "resize_channels": "3",
+        "resize_width": "16",
+        "resize_height": "16",
+        "encoding": "png",
+        "dataset_name": "shapes",
+    }
+    form.update(extra)
+    return form
+
+
+def create(client, form, **kw):
+    return client.post("/datasets/images/classification/json", data=form, content_type="multipart/form-data", **kw)
+
+
+def test_folder_with_odd_and_broken_files_builds_and_reports(signed_in, recorder, workspace, tmp_path):
+    src = tmp_path / "src"
+    make_shapes(str(src), per_class=12)
+    odd, broken = add_odd_and_broken(str(src))
+    r = create(signed_in, base_form(src, folder_pct_val="25"))
+    assert r.status_code == 200, r.get_data(as_text=True)
+    job_id = r.get_json()["id"]
+    assert r.get_json()["name"] == "shapes"
+    assert recorder.wait_status(job_id, timeout=60) == "Done"
+    js = signed_in.get(f"/datasets/{job_id}/json").get_json()
+    entries = {t["name"]: t["entries"] for t in js["CreateDbTasks"]}
+    valid = 36 + len(odd)
+    assert sum(entries.values()) == valid
+    parse = js["ParseFolderTasks"][0]
+    assert parse["label_count"] == 3 and parse["train_count"] + parse["val_count"] == valid + 3
+    assert {t["image_width"] for t in js["CreateDbTasks"]} == {16}
+    skipped = {os.path.basename(s["path"]): s["reason"] for s in js["skipped"]}
+    assert set(skipped) == set(broken)
+    page = signed_in.get(f"/datasets/{job_id}").get_data(as_text=True)
+    for name in broken:
+        assert name in page
+    job_dir = workspace.store.job_dir(job_id)
+    for name in ("labels.txt", "train.txt", "val.txt", "mean.binaryproto", "mean.png", "stats.json"):
+        assert os.path.isfile(os.path.join(job_dir, name)), name
+    assert signed_in.get(f"/datasets/{job_id}/mean.png").status_code == 200
+    explore = signed_in.get(f"/datasets/{job_id}/explore?split=val&label=1")
+    assert explore.status_code == 200 and f"/datasets/{job_id}/records/val/" in explore.get_data(as_text=True)
+    image = signed_in.get(f"/datasets/{job_id}/records/train/0")
+    assert image.status_code == 200 and image.mimetype == "image/png"
+    assert signed_in.get(f"/datasets/{job_id}/records/train/99999").status_code == 404
+    assert signed_in.get(f"/datasets/{job_id}/records/nope/0").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "change, field, words",
+    [
+        ({"folder_train": "/no/such/folder"}, "folder_train", "does not exist"),
+        ({"folder_train": "relative/path"}, "folder_train", "not an absolute path"),
+        ({"dataset_name": ""}, "dataset_name", "required"),
+        ({"resize_width": "0"}, "resize_width", "at least 1"),
+        ({"resize_height": "tall"}, "resize_height", "whole number"),
+        ({"folder_pct_val": "150"}, "folder_pct_val", "at most 100"),
+        ({"folder_pct_val": "60", "folder_pct_test": "40"}, "folder_pct_val", "leave some images"),
+        (
+            {"folder_train_min_per_class": "9", "folder_train_max_per_class": "3"},
+            "folder_train_max_per_class",
+            "smaller",
+        ),
+        ({"resize_mode": "stretch"}, "resize_mode", "squash"),
+        ({"encoding": "gif"}, "encoding", "png"),
+        ({"resize_channels": "4"}, "resize_channels", "Choose one of"),
+        ({"method": "magic"}, "method", "folder"),
+    ],
+)
+def test_bad_input_is_a_field_error_and_creates_nothing(signed_in, workspace, tmp_path, change, field, words):
+    make_shapes(str(tmp_path / "src"), per_class=2)
+    r = create(signed_in, base_form(tmp_path / "src", **change))
+    assert r.status_code == 400
+    errors = r.get_json()["errors"]
+    assert field in errors and words in " ".join(errors[field])
+    assert workspace.store.all() == []
+    assert [e for e in os.listdir(workspace.store.jobs_dir) if not e.startswith(".") and e != "digits.log"] == []
+
+
+def test_a_folder_with_one_class_is_refused(signed_in, tmp_path):
+    make_shapes(str(tmp_path / "src"), per_class=2, classes=("circle",))
+    r = create(signed_in, base_form(tmp_path / "src"))
+    assert r.status_code == 400 and "at least 2" in r.get_json()["errors"]["folder_train"][0]
+
+
+def test_the_html_form_shows_errors_in_place(signed_in):
+    r = signed_in.post(
+        "/datasets/images/classification", data={"method": "folder", "folder_train": "/nowhere"}, headers=BROWSER
+    )
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400 and "The dataset was not created" in html and "/nowhere does not exist" in html
+    assert 'value="/nowhere"' in html
+
+
+def test_creating_needs_a_signed_in_user(client, tmp_path):
+    r = create(client, base_form(tmp_path))
+    assert r.status_code == 401
+    r = client.get("/datasets/images/classification/new", headers=BROWSER)
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+
+
+def zip_of(folder, extra: dict[str, bytes] | None = None) -> io.BytesIO:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for dirpath, _, files in os.walk(folder):
+            for name in files:
+                path = os.path.join(dirpath, name)
+                zf.write(path, os.path.join("shapes", os.path.relpath(path, folder)))
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    buf.seek(0)
+    return buf
+
+
+def test_zip_upload_of_class_folders(signed_in, recorder, workspace, tmp_path):
+    make_shapes(str(tmp_path / "src"), per_class=4)
+    form = base_form("", folder_train_zip=(zip_of(tmp_path / "src"), "shapes.zip"), folder_pct_val="25")
+    form.pop("folder_train")
+    r = create(signed_in, form)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    job_id = r.get_json()["id"]
+    assert recorder.wait_status(job_id, timeout=60) == "Done"
+    js = signed_in.get(f"/datasets/{job_id}/json").get_json()
+    assert sum(t["entries"] for t in js["CreateDbTasks"]) == 12
+
+
+@pytest.mark.parametrize("name, words", [("../evil.png", "outside the archive"), ("/etc/evil.png", "absolute path")])
+def test_zip_with_unsafe_paths_is_refused(signed_in, workspace, tmp_path, name, words):
+    make_shapes(str(tmp_path / "src"), per_class=2)
+    form = base_form("", folder_train_zip=(zip_of(tmp_path / "src", {name: b"x"}), "bad.zip"))
+    form.pop("folder_train")
+    r = create(signed_in, form)
+    assert r.status_code == 400 and words in r.get_json()["errors"]["folder_train_zip"][0]
+    assert workspace.store.all() == []
+    assert not os.path.exists(tmp_path / "evil.png")
+
+
+def test_text_lists_uploaded_with_the_form(signed_in, recorder, tmp_path):
+    made = make_shapes(str(tmp_path / "img"), per_class=4)
+    lines = "".join(f"{os.path.relpath(p, tmp_path / 'img')} {i}\n" for i, c in enumerate(made) for p in made[c])
+    form = {
+        "method": "textfile",
+        "dataset_name": "lists",
+        "resize_width": "8",
+        "resize_height": "8",
+        "textfile_train_images": (io.BytesIO(lines.encode()), "train.txt"),
+        "textfile_train_folder": str(tmp_path / "img"),
+        "textfile_use_val": "true",
+        "textfile_val_images": (io.BytesIO(lines.encode()), "val.txt"),
+        "textfile_val_folder": str(tmp_path / "img"),
+        "textfile_labels_file": (io.BytesIO(b"circle\nsquare\ntriangle\n"), "labels.txt"),
+    }
+    r = create(signed_in, form)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    job_id = r.get_json()["id"]
+    assert recorder.wait_status(job_id, timeout=60) == "Done"
+    js = signed_in.get(f"/datasets/{job_id}/json").get_json()
+    assert [t["entries"] for t in js["CreateDbTasks"]] == [12, 12]
+    assert js["labels"] == ["circle", "square", "triangle"]
+
+    bad = lines + "img/missing.png 1\n"
+    form.update(
+        textfile_train_images=(io.BytesIO(bad.encode()), "train.txt"),
+        textfile_val_images=(io.BytesIO(lines.encode()), "val.txt"),
+        textfile_labels_file=(io.BytesIO(b"circle\nsquare\ntriangle\n"), "labels.txt"),
+    )
+    r = create(signed_in, form)
+    job_id = r.get_json()["id"]
+    assert recorder.wait_status(job_id, timeout=60) == "Error"
+    status = signed_in.get(f"/datasets/{job_id}/status").get_json()
+    assert "line 13: file not found" in status["error"]
+
+
+def test_data_roots_limit_server_paths(tmp_path):
+    allowed = tmp_path / "allowed"
+    make_shapes(str(allowed / "shapes"), per_class=2)
+    make_shapes(str(tmp_path / "elsewhere"), per_class=2)
+    app = create_app(jobs_dir=str(tmp_path / "jobs"), gpus=[], async_mode="threading", data_roots=[str(allowed)])
+    try:
+        c = app.test_client()
+        c.post("/login", data={"username": "ann"}, headers={"Accept": "application/json"})
+        r = create(c, base_form(tmp_path / "elsewhere"))
+        assert r.status_code == 400 and "outside the data roots" in r.get_json()["errors"]["folder_train"][0]
+        roots = c.get("/datasets/folders/json").get_json()
+        assert [f["path"] for f in roots["folders"]] == [os.path.realpath(allowed)]
+        inside = c.get(f"/datasets/folders/json?path={allowed}").get_json()
+        assert [f["name"] for f in inside["folders"]] == ["shapes"] and inside["parent"] is None
+        assert c.get("/datasets/folders/json?path=/etc").status_code == 400
+    finally:
+        app.extensions["digits"].close()
+
+
+def test_a_server_on_the_network_without_data_roots_reads_no_folders(tmp_path):
+    make_shapes(str(tmp_path / "src"), per_class=2)
+    app = create_app(jobs_dir=str(tmp_path / "jobs"), gpus=[], async_mode="threading", host="0.0.0.0")
+    try:
+        c = app.test_client()
+        c.post("/login", data={"username": "ann"}, headers={"Accept": "application/json"})
+        r = create(c, base_form(tmp_path / "src"))
+        assert r.status_code == 400 and "no --data-root" in r.get_json()["errors"]["folder_train"][0]
+    finally:
+        app.extensions["digits"].close()
