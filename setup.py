@@ -7,7 +7,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["digits", "digits.*"]),
     include_package_data=True,
-    package_data={"digits": ["templates/**/*", "static/**/*"]},
+    package_data={"digits": ["templates/**/*", "static/**/*", "model/networks/**/*"]},
     install_requires=[
         "flask>=3.0",
         "flask-socketio>=5.3",

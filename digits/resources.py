@@ -49,9 +49,12 @@ class ResourcePools:
 
     def check(self, want: dict[str, int]) -> str | None:
         """Why a request can never be met on this server, or None when it can."""
-        unknown = sorted(set(want) - {"cpu", "gpu"})
+        unknown = sorted(set(want) - {"cpu", "gpu", "gpu_ids"})
         if unknown:
             return f"unknown resource {', '.join(unknown)}"
+        missing = [g for g in want.get("gpu_ids", []) if g not in self.gpus]
+        if missing:
+            return f"needs GPU {missing[0]}, the server has {self.gpus or 'none'}"
         if want.get("cpu", 0) > self.cpu_total:
             return f"needs {want['cpu']} CPU slots, the server has {self.cpu_total}"
         if want.get("gpu", 0) > len(self.gpus):
@@ -60,16 +63,17 @@ class ResourcePools:
 
     def reserve(self, want: dict[str, int]) -> dict[str, list[int] | int] | None:
         """Take what a task needs, or nothing (None) when it is not free now."""
-        cpu, gpu = want.get("cpu", 0), want.get("gpu", 0)
-        if cpu > self.cpu_free or gpu > len(self.gpus_free):
+        cpu, gpu, ids = want.get("cpu", 0), want.get("gpu", 0), list(want.get("gpu_ids", []))
+        if cpu > self.cpu_free or gpu > len(self.gpus_free) or any(g not in self.gpus_free for g in ids):
             return None
         self.cpu_free -= cpu
-        taken, self.gpus_free = self.gpus_free[:gpu], self.gpus_free[gpu:]
+        taken = ids or self.gpus_free[:gpu]
+        self.gpus_free = [g for g in self.gpus_free if g not in taken]
         return {"cpu": cpu, "gpu": taken}
 
     def release(self, grant: dict) -> None:
         self.cpu_free = min(self.cpu_total, self.cpu_free + int(grant.get("cpu", 0)))
         self.gpus_free = sorted(set(self.gpus_free) | set(grant.get("gpu", [])))
 
-    def pool_of(self, want: dict[str, int]) -> str:
-        return "gpu" if want.get("gpu") else "cpu"
+    def pool_of(self, want: dict) -> str:
+        return "gpu" if want.get("gpu") or want.get("gpu_ids") else "cpu"

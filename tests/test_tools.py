@@ -21,8 +21,20 @@ def test_download_mnist_then_create_db_from_the_command_line(tmp_path):
         assert digits == [str(d) for d in range(10)]
         assert all(len(os.listdir(tmp_path / "mnist" / split / d)) == 4 for d in digits)
 
-    out = run("digits.tools.create_db", str(tmp_path / "ds"), "--folder", str(tmp_path / "mnist" / "train"),
-              "--val-folder", str(tmp_path / "mnist" / "test"), "--channels", "1", "--width", "28", "--height", "28")
+    out = run(
+        "digits.tools.create_db",
+        str(tmp_path / "ds"),
+        "--folder",
+        str(tmp_path / "mnist" / "train"),
+        "--val-folder",
+        str(tmp_path / "mnist" / "test"),
+        "--channels",
+        "1",
+        "--width",
+        "28",
+        "--height",
+        "28",
+    )
     assert out.returncode == 0, out.stderr
     assert "train_db: 40 records" in out.stderr
     with LmdbReader(str(tmp_path / "ds" / "train_db")) as db:

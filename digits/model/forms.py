@@ -1,0 +1,267 @@
+"""The New Model > Images > Classification form, with DIGITS' field names, checked before any job exists.
+
+Everything here is torch-free: a custom Caffe network is analyzed (parsed, shapes inferred) in the web
+process; a custom PyTorch network is only compiled for syntax (it runs in the training worker).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from digits.forms import FormReader
+from digits.model.standard import FRAMEWORKS, get_network
+from digits.status import Status
+
+SOLVER_TYPES = ("SGD", "NESTEROV", "ADAGRAD", "RMSPROP", "ADADELTA", "ADAM")
+LR_POLICIES = ("fixed", "step", "multistep", "exp", "inv", "poly", "sigmoid")
+LR_PARAMS = {  # field: (default, minimum, maximum)
+    "lr_step_size": (33.0, 0.0, 100.0),
+    "lr_step_gamma": (0.1, 0.0, None),
+    "lr_multistep_gamma": (0.5, 0.0, None),
+    "lr_exp_gamma": (0.95, 0.0, None),
+    "lr_inv_gamma": (0.1, 0.0, None),
+    "lr_inv_power": (0.5, 0.0, None),
+    "lr_poly_power": (3.0, 0.0, None),
+    "lr_sigmoid_step": (50.0, 0.0, 100.0),
+    "lr_sigmoid_gamma": (0.1, 0.0, None),
+}
+AUG_FLIPS = ("none", "fliplr", "flipud", "fliplrud")
+AUG_QUAD_ROTS = ("none", "rot90", "rot180", "rotall")
+
+
+@dataclass
+class TrainSettings:
+    """Everything the training worker needs besides the network text, as stored in job.json."""
+
+    framework: str
+    network_file: str
+    epochs: int
+    snapshot_interval: float
+    val_interval: float
+    seed: int
+    batch_size: int | None
+    batch_accumulation: int
+    solver_type: str
+    learning_rate: float
+    momentum: float
+    weight_decay: float
+    rms_decay: float
+    lr_policy: dict[str, Any]
+    shuffle: bool
+    crop_size: int | None
+    use_mean: str
+    augmentation: dict[str, Any] = field(default_factory=dict)
+    pretrained: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ModelForm:
+    model_name: str
+    group_name: str
+    dataset_id: str
+    method: str
+    network_name: str | None
+    network_text: str
+    previous_job: str | None
+    settings: TrainSettings
+    gpu_count: int = 0
+    gpu_ids: list[int] = field(default_factory=list)
+
+
+def input_shape(image: dict[str, Any], crop_size: int | None) -> tuple[int, int, int]:
+    """(C, H, W) the network sees: the dataset's images, cropped when a crop size is set."""
+    channels, height, width = int(image["channels"]), int(image["height"]), int(image["width"])
+    if crop_size:
+        return channels, crop_size, crop_size
+    return channels, height, width
+
+
+def network_crop(text: str, framework: str) -> int | None:
+    """The crop size a Caffe network asks for in its data layer's transform_param, if any (torch-free)."""
+    if framework != "caffe":
+        return None
+    from digits.model.caffe import analyze
+
+    try:
+        spec = analyze(text, stage="train", input_shape=(3, 4096, 4096), num_classes=2)
+    except Exception:  # noqa: BLE001 - the real analysis below reports the problem
+        return None
+    crop = (spec.transform or {}).get("crop_size")
+    return int(crop) if crop else None
+
+
+def check_network(
+    text: str, framework: str, image: dict[str, Any], crop: int | None, num_classes: int, r: FormReader, field_name: str
+) -> None:
+    """Report a network that cannot work with this dataset as a field error (line, layer, shapes)."""
+    if framework == "caffe":
+        from digits.model.caffe import analyze
+
+        shape = input_shape(image, crop)
+        for stage in ("train", "val", "deploy"):
+            try:
+                analyze(text, stage=stage, input_shape=shape, num_classes=num_classes)
+            except Exception as e:  # noqa: BLE001 - NetworkError/TextFormatError carry the message a person needs
+                r.error(field_name, f"{e}" if stage == "train" else f"{stage} stage: {e}")
+                return
+    else:
+        from digits.model.torch_networks import check_syntax
+
+        problem = check_syntax(text)
+        if problem is not None:
+            r.error(field_name, str(problem))
+
+
+def read_lr_policy(r: FormReader, learning_rate: float) -> dict[str, Any]:
+    policy = r.choice("lr_policy", LR_POLICIES, "step")
+    params: dict[str, Any] = {}
+    for name, (default, low, high) in LR_PARAMS.items():
+        params[name] = r.number(name, default, minimum=low, maximum=high)
+    params["lr_multistep_values"] = r.text("lr_multistep_values", "50,85", max_length=200)
+    from digits.model.lr_policy import LRPolicy
+
+    try:
+        LRPolicy.from_form(policy, learning_rate, 100, **params)
+    except ValueError as e:
+        r.error("lr_multistep_values" if policy == "multistep" else "lr_policy", str(e))
+    return {"policy": policy, **params}
+
+
+def read_augmentation(r: FormReader) -> dict[str, Any]:
+    aug = {
+        "flip": r.choice("aug_flip", AUG_FLIPS, "none"),
+        "quad_rot": r.choice("aug_quad_rot", AUG_QUAD_ROTS, "none"),
+        "rot": r.integer("aug_rot", 0, minimum=0, maximum=180),
+        "scale": r.number("aug_scale", 0.0, minimum=0.0, maximum=1.0),
+        "noise": r.number("aug_noise", 0.0, minimum=0.0, maximum=1.0),
+        "contrast": r.number("aug_contrast", 0.0, minimum=0.0, maximum=5.0),
+        "whitening": r.boolean("aug_whitening"),
+        "hsv": None,
+    }
+    if r.boolean("aug_hsv_use"):
+        aug["hsv"] = {c: r.number(f"aug_hsv_{c}", 0.02 if c == "h" else 0.04, minimum=0.0, maximum=0.5) for c in "hsv"}
+    return aug
+
+
+def read_gpus(r: FormReader, available: list[int]) -> tuple[int, list[int]]:
+    """(count, specific indices) of GPUs for the job; (0, []) on a CPU-only server."""
+    if not available:
+        return 0, []
+    ids = r.text("select_gpus") or r.text("select_gpu")
+    if ids and ids != "next":
+        try:
+            chosen = sorted({int(x) for x in ids.replace(" ", "").split(",") if x})
+        except ValueError:
+            r.error("select_gpus", f"Expected GPU indices like 0,1 (got {ids!r}).")
+            return 1, []
+        unknown = [g for g in chosen if g not in available]
+        if unknown:
+            r.error("select_gpus", f"GPU {unknown[0]} is not on this server (it has {available}).")
+        return len(chosen), chosen
+    return r.integer("select_gpu_count", 1, minimum=1, maximum=len(available)) or 1, []
+
+
+def read_model_form(values, store, gpus: list[int]) -> tuple[ModelForm | None, dict[str, list[str]]]:
+    """Check a submitted model form against the jobs in `store`; returns (form, {}) or (None, errors)."""
+    r = FormReader(values)
+    name = r.text("model_name", required=True, max_length=200)
+    group = r.text("group_name", max_length=200)
+    framework = r.choice("framework", tuple(FRAMEWORKS), "caffe")
+    method = r.choice("method", ("standard", "previous", "custom"), "standard")
+
+    dataset_id = r.text("dataset", required=True)
+    dataset = store.get(dataset_id) if dataset_id else None
+    image, labels = {}, 0
+    if dataset_id and (dataset is None or dataset.category != "dataset"):
+        r.error("dataset", f"No dataset with id {dataset_id!r}.")
+    elif dataset is not None:
+        if dataset.status in (Status.ERROR, Status.ABORTED):
+            r.error("dataset", f"Dataset {dataset.name} ended {dataset.status.value}; it cannot be trained on.")
+        image = dataset.extra.get("image", {})
+        labels = _label_count(store, dataset)
+
+    network_name, previous, text = None, None, ""
+    if method == "standard":
+        network_name = r.text("standard_networks", "lenet")
+        try:
+            text = get_network(network_name).text(framework)
+        except KeyError as e:
+            r.error("standard_networks", str(e.args[0]))
+    elif method == "previous":
+        previous = r.text("previous_networks", required=True)
+        prev = store.get(previous) if previous else None
+        if previous and (prev is None or prev.category != "model"):
+            r.error("previous_networks", f"No model with id {previous!r}.")
+        elif prev is not None:
+            framework = prev.extra.get("framework", framework)
+            text = _read_network(store, prev)
+    else:
+        text = r.text("custom_network", required=True, max_length=2_000_000)
+        if text and not text.endswith("\n"):
+            text += "\n"
+
+    epochs = r.integer("train_epochs", 30, minimum=1, maximum=100_000)
+    learning_rate = r.number("learning_rate", 0.01, minimum=0.0, exclusive_minimum=True, maximum=10.0)
+    crop = r.integer("crop_size", None, minimum=1, maximum=4096)
+    settings = TrainSettings(
+        framework=framework,
+        network_file="network" + (".prototxt" if framework == "caffe" else ".py"),
+        epochs=epochs or 30,
+        snapshot_interval=r.number("snapshot_interval", 1.0, minimum=0.0, exclusive_minimum=True) or 1.0,
+        val_interval=r.number("val_interval", 1.0, minimum=0.0, exclusive_minimum=True) or 1.0,
+        seed=r.integer("random_seed", None, minimum=0, maximum=2**31 - 1) or 0,
+        batch_size=r.integer("batch_size", None, minimum=1, maximum=65536),
+        batch_accumulation=r.integer("batch_accumulation", 1, minimum=1, maximum=1024) or 1,
+        solver_type=r.choice("solver_type", SOLVER_TYPES, "SGD"),
+        learning_rate=learning_rate or 0.01,
+        momentum=r.number("momentum", 0.9, minimum=0.0, maximum=0.999999),
+        weight_decay=r.number("weight_decay", 1e-4, minimum=0.0, maximum=1.0),
+        rms_decay=r.number("rms_decay", 0.99, minimum=0.0, maximum=0.999999),
+        lr_policy=read_lr_policy(r, learning_rate or 0.01),
+        shuffle=r.boolean("shuffle", True),
+        crop_size=crop,
+        use_mean=r.choice("use_mean", ("none", "image", "pixel"), "image"),
+        augmentation=read_augmentation(r),
+        pretrained=r.text("custom_network_snapshot") or None,
+    )
+    gpu_count, gpu_ids = read_gpus(r, gpus)
+    if text and image and "dataset" not in r.errors:
+        net_crop = crop or network_crop(text, framework)
+        if net_crop and (net_crop > int(image["height"]) or net_crop > int(image["width"])):
+            r.error(
+                "crop_size", f"Crop {net_crop} is larger than the dataset's {image['width']}x{image['height']} images."
+            )
+        else:
+            field_name = {"standard": "standard_networks", "previous": "previous_networks"}.get(
+                method, "custom_network"
+            )
+            check_network(text, framework, image, net_crop, max(labels, 2), r, field_name)
+    if r.errors:
+        return None, r.errors
+    return ModelForm(name, group, dataset_id, method, network_name, text, previous, settings, gpu_count, gpu_ids), {}
+
+
+def _label_count(store, dataset) -> int:
+    import os
+
+    try:
+        with open(os.path.join(store.job_dir(dataset.id), "labels.txt")) as fh:
+            return sum(1 for line in fh if line.strip())
+    except OSError:
+        return 0
+
+
+def _read_network(store, job) -> str:
+    import os
+
+    with open(os.path.join(store.job_dir(job.id), job.extra["network_file"]), encoding="utf-8") as fh:
+        return fh.read()
+
+
+def iterations_per_epoch(entries: int, batch_size: int) -> int:
+    return max(1, math.ceil(entries / batch_size))

@@ -1,0 +1,75 @@
+"""What a model job folder holds, read for its page and JSON twin (DIGITS' keys), torch-free."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from digits.job import Job
+
+
+def read_metrics(job_dir: str) -> dict[str, dict[str, list[list[float]]]]:
+    """metrics.jsonl as {phase: {name: [[epoch, value], ...]}}, in the order they were reported."""
+    out: dict[str, dict[str, list[list[float]]]] = {}
+    try:
+        with open(os.path.join(job_dir, "metrics.jsonl")) as fh:
+            for line in fh:
+                try:
+                    m = json.loads(line)
+                except ValueError:
+                    continue
+                series = out.setdefault(m.get("phase", "train"), {}).setdefault(m.get("name", "?"), [])
+                series.append([m.get("epoch"), m.get("value")])
+    except OSError:
+        pass
+    return out
+
+
+def latest_metrics(metrics: dict[str, dict[str, list[list[float]]]]) -> dict[str, float]:
+    return {
+        f"{phase} {name}": series[-1][1] for phase, names in metrics.items() for name, series in names.items() if series
+    }
+
+
+def snapshots(job: Job, job_dir: str) -> list[dict[str, Any]]:
+    """Snapshots that exist on disk, oldest first: [{"epoch", "path"}]."""
+    out = {}
+    for task in job.tasks:
+        for snap in task.snapshots:
+            if os.path.exists(os.path.join(job_dir, snap["path"])):
+                out[snap["path"]] = snap
+    return sorted(out.values(), key=lambda s: s["epoch"])
+
+
+def model_json(job: Job, job_dir: str, dataset: Job | None) -> dict[str, Any]:
+    image = job.extra.get("image", {})
+    snaps = snapshots(job, job_dir)
+    train = job.tasks[0] if job.tasks else None
+    return {
+        "id": job.id,
+        "job id": job.id,
+        "name": job.name,
+        "status": job.status.value,
+        "type": "Image Classification Model",
+        "username": job.owner,
+        "group": job.group,
+        "creation time": job.created,
+        "framework": job.extra.get("framework"),
+        "dataset_id": job.extra.get("dataset_id"),
+        "dataset_name": dataset.name if dataset else None,
+        "network": job.extra.get("network_name") or job.form.get("method"),
+        "network file": job.extra.get("network_file"),
+        "image dimensions": [image.get("height"), image.get("width"), image.get("channels")],
+        "image resize mode": image.get("resize_mode"),
+        "labels file": "labels.txt",
+        "mean file": "mean.binaryproto" if job.extra.get("settings", {}).get("use_mean") != "none" else None,
+        "snapshots": [s["epoch"] for s in snaps],
+        "snapshot files": [s["path"] for s in snaps],
+        "progress": round(job.progress, 4),
+        "epoch": train.epoch if train else None,
+        "solver": job.extra.get("settings", {}),
+        "metrics": read_metrics(job_dir),
+        "history": job.history.to_list(),
+        "elapsed": job.elapsed(),
+    }

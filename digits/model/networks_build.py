@@ -1,0 +1,96 @@
+"""Build a job's network, in either framework, as the training loop's Model (worker side: imports torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass
+class BuiltNetwork:
+    """A network ready to train, with the defaults its definition asks for."""
+
+    module: torch.nn.Module
+    framework: str
+    batch_size: int | None
+    val_batch_size: int | None
+    input_scale: float
+    crop_size: int | None
+    mirror: bool
+    param_groups_fn: Any
+
+    def heads(self, x: torch.Tensor) -> list[tuple[torch.Tensor, float]]:
+        if self.framework == "caffe":
+            return self.module.forward_heads(x)
+        out = self.module(x)
+        if isinstance(out, tuple | list):  # auxiliary heads (GoogLeNet) count 0.3 each, as in its paper
+            return [(out[0], 1.0)] + [(o, 0.3) for o in out[1:]]
+        return [(out, 1.0)]
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.module(x)
+        return out[0] if isinstance(out, tuple | list) else out
+
+    def param_groups(self) -> list[dict]:
+        """Parameter groups carrying lr_mult/decay_mult (Caffe's param { } blocks); the solver applies the rates."""
+        groups = []
+        for group in self.param_groups_fn(1.0, 1.0):
+            group = {k: v for k, v in group.items() if k not in ("lr", "weight_decay")}
+            group["params"] = [p for p in group["params"] if p.requires_grad]
+            if group["params"]:
+                groups.append(group)
+        return groups
+
+
+def network_crop(text: str, framework: str) -> int | None:
+    """The crop size the network definition asks for (Caffe transform_param, or CROP_SIZE in Python)."""
+    if framework == "caffe":
+        from digits.model.forms import network_crop as caffe_crop
+
+        return caffe_crop(text, "caffe")
+    from digits.model.torch_networks import load_network_source
+
+    return getattr(load_network_source(text), "CROP_SIZE", None)
+
+
+def build_network(text: str, framework: str, *, input_shape: tuple[int, int, int], num_classes: int) -> BuiltNetwork:
+    channels, height, width = input_shape
+    if framework == "caffe":
+        from digits.model.caffe import analyze
+        from digits.model.caffe.torchnet import build_net
+
+        net = build_net(text, input_shape=input_shape, num_classes=num_classes, stage="train")
+        train_spec = analyze(text, stage="train", input_shape=input_shape, num_classes=num_classes)
+        val_spec = analyze(text, stage="val", input_shape=input_shape, num_classes=num_classes)
+        transform = train_spec.transform or {}
+        return BuiltNetwork(
+            net,
+            "caffe",
+            train_spec.batch_size,
+            val_spec.batch_size,
+            float(transform.get("scale", 1.0)),
+            transform.get("crop_size"),
+            bool(transform.get("mirror", False)),
+            net.param_groups,
+        )
+    from digits.model.torch_networks import load_network_source
+
+    source = load_network_source(text)
+    module = source.build_model(num_classes=num_classes, channels=channels, height=height, width=width)
+
+    def groups(lr: float, weight_decay: float) -> list[dict]:
+        return [{"params": list(module.parameters())}]
+
+    batch = getattr(source, "BATCH_SIZE", None)
+    return BuiltNetwork(
+        module,
+        "torch",
+        batch,
+        batch,
+        float(getattr(source, "INPUT_SCALE", 1.0)),
+        getattr(source, "CROP_SIZE", None),
+        False,
+        groups,
+    )

@@ -1,0 +1,245 @@
+"""The training loop. It calls a sink (progress, metric, lr, snapshot, log) and never names a consumer, so the
+same loop serves the worker (protocol lines), the tests and the benchmarks.
+
+Every random draw of iteration `it` comes from generators seeded by (seed, it) or (seed, epoch): a run resumed
+from a snapshot takes exactly the steps an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from digits.model.augment import BatchTransform
+from digits.model.lr_policy import LRPolicy
+from digits.model.solvers import set_learning_rate
+from digits.worker_runtime import TaskFailed
+
+SNAPSHOT_RE = re.compile(r"^snapshot_epoch_(\d+(?:\.\d+)?)\.pt$")
+REPORTS_PER_EPOCH = 10
+
+
+class Sink(Protocol):
+    def progress(self, fraction: float, epoch: float | None = None) -> None: ...
+    def metric(
+        self, phase: str, name: str, value: float, epoch: float | None = None, iteration: int | None = None
+    ) -> None: ...
+    def lr(self, value: float, epoch: float | None = None) -> None: ...
+    def snapshot(self, epoch: float, path: str) -> None: ...
+    def log(self, message: str, level: str = "info") -> None: ...
+
+
+@dataclass
+class Split:
+    """A split on the device: raw uint8 images (or already-transformed floats) and their labels."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    transformed: bool = False
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+class Model(Protocol):
+    """What the loop needs of a network: the module, its loss heads, and its logits."""
+
+    module: torch.nn.Module
+
+    def heads(self, x: torch.Tensor) -> list[tuple[torch.Tensor, float]]: ...
+    def logits(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+def epoch_label(epoch: float) -> str:
+    return str(int(epoch)) if float(epoch).is_integer() else f"{epoch:.2f}".rstrip("0")
+
+
+def iteration_seed(seed: int, iteration: int) -> int:
+    return (seed * 1_000_003 + iteration * 7_919 + 12_345) % (2**63 - 1)
+
+
+def latest_snapshot(job_dir: str) -> str | None:
+    """The snapshot with the most training in it."""
+    found = []
+    for path in glob.glob(os.path.join(job_dir, "snapshot_epoch_*.pt")):
+        m = SNAPSHOT_RE.match(os.path.basename(path))
+        if m:
+            found.append((float(m.group(1)), path))
+    return max(found)[1] if found else None
+
+
+@dataclass
+class Trainer:
+    model: Model
+    optimizer: torch.optim.Optimizer
+    policy: LRPolicy
+    train: Split
+    val: Split | None
+    train_transform: BatchTransform
+    val_transform: BatchTransform
+    sink: Sink
+    epochs: int
+    batch_size: int
+    seed: int = 0
+    batch_accumulation: int = 1
+    val_interval: float = 1.0
+    snapshot_interval: float = 1.0
+    shuffle: bool = True
+    val_batch_size: int | None = None
+    snapshot_dir: str | None = None
+    device: torch.device = torch.device("cpu")
+    autocast_dtype: torch.dtype | None = None
+    extra_state: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.iters_per_epoch = max(1, math.ceil(len(self.train) / (self.batch_size * self.batch_accumulation)))
+        self.max_iter = self.epochs * self.iters_per_epoch
+        self.val_every = max(1, round(self.val_interval * self.iters_per_epoch))
+        self.snapshot_every = max(1, round(self.snapshot_interval * self.iters_per_epoch))
+        self.report_every = max(1, self.iters_per_epoch // REPORTS_PER_EPOCH)
+        self._perm_epoch = -1
+        self._perm: torch.Tensor | None = None
+        self.iteration = 0
+
+    # ---- data ------------------------------------------------------------------------------------------
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if epoch != self._perm_epoch:
+            n = len(self.train)
+            if self.shuffle:
+                g = torch.Generator().manual_seed(iteration_seed(self.seed, -1 - epoch))
+                self._perm = torch.randperm(n, generator=g).to(self.train.images.device)
+            else:
+                self._perm = torch.arange(n, device=self.train.images.device)
+            self._perm_epoch = epoch
+        return self._perm
+
+    def _batches(self, iteration: int):
+        epoch, position = divmod(iteration, self.iters_per_epoch)
+        perm = self._permutation(epoch)
+        step = self.batch_size * self.batch_accumulation
+        chunk = perm[position * step : (position + 1) * step]
+        for start in range(0, len(chunk), self.batch_size):
+            idx = chunk[start : start + self.batch_size]
+            x = self.train.images.index_select(0, idx)
+            y = self.train.labels.index_select(0, idx)
+            yield (x if self.train.transformed else self.train_transform(x)), y
+
+    # ---- steps -----------------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return torch.autocast("cpu", enabled=False)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def step(self, iteration: int) -> torch.Tensor:
+        """One optimizer step (over batch_accumulation batches); returns the summed weighted loss (detached)."""
+        torch.manual_seed(iteration_seed(self.seed, iteration))
+        random.seed(iteration_seed(self.seed, iteration))
+        self.model.module.train()
+        lr = self.policy.lr_at(iteration)
+        set_learning_rate(self.optimizer, lr)
+        total = torch.zeros((), device=self.device)
+        for x, y in self._batches(iteration):
+            with self._autocast():
+                heads = self.model.heads(x)
+                loss = sum(w * F.cross_entropy(logits.float(), y) for logits, w in heads)
+            (loss / self.batch_accumulation).backward()
+            total += loss.detach() / self.batch_accumulation
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        self.model.module.eval()
+        n, loss_sum, top1, top5 = 0, 0.0, 0, 0
+        batch = self.val_batch_size or self.batch_size
+        for start in range(0, len(self.val), batch):
+            x = self.val.images[start : start + batch]
+            y = self.val.labels[start : start + batch]
+            if not self.val.transformed:
+                x = self.val_transform(x)
+            with self._autocast():
+                logits = self.model.logits(x).float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+            k = min(5, logits.shape[1])
+            best = logits.topk(k, dim=1).indices
+            top1 += (best[:, 0] == y).sum().item()
+            top5 += (best == y[:, None]).any(dim=1).sum().item()
+            n += len(y)
+        out = {"loss": loss_sum / n, "accuracy": top1 / n}
+        if self.model_classes() > 5:
+            out["accuracy_top5"] = top5 / n
+        return out
+
+    def model_classes(self) -> int:
+        return int(self.train.labels.max().item()) + 1 if len(self.train) else 0
+
+    # ---- snapshots -------------------------------------------------------------------------------------
+    def save_snapshot(self, iteration: int) -> str:
+        epoch = iteration / self.iters_per_epoch
+        name = f"snapshot_epoch_{epoch_label(epoch)}.pt"
+        state = {
+            "format": 1,
+            "iteration": iteration,
+            "epoch": epoch,
+            "model": self.model.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_policy": self.policy.to_dict(),
+            "seed": self.seed,
+            "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])},
+            **(self.extra_state or {}),
+        }
+        path = os.path.join(self.snapshot_dir or ".", name)
+        torch.save(state, path + ".tmp")
+        os.replace(path + ".tmp", path)
+        self.sink.snapshot(int(epoch) if float(epoch).is_integer() else round(epoch, 4), name)
+        return path
+
+    def load_snapshot(self, path: str) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.iteration = int(state["iteration"])
+        self.sink.log(f"resumed from {os.path.basename(path)} (iteration {self.iteration} of {self.max_iter})")
+
+    # ---- the loop --------------------------------------------------------------------------------------
+    def run(self, should_abort: Callable[[], bool] = lambda: False) -> str:
+        """Train from self.iteration to the end; returns "Done" or "Aborted" (after writing a snapshot)."""
+        running, count = torch.zeros((), device=self.device), 0
+        check_every_step = self.device.type == "cpu"  # a .item() per step would stall a GPU
+        it = self.iteration
+        while it < self.max_iter:
+            if should_abort():
+                self.save_snapshot(it)
+                return "Aborted"
+            loss = self.step(it)
+            it += 1
+            self.iteration = it
+            running += loss
+            count += 1
+            if check_every_step and not math.isfinite(loss.item()):
+                raise TaskFailed(f"loss became NaN at iteration {it}; try a lower learning rate")
+            epoch = it / self.iters_per_epoch
+            if it % self.report_every == 0 or it == self.max_iter:
+                value = (running / count).item()
+                if not math.isfinite(value):
+                    raise TaskFailed(f"loss became NaN at iteration {it}; try a lower learning rate")
+                self.sink.metric("train", "loss", value, epoch=epoch, iteration=it)
+                self.sink.lr(self.policy.lr_at(it - 1), epoch=epoch)
+                self.sink.progress(it / self.max_iter, epoch=epoch)
+                running, count = torch.zeros((), device=self.device), 0
+            if self.val is not None and (it % self.val_every == 0 or it == self.max_iter):
+                for name, value in self.validate().items():
+                    self.sink.metric("val", name, value, epoch=epoch, iteration=it)
+            if it % self.snapshot_every == 0 or it == self.max_iter:
+                self.save_snapshot(it)
+        return "Done"

@@ -1,0 +1,195 @@
+"""New Model > Images > Classification: the form, its JSON twin, the model page, resume, standard network texts."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+
+from digits.job import Job, Task, new_job_id
+from digits.model import MODEL_TYPE
+from digits.model.forms import LR_PARAMS, ModelForm, read_model_form
+from digits.model.info import latest_metrics, model_json, read_metrics, snapshots
+from digits.model.standard import FRAMEWORKS, get_network, list_networks
+from digits.status import Status
+from digits.views.common import current_user, job_or_404, require_owner, require_user, workspace
+from digits.views.errors import Conflict, FormErrors, NotFound, wants_json
+from digits.views.jobs import first_error, status_json
+
+bp = Blueprint("models", __name__)
+
+
+def build_job(form: ModelForm, owner: str, values: dict) -> Job:
+    settings = form.settings.to_dict()
+    if form.previous_job and not settings.get("pretrained"):
+        prev_dir = workspace().store.job_dir(form.previous_job)
+        prev = workspace().store.get(form.previous_job)
+        snaps = snapshots(prev, prev_dir) if prev else []
+        if snaps:
+            settings["pretrained"] = os.path.join("..", form.previous_job, snaps[-1]["path"])
+    dataset = workspace().store.get(form.dataset_id)
+    args = {**settings, "dataset_dir": os.path.join("..", form.dataset_id)}
+    if form.gpu_ids:
+        resources = {"gpu_ids": form.gpu_ids}
+    elif form.gpu_count:
+        resources = {"gpu": form.gpu_count}
+    else:
+        resources = {"cpu": 1}
+    task = Task("train", "model.train", args, resources)
+    return Job(
+        id=new_job_id(),
+        type=MODEL_TYPE,
+        category="model",
+        name=form.model_name,
+        owner=owner,
+        group=form.group_name,
+        form=values,
+        tasks=[task],
+        depends_on=[form.dataset_id],
+        extra={
+            "framework": form.settings.framework,
+            "network_file": form.settings.network_file,
+            "network_name": form.network_name,
+            "dataset_id": form.dataset_id,
+            "image": dataset.extra.get("image", {}) if dataset else {},
+            "settings": settings,
+        },
+    )
+
+
+def create_from_request() -> Job:
+    owner = require_user()
+    ws = workspace()
+    form, errors = read_model_form(request.form, ws.store, ws.gpus)
+    if errors:
+        raise FormErrors(errors)
+    job = build_job(form, owner, dict(request.form.items()))
+    job_dir = ws.store.job_dir(job.id)
+    os.makedirs(job_dir, exist_ok=True)
+    with open(os.path.join(job_dir, form.settings.network_file), "w", encoding="utf-8") as fh:
+        fh.write(form.network_text)
+    ws.add_job(job)
+    return job
+
+
+def _form_context(values, errors):
+    datasets = [
+        j for j in workspace().store.all() if j.category == "dataset" and j.status not in (Status.ERROR, Status.ABORTED)
+    ]
+    models = [j for j in workspace().store.all() if j.category == "model" and j.status == Status.DONE]
+    return dict(
+        values=values,
+        errors=errors,
+        datasets=sorted(datasets, key=lambda j: j.id, reverse=True),
+        previous=sorted(models, key=lambda j: j.id, reverse=True),
+        frameworks=FRAMEWORKS,
+        networks=list_networks(),
+        gpus=workspace().gpus,
+        lr_params=LR_PARAMS,
+    )
+
+
+@bp.route("/models/images/classification/new")
+def new():
+    if not current_user():
+        return redirect(url_for("auth.login", next=request.full_path))
+    values = dict(request.args.items())
+    clone = request.args.get("clone")
+    if clone:
+        values = {**job_or_404(clone, "model").form, "model_name": ""}
+    return render_template("models/new.html", **_form_context(values, {}))
+
+
+@bp.route("/models/images/classification", methods=["POST"])
+def create():
+    try:
+        job = create_from_request()
+    except FormErrors as e:
+        if wants_json():
+            raise
+        return render_template("models/new.html", **_form_context(request.form, e.errors)), 400
+    if wants_json():
+        return jsonify({"id": job.id, "name": job.name, "status": job.status.value})
+    return redirect(url_for("models.show", job_id=job.id))
+
+
+bp.add_url_rule("/models/images/classification/json", "create_json", create, methods=["POST"])
+
+
+@bp.route("/models/<job_id>")
+def show(job_id: str):
+    job = job_or_404(job_id, "model")
+    job_dir = workspace().store.job_dir(job.id)
+    dataset = workspace().store.get(job.extra.get("dataset_id", ""))
+    metrics = read_metrics(job_dir)
+    return render_template(
+        "models/show.html",
+        job=job,
+        dataset=dataset,
+        error=first_error(job),
+        info=model_json(job, job_dir, dataset),
+        latest=latest_metrics(metrics),
+    )
+
+
+@bp.route("/models/<job_id>/json")
+def show_json(job_id: str):
+    job = job_or_404(job_id, "model")
+    dataset = workspace().store.get(job.extra.get("dataset_id", ""))
+    info = model_json(job, workspace().store.job_dir(job.id), dataset)
+    error = first_error(job)
+    info["error"] = error["message"] if error else None
+    return jsonify(info)
+
+
+@bp.route("/models/<job_id>/resume", methods=["POST"])
+def resume(job_id: str):
+    job = job_or_404(job_id, "model")
+    user = require_owner(job)
+    if job.status not in (Status.ABORTED, Status.ERROR):
+        raise Conflict(f"model {job.id} is {job.status.value}; only an aborted or failed model can be resumed")
+    workspace().scheduler.submit(job, message=f"resumed by {user}")
+    if wants_json():
+        return jsonify(status_json(job))
+    return redirect(url_for("models.show", job_id=job.id))
+
+
+@bp.route("/models/<job_id>/<any('network.prototxt', 'network.py'):name>")
+def network_file(job_id: str, name: str):
+    job = job_or_404(job_id, "model")
+    if job.extra.get("network_file") != name:
+        raise NotFound(f"model {job.id} has no {name}")
+    with open(os.path.join(workspace().store.job_dir(job.id), name), encoding="utf-8") as fh:
+        return Response(fh.read(), mimetype="text/plain; charset=utf-8")
+
+
+@bp.route("/models/networks/<framework>/<name>")
+def standard_network(framework: str, name: str):
+    """A standard network's text, for "customize" in the editor."""
+    if framework not in FRAMEWORKS:
+        raise NotFound(f"no framework {framework!r} (known: {', '.join(FRAMEWORKS)})")
+    try:
+        text = get_network(name).text(framework)
+    except KeyError as e:
+        raise NotFound(str(e.args[0])) from None
+    return Response(text, mimetype="text/plain; charset=utf-8")
+
+
+@bp.app_template_global()
+def model_settings_summary(job: Job) -> list[tuple[str, str]]:
+    s = job.extra.get("settings", {})
+    policy = s.get("lr_policy", {})
+    return [
+        ("Framework", job.extra.get("framework", "")),
+        ("Epochs", str(s.get("epochs"))),
+        ("Batch size", str(s.get("batch_size") or "network default")),
+        (
+            "Solver",
+            f"{s.get('solver_type')} lr {s.get('learning_rate')}, momentum {s.get('momentum')}, "
+            f"weight decay {s.get('weight_decay')}",
+        ),
+        ("Learning rate policy", policy.get("policy", "")),
+        ("Mean", s.get("use_mean", "")),
+        ("Crop", str(s.get("crop_size") or "network default")),
+        ("Seed", str(s.get("seed"))),
+    ]

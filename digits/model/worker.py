@@ -1,0 +1,133 @@
+"""The training worker: `python -m digits.model.worker JOB_DIR --task train`.
+
+Reads the dataset folder, builds the network, trains on the GPU when one is visible (CPU otherwise), and
+speaks the task protocol; resumes from the latest snapshot in the job folder when there is one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import torch
+
+from digits.model.augment import BatchTransform
+from digits.model.data import PRELOAD_LIMIT_BYTES, decode_split, load_mean, open_dataset
+from digits.model.forms import input_shape
+from digits.model.lr_policy import LRPolicy
+from digits.model.networks_build import build_network, network_crop
+from digits.model.solvers import make_optimizer
+from digits.model.train import Split, Trainer, latest_snapshot
+from digits.worker_runtime import TaskFailed, WorkerContext, run_worker
+
+
+def load_pretrained(module: torch.nn.Module, path: str, log) -> None:
+    """Copy the weights whose names and shapes match (a new last layer for other classes is left as built)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    own = module.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    module.load_state_dict(usable, strict=False)
+    skipped = sorted(set(state) - set(usable))
+    log(
+        f"pretrained weights: {len(usable)} tensors loaded from {os.path.basename(path)}"
+        + (f"; not used (name or shape differs): {', '.join(skipped[:10])}" if skipped else "")
+    )
+
+
+def prepare_split(
+    images: torch.Tensor, labels: torch.Tensor, transform: BatchTransform, device, chunk: int = 4096
+) -> Split:
+    """Move a split to the device; transform it once when the transform is not random and memory allows."""
+    images, labels = images.to(device), labels.to(device)
+    if transform.random or images.numel() * 4 > PRELOAD_LIMIT_BYTES:
+        return Split(images, labels)
+    out = torch.cat([transform(images[i : i + chunk]) for i in range(0, len(images), chunk)])
+    return Split(out, labels, transformed=True)
+
+
+def run_train(ctx: WorkerContext) -> str | None:
+    s = ctx.args
+    torch.set_num_threads(os.cpu_count() or 1)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    dataset = open_dataset(os.path.normpath(os.path.join(ctx.job_dir, s["dataset_dir"])))
+    if not dataset.db("train"):
+        raise TaskFailed(f"the dataset has no train_db in {dataset.path}")
+    with open(ctx.path(s["network_file"]), encoding="utf-8") as fh:
+        text = fh.read()
+    channels, height, width = dataset.shape
+    crop = s.get("crop_size") or network_crop(text, s["framework"])
+    shape = input_shape(dataset.image, crop if crop and (crop < height or crop < width) else None)
+    num_classes = len(dataset.labels)
+    torch.manual_seed(s["seed"])
+    net = build_network(text, s["framework"], input_shape=shape, num_classes=num_classes)
+    net.module.to(device)
+    if s.get("pretrained"):
+        load_pretrained(net.module, os.path.normpath(os.path.join(ctx.job_dir, s["pretrained"])), ctx.reporter.log)
+
+    ctx.reporter.log(
+        f"network {s['network_file']} on {device}: input {shape}, {num_classes} classes, "
+        f"{sum(p.numel() for p in net.module.parameters()):,} parameters"
+    )
+    mean = load_mean(dataset, s["use_mean"])
+    common = dict(
+        in_shape=dataset.shape, mean=mean, crop=shape[1] if shape != dataset.shape else None, scale=net.input_scale
+    )
+    train_tf = BatchTransform(**common, mirror=net.mirror, aug=s.get("augmentation"), train=True).to(device)
+    val_tf = BatchTransform(**common, mirror=False, aug=None, train=False).to(device)
+    images, labels = decode_split(dataset.db("train"))
+    train = prepare_split(images, labels, train_tf, device)
+    val = None
+    if dataset.db("val"):
+        val = prepare_split(*decode_split(dataset.db("val")), val_tf, device)
+    ctx.reporter.log(f"data: {len(train)} training and {len(val) if val else 0} validation images")
+
+    batch = s.get("batch_size") or net.batch_size or 64
+    iters_per_epoch = max(1, math.ceil(len(train) / (batch * s.get("batch_accumulation", 1))))
+    params = dict(s["lr_policy"])
+    policy = LRPolicy.from_form(params.pop("policy"), s["learning_rate"], s["epochs"] * iters_per_epoch, **params)
+    optimizer = make_optimizer(
+        framework=s["framework"],
+        solver_type=s["solver_type"],
+        param_groups=net.param_groups(),
+        lr=s["learning_rate"],
+        # Caffe's RMSProp has no momentum term; DIGITS' form still shows the field.
+        momentum=None if s["solver_type"] == "RMSPROP" else s["momentum"],
+        weight_decay=s["weight_decay"],
+        rms_decay=s["rms_decay"],
+    )
+    trainer = Trainer(
+        model=net,
+        optimizer=optimizer,
+        policy=policy,
+        train=train,
+        val=val,
+        train_transform=train_tf,
+        val_transform=val_tf,
+        sink=ctx.reporter,
+        epochs=s["epochs"],
+        batch_size=batch,
+        seed=s["seed"],
+        batch_accumulation=s.get("batch_accumulation", 1),
+        val_interval=s["val_interval"],
+        snapshot_interval=s["snapshot_interval"],
+        shuffle=s.get("shuffle", True),
+        val_batch_size=net.val_batch_size,
+        snapshot_dir=ctx.job_dir,
+        device=device,
+        autocast_dtype=torch.bfloat16 if device.type == "cuda" else None,
+        extra_state={"framework": s["framework"], "input_shape": list(shape), "labels": dataset.labels},
+    )
+    resume_from = latest_snapshot(ctx.job_dir)
+    if resume_from:
+        trainer.load_snapshot(resume_from)
+    print(f"training {trainer.max_iter} iterations ({iters_per_epoch} per epoch, batch {batch})", file=sys.stderr)
+    return trainer.run(lambda: ctx.abort_requested)
+
+
+if __name__ == "__main__":
+    run_worker(run_train)

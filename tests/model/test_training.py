@@ -1,0 +1,107 @@
+"""Model jobs end to end: the form, the real training worker, snapshots, abort, resume, kill -9."""
+
+import os
+import signal
+
+import psutil
+import pytest
+import torch
+
+from digits.status import Status
+
+
+def model_form(dataset_id, **extra):
+    form = {
+        "dataset": dataset_id,
+        "model_name": "lenet",
+        "method": "standard",
+        "standard_networks": "lenet",
+        "framework": "torch",
+        "train_epochs": "4",
+        "random_seed": "7",
+    }
+    form.update(extra)
+    return form
+
+
+def create(client, form):
+    return client.post("/models/images/classification/json", data=form)
+
+
+def final_weights(workspace, job):
+    job_dir = workspace.store.job_dir(job.id)
+    last = max(job.tasks[0].snapshots, key=lambda s: s["epoch"])
+    return torch.load(os.path.join(job_dir, last["path"]), weights_only=True)["model"]
+
+
+@pytest.mark.parametrize("framework", ["torch", "caffe"])
+def test_lenet_trains_reports_metrics_and_snapshots(signed_in, workspace, recorder, dataset, framework):
+    r = create(signed_in, model_form(dataset.id, framework=framework, train_epochs="8"))
+    assert r.status_code == 200, r.get_data(as_text=True)
+    job_id = r.get_json()["id"]
+    assert recorder.wait_status(job_id, timeout=120) == "Done", signed_in.get(f"/models/{job_id}/status").get_json()
+    js = signed_in.get(f"/models/{job_id}/json").get_json()
+    assert js["snapshots"] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert js["framework"] == framework and js["dataset_id"] == dataset.id
+    assert js["image dimensions"] == [28, 28, 1]
+    val_acc = js["metrics"]["val"]["accuracy"]
+    assert len(val_acc) == 8 and val_acc[-1][0] == 8
+    assert val_acc[-1][1] >= 0.9  # three easy shapes
+    train_loss = js["metrics"]["train"]["loss"]
+    assert len(train_loss) >= 8 and train_loss[-1][1] < train_loss[0][1]
+    assert js["metrics"]["train"]["learning_rate"][0][1] == pytest.approx(0.01)
+    assert js["metrics"]["train"]["learning_rate"][-1][1] == pytest.approx(0.0001)  # two steps of 0.1
+    page = signed_in.get(f"/models/{job_id}").get_data(as_text=True)
+    assert "val accuracy" in page and "epoch 8" in page
+
+
+def test_abort_snapshots_and_resume_ends_with_the_same_weights(signed_in, workspace, recorder, dataset):
+    form = model_form(dataset.id, batch_size="4", train_epochs="3")
+    straight = create(signed_in, {**form, "model_name": "straight"}).get_json()["id"]
+    assert recorder.wait_status(straight, timeout=120) == "Done"
+
+    interrupted = create(signed_in, {**form, "model_name": "interrupted"}).get_json()["id"]
+    recorder.wait_for(lambda e, p: e == "task_progress" and p["job_id"] == interrupted and p["progress"] > 0.2)
+    assert signed_in.post(f"/models/{interrupted}/abort").status_code == 200
+    assert recorder.wait_status(interrupted, timeout=30) == "Aborted"
+    job = workspace.store.get(interrupted)
+    assert job.tasks[0].snapshots, "abort wrote no snapshot"
+    stopped_at = max(s["epoch"] for s in job.tasks[0].snapshots)
+    assert stopped_at < 3
+
+    recorder.events.clear()
+    r = signed_in.post(f"/models/{interrupted}/resume")
+    assert r.status_code == 200
+    assert recorder.wait_status(interrupted, timeout=120) == "Done"
+    log = open(os.path.join(workspace.store.job_dir(interrupted), "train.log")).read()
+    assert "resumed from snapshot_epoch_" in log
+    a = final_weights(workspace, workspace.store.get(straight))
+    b = final_weights(workspace, job)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_worker_killed_by_the_os_marks_error_and_resume_continues(signed_in, workspace, recorder, dataset):
+    job_id = create(signed_in, model_form(dataset.id, batch_size="4", train_epochs="4")).get_json()["id"]
+    recorder.wait_for(lambda e, p: e == "task_progress" and p["job_id"] == job_id and p["progress"] >= 0.3)
+    workers = [p for p in psutil.Process().children(recursive=True) if job_id in " ".join(p.cmdline())]
+    assert workers
+    for p in workers:
+        p.send_signal(signal.SIGKILL)
+    assert recorder.wait_status(job_id, timeout=30) == "Error"
+    status = signed_in.get(f"/models/{job_id}/status").get_json()
+    assert "killed by SIGKILL" in status["error"] and status["log_tail"]
+    assert signed_in.get("/index/json").status_code == 200  # the server carries on
+    recorder.events.clear()
+    assert signed_in.post(f"/models/{job_id}/resume").status_code == 200
+    assert recorder.wait_status(job_id, timeout=120) == "Done"
+    assert workspace.store.get(job_id).tasks[0].history.current == Status.DONE
+
+
+def test_a_diverging_run_stops_with_a_clear_message(signed_in, recorder, dataset):
+    form = model_form(dataset.id, learning_rate="10", momentum="0.99", use_mean="none", train_epochs="20")
+    job_id = create(signed_in, form).get_json()["id"]
+    assert recorder.wait_status(job_id, timeout=120) == "Error"
+    error = signed_in.get(f"/models/{job_id}/status").get_json()["error"]
+    assert "loss became NaN at iteration" in error and "try a lower learning rate" in error
