@@ -134,6 +134,7 @@ def bare_rate(dataset_path: str, framework: str, epochs: int) -> float:
     dataset = open_dataset(dataset_path)
     images, labels = decode_split(dataset.db("train"))
     net = build_network(get_network("lenet").text(framework), framework, input_shape=dataset.shape, num_classes=10)
+    net.module.to(memory_format=torch.channels_last)  # the worker's layout, so only the loop around it differs
     x_all = (images.float() - load_mean(dataset, "image")) * net.input_scale
     opt = make_optimizer(
         framework=framework,

@@ -141,3 +141,9 @@ def read_mean(path: str) -> np.ndarray:
     if channels == 3:
         chw = chw[::-1]
     return np.ascontiguousarray(chw.transpose(1, 2, 0))
+
+
+def datums_to_arrays(raws: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Many Datum records of one size as (N x H x W x C uint8, int64 labels); a unit of parallel decoding."""
+    arrays, labels = zip(*(datum_to_array(raw) for raw in raws), strict=True)
+    return np.stack(arrays), np.asarray(labels, dtype=np.int64)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from digits.formats.caffe_pb import datum_to_array, read_mean
+from digits.formats.caffe_pb import datum_to_array, datums_to_arrays, read_mean
 from digits.formats.lmdb_io import LmdbReader
 from digits.worker_runtime import TaskFailed
 
@@ -62,11 +62,6 @@ def open_dataset(path: str) -> DatasetFolder:
     return DatasetFolder(path, labels, image)
 
 
-def _decode_chunk(raws: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    arrays, labels = zip(*(datum_to_array(raw) for raw in raws), strict=True)
-    return np.stack(arrays), np.asarray(labels, dtype=np.int64)
-
-
 def read_records(db_path: str) -> list[bytes]:
     with LmdbReader(db_path) as db:
         return [raw for _, raw in db.items()]
@@ -78,8 +73,9 @@ def decode_split(db_path: str, processes: int | None = None) -> tuple[torch.Tens
     if not raws:
         raise TaskFailed(f"{os.path.basename(db_path)} holds no records")
     chunks = [raws[i : i + DECODE_CHUNK] for i in range(0, len(raws), DECODE_CHUNK)]
-    with multiprocessing.get_context("fork").Pool(processes or os.cpu_count()) as pool:
-        parts = pool.map(_decode_chunk, chunks)
+    # spawn, not fork: this process already runs torch's threads, and a forked child can inherit a held lock.
+    with multiprocessing.get_context("spawn").Pool(processes or os.cpu_count()) as pool:
+        parts = pool.map(datums_to_arrays, chunks)
     images = np.concatenate([p[0] for p in parts]).transpose(0, 3, 1, 2)
     labels = np.concatenate([p[1] for p in parts])
     return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels)

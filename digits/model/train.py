@@ -1,8 +1,9 @@
 """The training loop. It calls a sink (progress, metric, lr, snapshot, log) and never names a consumer, so the
 same loop serves the worker (protocol lines), the tests and the benchmarks.
 
-Every random draw of iteration `it` comes from generators seeded by (seed, it) or (seed, epoch): a run resumed
-from a snapshot takes exactly the steps an uninterrupted run would.
+The epoch's data order comes from a generator seeded by (seed, epoch); every other draw (dropout, augmentation)
+from torch's global generator, whose state each snapshot keeps. A run resumed from a snapshot therefore takes
+exactly the steps an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import glob
 import math
 import os
-import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,8 +141,6 @@ class Trainer:
 
     def step(self, iteration: int) -> torch.Tensor:
         """One optimizer step (over batch_accumulation batches); returns the summed weighted loss (detached)."""
-        torch.manual_seed(iteration_seed(self.seed, iteration))
-        random.seed(iteration_seed(self.seed, iteration))
         self.model.module.train()
         lr = self.policy.lr_at(iteration)
         set_learning_rate(self.optimizer, lr)
@@ -195,7 +193,8 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "lr_policy": self.policy.to_dict(),
             "seed": self.seed,
-            "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])},
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             **(self.extra_state or {}),
         }
         path = os.path.join(self.snapshot_dir or ".", name)
@@ -209,6 +208,11 @@ class Trainer:
         self.model.module.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.iteration = int(state["iteration"])
+        rng = state.get("rng", {})
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"].cpu())
+        if rng.get("cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
         self.sink.log(f"resumed from {os.path.basename(path)} (iteration {self.iteration} of {self.max_iter})")
 
     # ---- the loop --------------------------------------------------------------------------------------
