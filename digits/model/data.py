@@ -9,19 +9,20 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from digits.formats.caffe_pb import datum_to_array, datums_to_arrays, read_mean
+from digits.formats.caffe_pb import datum_label, datum_to_array, datums_to_arrays, read_mean
 from digits.formats.lmdb_io import LmdbReader
 from digits.worker_runtime import TaskFailed
 
-# Datasets up to this size are decoded once and kept in memory (the fastest way to feed a CPU or one GPU);
-# larger ones are streamed by DataLoader worker processes.
-PRELOAD_LIMIT_BYTES = 8 << 30
+# Splits up to this size are decoded once and kept in memory (the fastest way to feed a CPU or one GPU);
+# larger ones are streamed from their LMDB. DIGITS_PRELOAD_LIMIT_BYTES changes it for a machine's memory.
+PRELOAD_LIMIT_BYTES = int(os.environ.get("DIGITS_PRELOAD_LIMIT_BYTES", 8 << 30))
 DECODE_CHUNK = 512
 
 
@@ -81,23 +82,56 @@ def decode_split(db_path: str, processes: int | None = None) -> tuple[torch.Tens
     return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels)
 
 
-class LmdbRecords(torch.utils.data.Dataset):
-    """Records read one by one (for datasets too big to keep in memory); each worker opens its own LMDB."""
+class StreamingSplit:
+    """A split read from its LMDB batch by batch, for datasets too big for memory.
 
-    def __init__(self, db_path: str):
-        self.db_path = db_path
-        with LmdbReader(db_path) as db:
-            self.keys = [key for key, _ in db.items()]
-        self._db: LmdbReader | None = None
+    Records are decoded on a pool of threads (LMDB reads and Pillow's decoders release the GIL), and the
+    training loop asks for the next batch while it computes the current one. On a GPU the batch is copied
+    from pinned memory without blocking.
+    """
+
+    transformed = False
+
+    def __init__(self, db_path: str, device: torch.device, threads: int | None = None):
+        self.db = LmdbReader(db_path)
+        self.keys = [key for key, _ in self.db.items()]
+        self.labels_cpu = self._labels(db_path)
+        self.labels = self.labels_cpu.to(device)
+        self.device = device
+        self.pool = ThreadPoolExecutor(threads or os.cpu_count() or 1)
+        self._pending: dict[tuple[int, ...], Future] = {}
+
+    def _labels(self, db_path: str) -> torch.Tensor:
+        path = db_path + "_labels.bin"  # written by our create_db; other tools' DBs are scanned once
+        if os.path.exists(path):
+            labels = np.fromfile(path, dtype=np.int32)
+            if len(labels) == len(self.keys):
+                return torch.from_numpy(labels.astype(np.int64))
+        return torch.tensor([datum_label(raw) for _, raw in self.db.items()], dtype=torch.int64)
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        if self._db is None:
-            self._db = LmdbReader(self.db_path)
-        arr, label = datum_to_array(self._db.get(self.keys[index]))
-        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))), label
+    def _decode(self, index: int) -> np.ndarray:
+        return datum_to_array(self.db.get(self.keys[index]))[0]
+
+    def _load(self, indices: tuple[int, ...]) -> torch.Tensor:
+        arrays = list(self.pool.map(self._decode, indices))
+        batch = torch.from_numpy(np.stack(arrays).transpose(0, 3, 1, 2).copy())
+        if self.device.type == "cuda":
+            return batch.pin_memory().to(self.device, non_blocking=True)
+        return batch
+
+    def prefetch(self, idx: torch.Tensor) -> None:
+        key = tuple(idx.tolist())
+        if key not in self._pending:
+            self._pending[key] = self.pool.submit(self._load, key)
+
+    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        key = tuple(idx.tolist())
+        future = self._pending.pop(key, None)
+        images = future.result() if future is not None else self._load(key)
+        return images, self.labels.index_select(0, idx.to(self.labels.device))
 
 
 def split_bytes(db_path: str, shape: tuple[int, int, int]) -> int:

@@ -40,7 +40,7 @@ class Sink(Protocol):
 
 @dataclass
 class Split:
-    """A split on the device: raw uint8 images (or already-transformed floats) and their labels."""
+    """A split in memory on the device: raw uint8 images (or already-transformed floats) and their labels."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -48,6 +48,16 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images.index_select(0, idx), self.labels.index_select(0, idx)
+
+    def prefetch(self, idx: torch.Tensor) -> None:
+        """Nothing to do: everything is in memory already."""
 
 
 class Model(Protocol):
@@ -116,21 +126,26 @@ class Trainer:
             n = len(self.train)
             if self.shuffle:
                 g = torch.Generator().manual_seed(iteration_seed(self.seed, -1 - epoch))
-                self._perm = torch.randperm(n, generator=g).to(self.train.images.device)
+                self._perm = torch.randperm(n, generator=g).to(self.train.device)
             else:
-                self._perm = torch.arange(n, device=self.train.images.device)
+                self._perm = torch.arange(n, device=self.train.device)
             self._perm_epoch = epoch
         return self._perm
 
-    def _batches(self, iteration: int):
+    def _indices(self, iteration: int) -> list[torch.Tensor]:
+        """The record indices of each batch of an iteration."""
         epoch, position = divmod(iteration, self.iters_per_epoch)
         perm = self._permutation(epoch)
         step = self.batch_size * self.batch_accumulation
         chunk = perm[position * step : (position + 1) * step]
-        for start in range(0, len(chunk), self.batch_size):
-            idx = chunk[start : start + self.batch_size]
-            x = self.train.images.index_select(0, idx)
-            y = self.train.labels.index_select(0, idx)
+        return [chunk[start : start + self.batch_size] for start in range(0, len(chunk), self.batch_size)]
+
+    def _batches(self, iteration: int):
+        batches = self._indices(iteration)
+        if iteration + 1 < self.max_iter:  # a streamed split reads the next iteration's first batch meanwhile
+            self.train.prefetch(self._indices(iteration + 1)[0])
+        for idx in batches:
+            x, y = self.train.take(idx)
             yield (x if self.train.transformed else self.train_transform(x)), y
 
     # ---- steps -----------------------------------------------------------------------------------------
@@ -158,28 +173,25 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         self.model.module.eval()
-        n, loss_sum, top1, top5 = 0, 0.0, 0, 0
+        n, loss_sum, top1, top5, classes = 0, 0.0, 0, 0, 0
         batch = self.val_batch_size or self.batch_size
         for start in range(0, len(self.val), batch):
-            x = self.val.images[start : start + batch]
-            y = self.val.labels[start : start + batch]
+            x, y = self.val.take(torch.arange(start, min(start + batch, len(self.val)), device=self.val.device))
             if not self.val.transformed:
                 x = self.val_transform(x)
             with self._autocast():
                 logits = self.model.logits(x).float()
             loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-            k = min(5, logits.shape[1])
+            classes = logits.shape[1]
+            k = min(5, classes)
             best = logits.topk(k, dim=1).indices
             top1 += (best[:, 0] == y).sum().item()
             top5 += (best == y[:, None]).any(dim=1).sum().item()
             n += len(y)
         out = {"loss": loss_sum / n, "accuracy": top1 / n}
-        if self.model_classes() > 5:
+        if classes > 5:
             out["accuracy_top5"] = top5 / n
         return out
-
-    def model_classes(self) -> int:
-        return int(self.train.labels.max().item()) + 1 if len(self.train) else 0
 
     # ---- snapshots -------------------------------------------------------------------------------------
     def save_snapshot(self, iteration: int) -> str:
@@ -193,8 +205,10 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "lr_policy": self.policy.to_dict(),
             "seed": self.seed,
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
             **(self.extra_state or {}),
         }
         path = os.path.join(self.snapshot_dir or ".", name)

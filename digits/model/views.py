@@ -109,7 +109,8 @@ def create():
             raise
         return render_template("models/new.html", **_form_context(request.form, e.errors)), 400
     if wants_json():
-        return jsonify({"id": job.id, "name": job.name, "status": job.status.value})
+        dataset = workspace().store.get(job.extra["dataset_id"])
+        return jsonify(model_json(job, workspace().store.job_dir(job.id), dataset))
     return redirect(url_for("models.show", job_id=job.id))
 
 

@@ -13,7 +13,14 @@ import sys
 import torch
 
 from digits.model.augment import BatchTransform
-from digits.model.data import PRELOAD_LIMIT_BYTES, decode_split, load_mean, open_dataset
+from digits.model.data import (
+    PRELOAD_LIMIT_BYTES,
+    StreamingSplit,
+    decode_split,
+    load_mean,
+    open_dataset,
+    split_bytes,
+)
 from digits.model.forms import input_shape
 from digits.model.lr_policy import LRPolicy
 from digits.model.networks_build import build_network, network_crop
@@ -35,6 +42,13 @@ def load_pretrained(module: torch.nn.Module, path: str, log) -> None:
         f"pretrained weights: {len(usable)} tensors loaded from {os.path.basename(path)}"
         + (f"; not used (name or shape differs): {', '.join(skipped[:10])}" if skipped else "")
     )
+
+
+def load_split(db_path: str, shape: tuple[int, int, int], transform: BatchTransform, device):
+    """A split in memory when it fits (decoded once, on every core), else streamed from its LMDB."""
+    if split_bytes(db_path, shape) > PRELOAD_LIMIT_BYTES:
+        return StreamingSplit(db_path, device)
+    return prepare_split(*decode_split(db_path), transform, device)
 
 
 def prepare_split(
@@ -80,11 +94,8 @@ def run_train(ctx: WorkerContext) -> str | None:
     )
     train_tf = BatchTransform(**common, mirror=net.mirror, aug=s.get("augmentation"), train=True).to(device)
     val_tf = BatchTransform(**common, mirror=False, aug=None, train=False).to(device)
-    images, labels = decode_split(dataset.db("train"))
-    train = prepare_split(images, labels, train_tf, device)
-    val = None
-    if dataset.db("val"):
-        val = prepare_split(*decode_split(dataset.db("val")), val_tf, device)
+    train = load_split(dataset.db("train"), dataset.shape, train_tf, device)
+    val = load_split(dataset.db("val"), dataset.shape, val_tf, device) if dataset.db("val") else None
     ctx.reporter.log(f"data: {len(train)} training and {len(val) if val else 0} validation images")
 
     batch = s.get("batch_size") or net.batch_size or 64

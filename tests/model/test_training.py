@@ -105,3 +105,18 @@ def test_a_diverging_run_stops_with_a_clear_message(signed_in, recorder, dataset
     assert recorder.wait_status(job_id, timeout=120) == "Error"
     error = signed_in.get(f"/models/{job_id}/status").get_json()["error"]
     assert "loss became NaN at iteration" in error and "try a lower learning rate" in error
+
+
+def test_a_split_streamed_from_lmdb_trains_exactly_like_one_in_memory(
+    signed_in, workspace, recorder, dataset, monkeypatch
+):
+    form = model_form(dataset.id, batch_size="8", train_epochs="2")
+    in_memory = create(signed_in, {**form, "model_name": "in-memory"}).get_json()["id"]
+    assert recorder.wait_status(in_memory, timeout=120) == "Done"
+    monkeypatch.setenv("DIGITS_PRELOAD_LIMIT_BYTES", "0")  # the worker inherits it: nothing fits in memory
+    streamed = create(signed_in, {**form, "model_name": "streamed"}).get_json()["id"]
+    assert recorder.wait_status(streamed, timeout=120) == "Done"
+    a = final_weights(workspace, workspace.store.get(in_memory))
+    b = final_weights(workspace, workspace.store.get(streamed))
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
