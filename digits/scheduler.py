@@ -95,6 +95,12 @@ class Scheduler:
                 self._set_job_status(job, Status.ABORTED, message)
             return True
 
+    def running(self) -> list[tuple[Job, Task, int | None]]:
+        """Each running task with its job and its worker's pid (None while it starts)."""
+        with self._lock:
+            runs = list(self._running.values())
+        return [(r.job, r.task, r.process.proc.pid if r.process.proc else None) for r in runs]
+
     def dependents(self, job: Job) -> list[Job]:
         return [j for j in self.store.all() if job.id in j.depends_on and j is not job]
 

@@ -12,6 +12,7 @@ from digits import __version__, live
 from digits.config import Settings, settings_from
 from digits.dataset import explore as dataset_explore
 from digits.dataset import views as dataset_views
+from digits.model import tools as model_tools
 from digits.model import views as model_views
 from digits.views import auth, console, errors, filters, jobs
 from digits.views.common import job_url
@@ -79,7 +80,15 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     live.init_app(socketio, workspace.bus)
     errors.init_app(app)
     filters.init_app(app)
-    for blueprint in (console.bp, auth.bp, jobs.bp, dataset_views.bp, dataset_explore.bp, model_views.bp):
+    for blueprint in (
+        console.bp,
+        auth.bp,
+        jobs.bp,
+        dataset_views.bp,
+        dataset_explore.bp,
+        model_views.bp,
+        model_tools.bp,
+    ):
         app.register_blueprint(blueprint)
     if settings.url_prefix:
         app.wsgi_app = PrefixMiddleware(app.wsgi_app, settings.url_prefix)

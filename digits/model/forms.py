@@ -166,7 +166,21 @@ def read_gpus(r: FormReader, available: list[int]) -> tuple[int, list[int]]:
     return r.integer("select_gpu_count", 1, minimum=1, maximum=len(available)) or 1, []
 
 
-def read_model_form(values, store, gpus: list[int]) -> tuple[ModelForm | None, dict[str, list[str]]]:
+def read_pretrained(r: FormReader, settings) -> str | None:
+    """A server path to weights to start from, inside what this server may read."""
+    path = r.text("custom_network_snapshot")
+    if not path:
+        return None
+    from digits.datapaths import PathRefused, check_server_path
+
+    try:
+        return check_server_path(path, settings, want_dir=False)
+    except PathRefused as e:
+        r.error("custom_network_snapshot", str(e))
+        return None
+
+
+def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[ModelForm | None, dict[str, list[str]]]:
     """Check a submitted model form against the jobs in `store`; returns (form, {}) or (None, errors)."""
     r = FormReader(values)
     name = r.text("model_name", required=True, max_length=200)
@@ -227,7 +241,7 @@ def read_model_form(values, store, gpus: list[int]) -> tuple[ModelForm | None, d
         crop_size=crop,
         use_mean=r.choice("use_mean", ("none", "image", "pixel"), "image"),
         augmentation=read_augmentation(r),
-        pretrained=r.text("custom_network_snapshot") or None,
+        pretrained=read_pretrained(r, settings) if settings is not None else None,
     )
     gpu_count, gpu_ids = read_gpus(r, gpus)
     if text and image and "dataset" not in r.errors:

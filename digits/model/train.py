@@ -109,6 +109,8 @@ class Trainer:
     device: torch.device = torch.device("cpu")
     autocast_dtype: torch.dtype | None = None
     extra_state: dict[str, Any] | None = None
+    # Called after each snapshot is written, with (epoch, path): the worker exports a deployable model there.
+    on_snapshot: Callable[[float, str], None] | None = None
 
     def __post_init__(self) -> None:
         self.iters_per_epoch = max(1, math.ceil(len(self.train) / (self.batch_size * self.batch_accumulation)))
@@ -214,6 +216,8 @@ class Trainer:
         path = os.path.join(self.snapshot_dir or ".", name)
         torch.save(state, path + ".tmp")
         os.replace(path + ".tmp", path)
+        if self.on_snapshot is not None:
+            self.on_snapshot(epoch, path)
         self.sink.snapshot(int(epoch) if float(epoch).is_integer() else round(epoch, 4), name)
         return path
 

@@ -60,7 +60,7 @@ def build_job(form: ModelForm, owner: str, values: dict) -> Job:
 def create_from_request() -> Job:
     owner = require_user()
     ws = workspace()
-    form, errors = read_model_form(request.form, ws.store, ws.gpus)
+    form, errors = read_model_form(request.form, ws.store, ws.gpus, ws.settings)
     if errors:
         raise FormErrors(errors)
     job = build_job(form, owner, dict(request.form.items()))

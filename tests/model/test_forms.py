@@ -107,3 +107,8 @@ def test_new_model_page_lists_datasets_and_networks(signed_in, dataset):
     text = signed_in.get("/models/networks/caffe/lenet").get_data(as_text=True)
     assert 'type: "Convolution"' in text
     assert signed_in.get("/models/networks/torch/nope").status_code == 404
+
+
+def test_pretrained_weights_must_be_a_readable_server_file(signed_in, dataset, tmp_path):
+    r = create(signed_in, base(dataset.id, custom_network_snapshot=str(tmp_path / "missing.pt")))
+    assert r.status_code == 400 and "does not exist" in r.get_json()["errors"]["custom_network_snapshot"][0]

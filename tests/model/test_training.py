@@ -120,3 +120,24 @@ def test_a_split_streamed_from_lmdb_trains_exactly_like_one_in_memory(
     b = final_weights(workspace, workspace.store.get(streamed))
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_training_starts_from_pretrained_weights_loaded_safely(signed_in, workspace, recorder, dataset, tmp_path):
+    first = create(signed_in, model_form(dataset.id, train_epochs="1")).get_json()["id"]
+    assert recorder.wait_status(first, timeout=120) == "Done"
+    weights = os.path.join(workspace.store.job_dir(first), "snapshot_epoch_1.pt")
+    evil = tmp_path / "evil.pt"
+    import pickle
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    evil.write_bytes(pickle.dumps({"model": Boom()}))
+    bad = create(signed_in, model_form(dataset.id, train_epochs="1", custom_network_snapshot=str(evil))).get_json()
+    assert recorder.wait_status(bad["id"], timeout=120) == "Error"
+    assert not (tmp_path / "pwned").exists()  # weights_only refused to run the pickle's code
+    good = create(signed_in, model_form(dataset.id, train_epochs="1", custom_network_snapshot=weights)).get_json()
+    assert recorder.wait_status(good["id"], timeout=120) == "Done"
+    log = open(os.path.join(workspace.store.job_dir(good["id"]), "train.log")).read()
+    assert "pretrained weights: 8 tensors loaded" in log

@@ -34,3 +34,55 @@
     });
   });
 })();
+
+// Visualize: the chosen network as a graph with shapes, or the layer at fault.
+(function () {
+  const form = document.getElementById("model-form");
+  const box = document.getElementById("network-graph");
+  document.getElementById("visualize").addEventListener("click", () => {
+    const data = new FormData(form);
+    if (data.get("method") !== "custom") data.delete("custom_network");
+    box.textContent = "Drawing…";
+    fetch(DIGITS.url("/models/visualize/json"), { method: "POST", body: data, headers: { Accept: "application/json" } })
+      .then((r) => r.json().then((js) => ({ ok: r.ok, js })))
+      .then(({ ok, js }) => {
+        if (!ok) {
+          box.textContent = js.error ? js.error.message : "Cannot draw this network.";
+          return;
+        }
+        NetworkGraph.draw(box, js);
+      });
+  });
+})();
+
+// The lr policy preview: the learning rate across the run, redrawn when a policy field changes.
+(function () {
+  const form = document.getElementById("model-form");
+  const svg = document.getElementById("lr-preview");
+  const caption = document.getElementById("lr-preview-caption");
+  const fields = ["learning_rate", "lr_policy", "lr_step_size", "lr_step_gamma", "lr_multistep_values",
+    "lr_multistep_gamma", "lr_exp_gamma", "lr_inv_gamma", "lr_inv_power", "lr_poly_power", "lr_sigmoid_step",
+    "lr_sigmoid_gamma"];
+  let timer = null;
+  function redraw() {
+    const params = new URLSearchParams();
+    fields.forEach((f) => { const el = form.elements[f]; if (el && el.value !== "") params.set(f, el.value); });
+    fetch(DIGITS.url("/models/lr_policy/json?" + params)).then((r) => r.json().then((js) => ({ ok: r.ok, js })))
+      .then(({ ok, js }) => {
+        svg.replaceChildren();
+        if (!ok) { caption.textContent = js.error ? js.error.message : "Cannot preview this policy."; return; }
+        const max = Math.max(...js.points.map((p) => p[1])) || 1;
+        const pts = js.points.map(([pct, lr]) => `${(pct * 3).toFixed(1)},${(88 - (lr / max) * 84).toFixed(1)}`).join(" ");
+        const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+        line.setAttribute("points", pts);
+        svg.appendChild(line);
+        const last = js.points[js.points.length - 1][1];
+        caption.textContent = `${js.policy}: ${js.points[0][1].toPrecision(3)} at the start, ${last.toPrecision(3)} at the end`;
+      });
+  }
+  form.addEventListener("input", (ev) => {
+    if (fields.includes(ev.target.name)) { clearTimeout(timer); timer = setTimeout(redraw, 200); }
+  });
+  form.addEventListener("change", (ev) => { if (fields.includes(ev.target.name)) redraw(); });
+  redraw();
+})();
