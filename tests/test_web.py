@@ -168,3 +168,18 @@ def test_url_prefix(tmp_path, prefix):
         assert c.get("/index/json").status_code == 404
     finally:
         app.extensions["digits"].close()
+
+
+def test_rename_and_notes_by_the_owner_only(client, workspace, recorder):
+    job = fake_job(owner="ann")
+    workspace.add_job(job)
+    recorder.wait_status(job.id)
+    login(client, "bob")
+    assert client.post(f"/jobs/{job.id}/edit", data={"name": "mine now"}).status_code == 403
+    login(client, "ann")
+    r = client.post(f"/datasets/{job.id}/edit", data={"name": "<b>renamed</b>", "notes": "try lr 0.001"})
+    assert r.status_code == 200 and r.get_json()["name"] == "<b>renamed</b>"
+    assert client.post(f"/jobs/{job.id}/edit", data={"name": ""}).status_code == 400
+    page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert "&lt;b&gt;renamed&lt;/b&gt;" in page and "try lr 0.001" in page
+    assert workspace.store.get(job.id).name == "<b>renamed</b>"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import time
 
 from flask import Blueprint, jsonify, redirect, render_template, request, send_file, url_for
 
+from digits import events
+from digits.forms import FormReader
 from digits.job import Job
 from digits.scheduler import JobInUse
 from digits.views.common import job_or_404, require_owner, workspace
-from digits.views.errors import Conflict, NotFound, wants_json
+from digits.views.errors import Conflict, FormErrors, NotFound, wants_json
 
 bp = Blueprint("jobs", __name__)
 KINDS = "<any(jobs, datasets, models):kind>"
@@ -76,6 +79,35 @@ def abort(kind: str, job_id: str):
     workspace().scheduler.abort(job)
     if wants_json():
         return jsonify(status_json(job))
+    return redirect(request.referrer or url_for("jobs.job_page", job_id=job.id))
+
+
+@bp.route(f"/{KINDS}/<job_id>/edit", methods=["POST"])
+def edit(kind: str, job_id: str):
+    """Rename a job and edit its notes (the owner only)."""
+    job = job_or_404(job_id, CATEGORY[kind])
+    require_owner(job)
+    r = FormReader(request.form)
+    name = r.text("name", required=True, max_length=200) if "name" in request.form else job.name
+    notes = r.text("notes", "", max_length=10_000) if "notes" in request.form else job.notes
+    if r.errors:
+        raise FormErrors(r.errors)
+    job.name, job.notes = name, notes
+    ws = workspace()
+    ws.store.save(job)
+    ws.bus.publish(
+        events.JOB_STATUS,
+        {
+            "job_id": job.id,
+            "status": job.status.value,
+            "message": "edited",
+            "progress": round(job.progress, 4),
+            "time": time.time(),
+            "name": job.name,
+        },
+    )
+    if wants_json():
+        return jsonify({"id": job.id, "name": job.name, "notes": job.notes})
     return redirect(request.referrer or url_for("jobs.job_page", job_id=job.id))
 
 
