@@ -37,6 +37,14 @@ class Settings:
     data_roots: list[str] = field(default_factory=list)
     # Largest total size a zip upload may unpack to.
     max_unpacked_bytes: int = 4 * 1024 * 1024 * 1024
+    # "none": DIGITS' username-only sign-in, for one person on a loopback-only server; "password": accounts.
+    auth: str = "none"
+    # How many reverse proxies sit in front of the server (trusted X-Forwarded-* headers); 0: none.
+    proxy_fix: int = 0
+    # Inference workers kept warm (one loaded model each).
+    inference_workers: int = 2
+    # Classify-by-URL may fetch from private, loopback and link-local addresses (off: only public hosts).
+    allow_private_urls: bool = False
 
     @property
     def jobs_path(self) -> str:
@@ -101,6 +109,15 @@ def _normalize(settings: Settings) -> Settings:
         raise SettingsError(f"port: {settings.port} is not a TCP port")
     if settings.cpu_slots < 1:
         raise SettingsError("cpu_slots: must be at least 1")
+    if settings.auth not in ("none", "password"):
+        raise SettingsError(f"auth: expected none or password, got {settings.auth!r}")
+    from digits.datapaths import is_loopback
+
+    if settings.auth == "none" and not is_loopback(settings.host):
+        raise SettingsError(
+            f"auth: --auth none lets anyone who can reach {settings.host} act as any user; a server that listens "
+            "beyond loopback needs --auth password (create accounts with python -m digits.users)"
+        )
     return settings
 
 
@@ -113,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url-prefix", dest="url_prefix", help="serve under this path, like /digits (DIGITS_URL_PREFIX)")
     p.add_argument("--config", help="a TOML file of settings (DIGITS_CONFIG)")
     p.add_argument("--debug", action="store_const", const=True, help="verbose logging (DIGITS_DEBUG)")
+    p.add_argument(
+        "--auth",
+        choices=["none", "password"],
+        help="none: username-only sign-in, loopback only (default); password: accounts (DIGITS_AUTH)",
+    )
     p.add_argument(
         "--data-root",
         dest="data_roots",

@@ -24,6 +24,15 @@ def _room(data: Any) -> str | None:
 
 
 class JobsNamespace(Namespace):
+    def on_connect(self, auth: Any = None) -> bool:
+        """A team server (--auth password) streams only to signed-in users (session cookie or bearer token)."""
+        from flask import current_app
+        from flask_login import current_user
+
+        if current_app.config["DIGITS_SETTINGS"].auth == "password":
+            return bool(current_user.is_authenticated)
+        return True
+
     def on_join(self, data: Any) -> None:
         room = _room(data)
         if room is None:

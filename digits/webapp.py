@@ -14,7 +14,7 @@ from digits.dataset import explore as dataset_explore
 from digits.dataset import views as dataset_views
 from digits.model import tools as model_tools
 from digits.model import views as model_views
-from digits.views import auth, console, errors, filters, jobs
+from digits.views import auth, console, errors, files, filters, jobs
 from digits.views.common import job_url
 from digits.workspace import Workspace
 
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     live.init_app(socketio, workspace.bus)
     errors.init_app(app)
     filters.init_app(app)
+    auth.init_app(app)
     for blueprint in (
         console.bp,
         auth.bp,
@@ -88,8 +89,14 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
         dataset_explore.bp,
         model_views.bp,
         model_tools.bp,
+        files.bp,
     ):
         app.register_blueprint(blueprint)
+    if settings.proxy_fix:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.proxy_fix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)
     if settings.url_prefix:
         app.wsgi_app = PrefixMiddleware(app.wsgi_app, settings.url_prefix)
     return app

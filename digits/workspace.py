@@ -25,11 +25,16 @@ class Workspace:
         self.gpus = settings.gpus if settings.gpus is not None else [g.index for g in discover_gpus()]
         self.pools = ResourcePools(settings.cpu_slots, self.gpus)
         self.scheduler: Scheduler | None = None
+        self.accounts = None
 
     def open(self) -> None:
         """Take the jobs directory (JobsDirBusy if another server has it), load every job, requeue or mark them."""
         self.store = JobStore(self.settings.jobs_path)
         self.lock.acquire(self.settings.host, self.settings.port)
+        if self.settings.auth == "password":
+            from digits.accounts import AccountStore
+
+            self.accounts = AccountStore(self.settings.jobs_path)
         self.scheduler = Scheduler(self.store, self.bus, self.pools, self.settings.abort_grace_s)
         jobs = self.store.load_all()
         self.scheduler.recover()

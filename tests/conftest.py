@@ -97,6 +97,7 @@ class LiveServer:
         self.args = args or []
         self.proc: subprocess.Popen | None = None
         self.log_path = jobs_dir.parent / f"server-{self.port}.log"
+        self.ready_headers: dict[str, str] = {}
 
     @property
     def url(self) -> str:
@@ -126,7 +127,7 @@ class LiveServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited {self.proc.returncode}: {self.log()[-2000:]}")
             try:
-                if requests.get(self.url + "/index/json", timeout=1).status_code == 200:
+                if requests.get(self.url + "/index/json", timeout=1, headers=self.ready_headers).status_code == 200:
                     return self
             except requests.ConnectionError:
                 pass

@@ -6,6 +6,7 @@ import os
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, send_file, url_for
 
+from digits.audit import audit
 from digits.datapaths import allowed_roots
 from digits.dataset import DATASET_TYPE
 from digits.dataset.forms import DatasetForm, read_dataset_form
@@ -81,6 +82,7 @@ def create_from_request() -> Job:
         values = {k: v for k, v in request.form.items()}
         job = build_job(form, owner, job_id, values)
         workspace().add_job(job)
+        audit("create", job=job)
         return job
     except UploadRefused as e:
         remove_tree(job_dir)

@@ -6,6 +6,7 @@ import os
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
 
+from digits.audit import audit
 from digits.job import Job, Task, new_job_id
 from digits.model import MODEL_TYPE
 from digits.model.forms import LR_PARAMS, ModelForm, read_model_form
@@ -69,6 +70,7 @@ def create_from_request() -> Job:
     with open(os.path.join(job_dir, form.settings.network_file), "w", encoding="utf-8") as fh:
         fh.write(form.network_text)
     ws.add_job(job)
+    audit("create", job=job)
     return job
 
 
@@ -150,6 +152,7 @@ def resume(job_id: str):
     if job.status not in (Status.ABORTED, Status.ERROR):
         raise Conflict(f"model {job.id} is {job.status.value}; only an aborted or failed model can be resumed")
     workspace().scheduler.submit(job, message=f"resumed by {user}")
+    audit("resume", job=job)
     if wants_json():
         return jsonify(status_json(job))
     return redirect(url_for("models.show", job_id=job.id))

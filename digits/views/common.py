@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, session, url_for
+from flask import current_app, url_for
 
 from digits.job import Job, is_job_id
 from digits.views.errors import Forbidden, NotFound, Unauthorized
@@ -14,7 +14,9 @@ def workspace() -> Workspace:
 
 
 def current_user() -> str | None:
-    return session.get("username")
+    from digits.views.auth import current_username
+
+    return current_username()
 
 
 def job_or_404(job_id: str, category: str | None = None) -> Job:
@@ -28,15 +30,17 @@ def job_or_404(job_id: str, category: str | None = None) -> Job:
 def require_user() -> str:
     user = current_user()
     if not user:
-        raise Unauthorized("sign in first (POST /login with a username)")
+        raise Unauthorized("sign in first (POST /login)")
     return user
 
 
 def require_owner(job: Job) -> str:
     """The signed-in user, when they may change this job (abort, delete, rename)."""
+    from digits.views.auth import is_admin
+
     user = require_user()
-    if job.owner and job.owner != user:
-        raise Forbidden(f"job {job.id} belongs to {job.owner}; only they may change it")
+    if job.owner and job.owner != user and not is_admin():
+        raise Forbidden(f"job {job.id} belongs to {job.owner}; only they or an admin may change it")
     return user
 
 

@@ -8,6 +8,7 @@ import time
 from flask import Blueprint, jsonify, redirect, render_template, request, send_file, url_for
 
 from digits import events
+from digits.audit import audit
 from digits.forms import FormReader
 from digits.job import Job
 from digits.scheduler import JobInUse
@@ -77,6 +78,7 @@ def abort(kind: str, job_id: str):
     if job.status.is_final:
         raise Conflict(f"job {job.id} is not running (it is {job.status.value})")
     workspace().scheduler.abort(job)
+    audit("abort", job=job)
     if wants_json():
         return jsonify(status_json(job))
     return redirect(request.referrer or url_for("jobs.job_page", job_id=job.id))
@@ -92,6 +94,7 @@ def edit(kind: str, job_id: str):
     notes = r.text("notes", "", max_length=10_000) if "notes" in request.form else job.notes
     if r.errors:
         raise FormErrors(r.errors)
+    audit("edit", job=job, old_name=job.name, new_name=name)
     job.name, job.notes = name, notes
     ws = workspace()
     ws.store.save(job)
@@ -120,6 +123,7 @@ def delete(kind: str, job_id: str):
         workspace().scheduler.delete(job)
     except JobInUse as e:
         raise Conflict(str(e)) from None
+    audit("delete", job=job)
     if wants_json():
         return jsonify({"id": job.id, "deleted": True})
     return redirect(url_for("console.home"))

@@ -106,7 +106,7 @@ def _tokens(text: str) -> Iterator[_Token]:
             value, end = _read_string(text, i, line, i - line_start + 1)
             yield _Token("string", text[i:end], line, i - line_start + 1, value)
             i = end
-        elif c.isdigit() or (c == "." and i + 1 < n and text[i + 1].isdigit()):
+        elif c in "0123456789" or (c == "." and i + 1 < n and text[i + 1] in "0123456789"):
             match = _NUMBER.match(text, i)
             end = match.end()
             if end < n and (text[end].isalnum() or text[end] in "_."):
@@ -115,7 +115,7 @@ def _tokens(text: str) -> Iterator[_Token]:
                 raise TextFormatError(f"invalid number '{text[i:end]}'", line, i - line_start + 1)
             yield _Token("number", text[i:end], line, i - line_start + 1, _number(text[i:end]))
             i = end
-        elif c.isalpha() or c == "_":
+        elif (c.isascii() and c.isalpha()) or c == "_":  # identifiers are ASCII, as in protobuf
             end = _IDENT.match(text, i).end()
             yield _Token("ident", text[i:end], line, i - line_start + 1)
             i = end
@@ -179,7 +179,10 @@ class _Parser:
         self.token = next(self._tokens)
 
     def advance(self) -> _Token:
-        token, self.token = self.token, next(self._tokens)
+        """The current token; the parser then moves on, except past the end (which stays the current token)."""
+        token = self.token
+        if token.kind != "eof":
+            self.token = next(self._tokens)
         return token
 
     def fail(self, expected: str) -> TextFormatError:

@@ -1,0 +1,226 @@
+"""A team server (--auth password): accounts, ownership, tokens, CSRF, safe file access, the audit log."""
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+
+import pytest
+import socketio
+
+from digits.webapp import create_app
+from tests.conftest import ROOT, LiveServer, free_port
+from tests.support.fakejobs import fake_job
+
+JSON = {"Accept": "application/json"}
+BROWSER = {"Accept": "text/html", "Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
+
+
+@pytest.fixture
+def team(tmp_path):
+    app = create_app(jobs_dir=str(tmp_path / "jobs"), gpus=[], async_mode="threading", auth="password")
+    accounts = app.extensions["digits"].accounts
+    accounts.add("alice", "alice-secret-pw", admin=False)
+    accounts.add("bob", "bob-secret-pw")
+    accounts.add("root", "root-secret-pw", admin=True)
+    yield app
+    app.extensions["digits"].close()
+
+
+def client_for(app, user=None, password=None):
+    c = app.test_client()
+    if user:
+        r = c.post("/login", data={"username": user, "password": password or f"{user}-secret-pw"}, headers=JSON)
+        assert r.status_code == 200, r.get_data(as_text=True)
+    return c
+
+
+def finished_job(app, owner="alice"):
+    from tests.conftest import EventRecorder
+
+    ws = app.extensions["digits"]
+    rec = EventRecorder()
+    ws.bus.subscribe(rec)
+    job = fake_job(owner=owner)
+    ws.add_job(job)
+    rec.wait_status(job.id)
+    return job
+
+
+def test_anonymous_and_wrong_password_are_refused(team):
+    anon = client_for(team)
+    assert anon.get("/index/json").status_code == 401
+    r = anon.get("/", headers={"Accept": "text/html"})
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+    r = anon.post("/login", data={"username": "alice", "password": "wrong"}, headers=JSON)
+    assert r.status_code == 401
+    assert anon.get("/index/json").status_code == 401
+    r = anon.post("/login", data={"username": "nobody", "password": "whatever1"}, headers={"Accept": "text/html"})
+    assert r.status_code == 400 and "Wrong username or password" in r.get_data(as_text=True)
+
+
+def test_owners_and_admins_change_jobs_others_view_and_clone(team):
+    job = finished_job(team, owner="alice")
+    bob = client_for(team, "bob")
+    assert bob.get(f"/jobs/{job.id}/json").status_code == 200
+    assert bob.get(f"/jobs/{job.id}/status").status_code == 200
+    assert bob.delete(f"/jobs/{job.id}").status_code == 403
+    assert bob.post(f"/jobs/{job.id}/edit", data={"name": "bob's"}).status_code == 403
+    root = client_for(team, "root")
+    assert root.post(f"/jobs/{job.id}/edit", data={"notes": "checked by root"}).status_code == 200
+    alice = client_for(team, "alice")
+    assert alice.delete(f"/jobs/{job.id}").status_code == 200
+
+
+def test_a_bearer_token_works_for_scripts(team):
+    token = team.extensions["digits"].accounts.new_token("bob")
+    c = team.test_client()
+    assert c.get("/index/json", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert c.get("/index/json", headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+
+
+def test_a_browser_form_post_needs_its_csrf_token(team):
+    job = finished_job(team, owner="alice")
+    alice = client_for(team, "alice")
+    r = alice.post(f"/jobs/{job.id}/edit", data={"name": "x"}, headers=BROWSER)
+    assert r.status_code == 400 and "CSRF" in r.get_data(as_text=True)
+    page = alice.get(f"/jobs/{job.id}", headers={"Accept": "text/html"}).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = alice.post(f"/jobs/{job.id}/edit", data={"name": "renamed", "csrf_token": token}, headers=BROWSER)
+    assert r.status_code == 302
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/files/../../../../etc/passwd",
+        "/files/..%2f..%2f..%2f..%2fetc%2fpasswd",
+        "/files/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/files/.secret_key",
+        "/files/users.db",
+        "/files/%2fetc%2fpasswd",
+    ],
+)
+def test_files_stay_inside_job_folders(team, path):
+    alice = client_for(team, "alice")
+    r = alice.get(path, follow_redirects=True)
+    assert r.status_code in (400, 404) and b"root:" not in r.data
+
+
+def test_files_of_a_job_are_served_and_links_out_are_not(team, tmp_path):
+    job = finished_job(team)
+    alice = client_for(team, "alice")
+    assert alice.get(f"/files/{job.id}/step0.log").status_code == 200
+    assert alice.get(f"/files/{job.id}/.hidden").status_code == 404
+    job_dir = team.extensions["digits"].store.job_dir(job.id)
+    os.symlink("/etc/passwd", os.path.join(job_dir, "passwd.txt"))
+    assert alice.get(f"/files/{job.id}/passwd.txt").status_code == 404
+
+
+def test_the_secret_key_is_kept_private_and_reused(tmp_path):
+    jobs = tmp_path / "jobs"
+    first = create_app(jobs_dir=str(jobs), gpus=[], async_mode="threading")
+    key = first.config["SECRET_KEY"]
+    first.extensions["digits"].close()
+    assert stat.S_IMODE(os.stat(jobs / ".secret_key").st_mode) == 0o600
+    again = create_app(jobs_dir=str(jobs), gpus=[], async_mode="threading")
+    assert again.config["SECRET_KEY"] == key
+    again.extensions["digits"].close()
+
+
+def test_the_audit_log_records_who_did_what(team):
+    job = finished_job(team)
+    alice = client_for(team, "alice")
+    alice.post(f"/jobs/{job.id}/edit", data={"name": "renamed"})
+    alice.delete(f"/jobs/{job.id}")
+    client_for(team).post("/login", data={"username": "bob", "password": "nope"}, headers=JSON)
+    lines = [json.loads(x) for x in open(os.path.join(team.extensions["digits"].settings.jobs_path, "audit.log"))]
+    actions = [(e["user"], e["action"], e.get("job_id")) for e in lines]
+    assert ("alice", "edit", job.id) in actions and ("alice", "delete", job.id) in actions
+    assert ("bob", "login_failed", None) in actions
+
+
+def test_users_command_line(tmp_path):
+    def users(*args, stdin=""):
+        return subprocess.run(
+            [sys.executable, "-m", "digits.users", "--jobs-dir", str(tmp_path), *args],
+            cwd=ROOT,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert users("add", "carol", "--admin", stdin="carol-password\n").returncode == 0
+    assert users("add", "dave", stdin="short\n").returncode == 1
+    assert users("add", "dave", stdin="dave-password\n").returncode == 0
+    assert users("list").stdout.split("\n")[:2] == ["carol  admin", "dave"]
+    token = users("token", "dave").stdout.strip()
+    assert len(token) > 30
+    assert users("passwd", "dave", stdin="new-dave-password\n").returncode == 0
+    from digits.accounts import AccountStore
+
+    store = AccountStore(str(tmp_path))
+    assert store.verify("dave", "new-dave-password") == ("dave", False)
+    assert store.user_for_token(token) == ("dave", False)
+    assert stat.S_IMODE(os.stat(tmp_path / "users.db").st_mode) == 0o600
+    assert b"new-dave-password" not in (tmp_path / "users.db").read_bytes()
+    assert users("remove", "dave").returncode == 0
+    assert store.user_for_token(token) is None
+    assert "no user" in users("remove", "dave").stderr
+
+
+def test_serving_the_network_with_auth_none_is_refused(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "digits",
+            "-p",
+            str(free_port()),
+            "--jobs-dir",
+            str(tmp_path),
+            "--host",
+            "0.0.0.0",
+            "--auth",
+            "none",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode != 0 and "--auth password" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_live_updates_need_a_signed_in_user_on_a_team_server(tmp_path):
+    server = LiveServer(tmp_path / "jobs", args=["--auth", "password"])
+    subprocess.run(
+        [sys.executable, "-m", "digits.users", "--jobs-dir", str(server.jobs_dir), "add", "erin"],
+        input="erin-password\n",
+        text=True,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    token = subprocess.run(
+        [sys.executable, "-m", "digits.users", "--jobs-dir", str(server.jobs_dir), "token", "erin"],
+        text=True,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.strip()
+    server.ready_headers = {"Authorization": f"Bearer {token}"}
+    server.start()
+    try:
+        anonymous = socketio.Client()
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            anonymous.connect(server.url, namespaces=["/jobs"], wait_timeout=5)
+        signed = socketio.Client()
+        signed.connect(server.url, namespaces=["/jobs"], headers={"Authorization": f"Bearer {token}"}, wait_timeout=5)
+        assert signed.connected
+        signed.disconnect()
+    finally:
+        server.stop()
