@@ -50,13 +50,16 @@ def finished_job(app, owner="alice"):
 
 
 def test_anonymous_and_wrong_password_are_refused(team):
+    finished_job(team)
     anon = client_for(team)
-    assert anon.get("/index/json").status_code == 401
+    probe = anon.get("/index/json").get_json()  # a version check and readiness probe, with no jobs in it
+    assert probe["signed_in"] is False and probe["datasets"] == [] and probe["version"]
+    assert anon.get("/jobs/20000101-000000-dead/status").status_code == 401
     r = anon.get("/", headers={"Accept": "text/html"})
     assert r.status_code == 302 and "/login" in r.headers["Location"]
     r = anon.post("/login", data={"username": "alice", "password": "wrong"}, headers=JSON)
     assert r.status_code == 401
-    assert anon.get("/index/json").status_code == 401
+    assert anon.get("/index/json").get_json()["datasets"] == []
     r = anon.post("/login", data={"username": "nobody", "password": "whatever1"}, headers={"Accept": "text/html"})
     assert r.status_code == 400 and "Wrong username or password" in r.get_data(as_text=True)
 
@@ -77,8 +80,10 @@ def test_owners_and_admins_change_jobs_others_view_and_clone(team):
 def test_a_bearer_token_works_for_scripts(team):
     token = team.extensions["digits"].accounts.new_token("bob")
     c = team.test_client()
-    assert c.get("/index/json", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-    assert c.get("/index/json", headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+    job = finished_job(team)
+    assert len(c.get("/index/json", headers={"Authorization": f"Bearer {token}"}).get_json()["datasets"]) == 1
+    assert c.get(f"/jobs/{job.id}/json", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert c.get(f"/jobs/{job.id}/json", headers={"Authorization": "Bearer not-a-token"}).status_code == 401
 
 
 def test_a_browser_form_post_needs_its_csrf_token(team):

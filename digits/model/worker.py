@@ -21,6 +21,7 @@ from digits.model.data import (
     open_dataset,
     split_bytes,
 )
+from digits.model.export import snapshot_exporter
 from digits.model.forms import input_shape
 from digits.model.lr_policy import LRPolicy
 from digits.model.networks_build import build_network, network_crop
@@ -93,7 +94,9 @@ def run_train(ctx: WorkerContext) -> str | None:
         in_shape=dataset.shape, mean=mean, crop=shape[1] if shape != dataset.shape else None, scale=net.input_scale
     )
     train_tf = BatchTransform(**common, mirror=net.mirror, aug=s.get("augmentation"), train=True).to(device)
-    val_tf = BatchTransform(**common, mirror=False, aug=None, train=False).to(device)
+    # Whitening is per image and deterministic: validation and deployment apply it too.
+    whitening = {"whitening": bool((s.get("augmentation") or {}).get("whitening"))}
+    val_tf = BatchTransform(**common, mirror=False, aug=whitening, train=False).to(device)
     train = load_split(dataset.db("train"), dataset.shape, train_tf, device)
     val = load_split(dataset.db("val"), dataset.shape, val_tf, device) if dataset.db("val") else None
     ctx.reporter.log(f"data: {len(train)} training and {len(val) if val else 0} validation images")
@@ -133,6 +136,8 @@ def run_train(ctx: WorkerContext) -> str | None:
         device=device,
         autocast_dtype=torch.bfloat16 if device.type == "cuda" else None,
         extra_state={"framework": s["framework"], "input_shape": list(shape), "labels": dataset.labels},
+        on_snapshot=snapshot_exporter(net, shape, image_shape=dataset.shape, use_mean=s["use_mean"],
+                                      log=ctx.reporter.log),
     )
     resume_from = latest_snapshot(ctx.job_dir)
     if resume_from:

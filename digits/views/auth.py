@@ -16,6 +16,8 @@ from digits.views.errors import FormErrors, Unauthorized, wants_json
 
 bp = Blueprint("auth", __name__)
 OPEN_ENDPOINTS = {"auth.login", "auth.logout", "static"}
+# Answers anonymous callers too, with no jobs in it: the version check and readiness probe of scripts.
+PROBE_ENDPOINTS = {"console.home_json"}
 
 
 class SignedIn(UserMixin):
@@ -63,7 +65,8 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def guard():
-        if _password_mode() and not current_user.is_authenticated and request.endpoint not in OPEN_ENDPOINTS:
+        if (_password_mode() and not current_user.is_authenticated and request.endpoint not in OPEN_ENDPOINTS
+                and request.endpoint not in PROBE_ENDPOINTS):
             if wants_json() or bearer_token() or request.path.startswith("/socket.io"):
                 raise Unauthorized(
                     "sign in first: POST /login with username and password, or send 'Authorization: Bearer <token>'"

@@ -40,6 +40,12 @@ bp.add_url_rule("/index", endpoint="index", view_func=home)
 
 @bp.route("/index/json")
 def home_json():
+    from digits.views.auth import current_username
+
+    if current_app.config["DIGITS_SETTINGS"].auth == "password" and not current_username():
+        # Anonymous callers get the version and no jobs: a readiness probe for scripts and load balancers.
+        hint = "sign in to see the jobs: POST /login, or send 'Authorization: Bearer <token>'"
+        return jsonify({"version": __version__, "datasets": [], "models": [], "signed_in": False, "message": hint})
     return jsonify(
         {
             "version": __version__,

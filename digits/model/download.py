@@ -1,0 +1,281 @@
+"""Download a trained model as an archive that runs without DIGITS, and its metrics as CSV (torch-free).
+
+    GET /models/<id>/download[.tar.gz|.zip][?epoch=N]   network, weights, TorchScript, labels, mean, predict.py
+    GET /models/<id>/metrics.csv                        every metric point reported during training
+
+Anyone who can see a model may download it, as in DIGITS. Only files of the model's folder and of its
+dataset's folder go into an archive, by their fixed names.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+
+from flask import Blueprint, Response, request
+
+from digits import __version__
+from digits.job import Job
+from digits.model.download_archive import Member, close_members, stream_tar_gz, stream_zip
+from digits.model.info import read_metrics, snapshots
+from digits.model.predict_template import build_predict_script
+from digits.views.common import job_or_404, workspace
+from digits.views.errors import ApiError, Conflict, NotFound
+
+bp = Blueprint("model_download", __name__)
+
+FORMATS = {"tar.gz": ("application/gzip", stream_tar_gz), "zip": ("application/zip", stream_zip)}
+NETWORK_FILES = ("network.prototxt", "network.py")
+SNAPSHOT_RE = re.compile(r"^snapshot_epoch_(\d+(?:\.\d+)?)\.pt$")
+METRICS_COLUMNS = ("phase", "name", "epoch", "iteration", "value", "time")
+
+
+def safe_name(name: str, fallback: str = "model") -> str:
+    """A name fit for a file: letters, digits, '.', '_' and '-' only, no leading dot, at most 80 characters."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:80].rstrip("._-")
+    return cleaned or fallback
+
+
+def _file_in(folder: str, name: str) -> str | None:
+    """`folder/name` when it is a plain file right inside `folder` (no links out, no subfolders)."""
+    if not name or os.path.basename(name) != name or name in (".", ".."):
+        return None
+    path = os.path.join(folder, name)
+    if os.path.dirname(os.path.realpath(path)) != os.path.realpath(folder) or not os.path.isfile(path):
+        return None
+    return path
+
+
+def _pick_snapshot(job: Job, job_dir: str, wanted: str | None) -> tuple[str, str, float]:
+    """(path, epoch label, epoch) of the asked-for snapshot, the latest by default."""
+    found = []
+    for snap in snapshots(job, job_dir):
+        m = SNAPSHOT_RE.match(snap["path"])
+        path = _file_in(job_dir, snap["path"]) if m else None
+        if path:
+            found.append((path, m.group(1), float(snap["epoch"])))
+    if not found:
+        raise Conflict(f"model {job.id} has no snapshot yet; one is written at the end of each epoch")
+    if wanted is None:
+        return found[-1]
+    try:
+        epoch = float(wanted)
+    except ValueError:
+        raise ApiError(f"epoch must be a number, not {wanted!r}") from None
+    for snap in found:
+        if abs(snap[2] - epoch) < 1e-6:
+            return snap
+    listed = ", ".join(label for _, label, _ in found)
+    raise NotFound(f"model {job.id} has no snapshot at epoch {wanted} (its snapshots: epochs {listed})")
+
+
+def _deploy_info(job: Job, job_dir: str, label: str) -> tuple[str, dict]:
+    ts = _file_in(job_dir, f"deploy_epoch_{label}.ts")
+    meta = _file_in(job_dir, f"deploy_epoch_{label}.json")
+    if not ts or not meta:
+        raise Conflict(
+            f"model {job.id} has no deployable model for epoch {label} (deploy_epoch_{label}.ts), which the "
+            "archive needs. Models trained from now on write one with each snapshot; resuming or retraining this "
+            f"model creates it, and so does `python -m digits.model.export <jobs dir>/{job.id}` on the server."
+        )
+    with open(meta) as fh:
+        return ts, json.load(fh)
+
+
+def _dataset_folder(job: Job) -> tuple[Job, str]:
+    dataset_id = job.extra.get("dataset_id", "")
+    dataset = workspace().store.get(dataset_id)
+    folder = workspace().store.job_dir(dataset_id) if dataset else None
+    if dataset is None or not os.path.isdir(folder):
+        raise Conflict(
+            f"the dataset of model {job.id} ({dataset_id}) was deleted; the archive needs its labels.txt and "
+            "mean image, so this model can no longer be downloaded"
+        )
+    return dataset, folder
+
+
+def _read_labels(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as fh:  # as the training worker reads them
+        return [line.rstrip("\n") for line in fh if line.strip()]
+
+
+def _metrics_until(job_dir: str, epoch: float) -> dict[str, dict[str, float]]:
+    """The last value of each metric series reported up to `epoch`."""
+    out: dict[str, dict[str, float]] = {}
+    for phase, names in read_metrics(job_dir).items():
+        for name, series in names.items():
+            upto = [value for e, value in series if e is None or e <= epoch + 1e-6]
+            if upto:
+                out.setdefault(phase, {})[name] = upto[-1]
+    return out
+
+
+def model_info(job: Job, job_dir: str, dataset: Job, labels: list[str], deploy: dict, label: str, epoch: float):
+    """info.json: what predict.py (or a person) needs to feed the network, and what it was trained on."""
+    image = job.extra.get("image") or dataset.extra.get("image") or {}
+    settings = job.extra.get("settings") or {}
+    shape = [int(d) for d in deploy["input_shape"]]
+    image_shape = [int(image["channels"]), int(image["height"]), int(image["width"])]
+    return {
+        "format": 1,
+        "digits_version": __version__,
+        "job_id": job.id,
+        "name": job.name,
+        "framework": job.extra.get("framework"),
+        "network": job.extra.get("network_name"),
+        "network_file": job.extra.get("network_file"),
+        "epoch": int(epoch) if float(epoch).is_integer() else epoch,
+        "snapshot": f"snapshot_epoch_{label}.pt",
+        "image": {
+            "width": image_shape[2],
+            "height": image_shape[1],
+            "channels": image_shape[0],
+            "resize_mode": image.get("resize_mode", "squash"),
+        },
+        "use_mean": settings.get("use_mean", deploy.get("mean") or "none"),
+        "input_scale": float(deploy.get("input_scale", 1.0)),
+        "whitening": bool((settings.get("augmentation") or {}).get("whitening")),
+        # The worker crops (at the center, outside training) exactly when the network's input is smaller.
+        "crop_size": shape[1] if shape != image_shape else None,
+        "input_shape": shape,
+        "labels": labels,
+        "metrics": _metrics_until(job_dir, epoch),
+        "dataset": {"id": dataset.id, "name": dataset.name},
+    }
+
+
+README = """\
+{name}: epoch {epoch}, trained with DIGITS {version} ({framework}, {network})
+
+Classify images (needs Python 3.10+, torch, numpy and Pillow; not DIGITS):
+
+    python predict.py IMAGE [IMAGE ...]          top 5 labels of each image, with their probability
+    python predict.py --json IMAGE [IMAGE ...]   the same as JSON; --help for more
+
+or from Python, in this folder: `import predict; predict.predict(["a.jpg"])` gives, for each image,
+[(label, probability), ...] with the most probable first.
+
+predict.py reads each image exactly as DIGITS did (orientation, {channels} channel(s), {width}x{height} by resize
+mode "{resize_mode}", mean "{use_mean}", crop {crop}, input scale {input_scale}); it carries DIGITS' own code
+for it.
+
+Files
+  predict.py            the classifier above
+  model.ts              the network as TorchScript: torch.jit.load("model.ts") maps a preprocessed
+                        N x {shape} float batch to N x {classes} logits
+  info.json             image size, resize mode, mean, crop, input scale, labels, final metrics
+  {network_file:<21} the network as it was written{deploy}
+  {snapshot:<21} the training snapshot: torch.load(path, weights_only=True)["model"] is the
+                        state_dict of the network (it also holds the optimizer state)
+  labels.txt            the labels, in the order of the network's outputs
+  mean.binaryproto      the dataset's mean image (Caffe BlobProto); mean.png shows it
+"""
+
+
+def _readme(info: dict, caffe: bool) -> str:
+    deploy = "\n  deploy.prototxt       the deploy network, for Caffe" if caffe else ""
+    return README.format(
+        name=info["name"],
+        epoch=info["epoch"],
+        version=__version__,
+        framework=info["framework"],
+        network=info["network"] or "custom network",
+        channels=info["image"]["channels"],
+        width=info["image"]["width"],
+        height=info["image"]["height"],
+        resize_mode=info["image"]["resize_mode"],
+        use_mean=info["use_mean"],
+        crop=info["crop_size"] or "none",
+        input_scale=info["input_scale"],
+        shape=" x ".join(map(str, info["input_shape"])),
+        classes=len(info["labels"]),
+        network_file=info["network_file"],
+        deploy=deploy,
+        snapshot=info["snapshot"],
+    )
+
+
+def archive_members(job: Job, epoch_arg: str | None) -> tuple[str, list[Member]]:
+    """The archive's folder name and files; raises NotFound/Conflict before anything is sent."""
+    job_dir = workspace().store.job_dir(job.id)
+    snapshot, label, epoch = _pick_snapshot(job, job_dir, epoch_arg)
+    ts, deploy = _deploy_info(job, job_dir, label)
+    dataset, dataset_dir = _dataset_folder(job)
+    labels_path = _file_in(dataset_dir, "labels.txt")
+    network_name = job.extra.get("network_file")
+    network = _file_in(job_dir, network_name) if network_name in NETWORK_FILES else None
+    if not labels_path or not network:
+        missing = "labels.txt of its dataset" if not labels_path else "network file"
+        raise Conflict(f"model {job.id} cannot be downloaded: its {missing} is missing")
+    labels = _read_labels(labels_path)
+    info = model_info(job, job_dir, dataset, labels, deploy, label, epoch)
+    mean, mean_png = _file_in(dataset_dir, "mean.binaryproto"), _file_in(dataset_dir, "mean.png")
+    if info["use_mean"] != "none" and not mean:
+        raise Conflict(f"model {job.id} subtracts the {info['use_mean']} mean, but its dataset has no mean file")
+    with open(network, encoding="utf-8") as fh:
+        network_text = fh.read()
+    generated = []
+    if job.extra.get("framework") == "caffe":
+        from digits.model.caffe import CaffeError, deploy_prototxt
+
+        try:
+            text = deploy_prototxt(network_text, input_shape=tuple(info["input_shape"]), num_classes=len(labels))
+        except CaffeError as e:
+            raise Conflict(f"the deploy network of model {job.id} cannot be made: {e}") from None
+        generated.append(Member.from_bytes("deploy.prototxt", text.encode()))
+    generated += [
+        Member.from_bytes("info.json", (json.dumps(info, indent=1) + "\n").encode()),
+        Member.from_bytes("predict.py", build_predict_script().encode(), mode=0o755),
+        Member.from_bytes("README.txt", _readme(info, bool(generated)).encode()),
+    ]
+    files = [(network_name, network), (f"snapshot_epoch_{label}.pt", snapshot), ("model.ts", ts)]
+    files += [("labels.txt", labels_path), ("mean.binaryproto", mean), ("mean.png", mean_png)]
+    members: list[Member] = []
+    try:
+        members += [Member.from_path(name, path) for name, path in files if path]
+    except OSError as e:
+        close_members(members)
+        raise Conflict(f"model {job.id} cannot be downloaded: {e.strerror}: {os.path.basename(e.filename)}") from None
+    return f"{safe_name(job.name)}-epoch{label}", generated + members
+
+
+@bp.route("/models/<job_id>/download")
+def download(job_id: str):
+    """The archive as tar.gz (an endpoint of its own: with `defaults`, Werkzeug would redirect one URL)."""
+    return download_as(job_id, "tar.gz")
+
+
+@bp.route("/models/<job_id>/download.<any('tar.gz', 'zip'):fmt>")
+def download_as(job_id: str, fmt: str):
+    job = job_or_404(job_id, "model")
+    folder, members = archive_members(job, request.args.get("epoch"))
+    mimetype, stream = FORMATS[fmt]
+    response = Response(stream(folder, members), mimetype=mimetype, direct_passthrough=True)
+    response.headers["Content-Disposition"] = f'attachment; filename="{folder}.{fmt}"'
+    response.call_on_close(lambda: close_members(members))  # when the client leaves before the first chunk
+    return response
+
+
+@bp.route("/models/<job_id>/metrics.csv")
+def metrics_csv(job_id: str):
+    job = job_or_404(job_id, "model")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(METRICS_COLUMNS)
+    try:
+        with open(os.path.join(workspace().store.job_dir(job.id), "metrics.jsonl"), encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    point = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a crash
+                if isinstance(point, dict):
+                    writer.writerow([point.get(column) for column in METRICS_COLUMNS])
+    except FileNotFoundError:
+        pass
+    response = Response(out.getvalue(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{safe_name(job.name)}-metrics.csv"'
+    return response

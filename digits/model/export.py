@@ -1,0 +1,232 @@
+"""Deployable models: each snapshot's network as TorchScript, for the download archive (worker side: imports torch).
+
+Next to `snapshot_epoch_<N>.pt` the training worker writes
+
+    deploy_epoch_<N>.ts    the network in eval mode, traced: N x C x H x W preprocessed floats -> N x K logits
+    deploy_epoch_<N>.json  {"input_shape", "input_scale", "crop_size", "mean", "image_shape"}: what the web
+                           process (which never imports torch) needs to describe the model's input
+
+For jobs trained before this existed, export them afterwards:
+
+    python -m digits.model.export JOBS_DIR/<model id> [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import glob
+import json
+import os
+import sys
+import warnings
+from collections.abc import Callable
+
+import torch
+
+from digits.model.networks_build import BuiltNetwork
+from digits.model.train import SNAPSHOT_RE
+from digits.worker_runtime import TaskFailed
+
+DEPLOY_FORMAT = 1
+
+
+class ExportError(RuntimeError):
+    """The network could not be exported as TorchScript; the message says why."""
+
+
+def deploy_path_for(snapshot_path: str) -> str:
+    """`.../snapshot_epoch_3.pt` -> `.../deploy_epoch_3.ts`."""
+    folder, name = os.path.split(snapshot_path)
+    m = SNAPSHOT_RE.match(name)
+    if not m:
+        raise ValueError(f"not a snapshot file name: {name!r}")
+    return os.path.join(folder, f"deploy_epoch_{m.group(1)}.ts")
+
+
+def deploy_info_path_for(deploy_path: str) -> str:
+    """`deploy_epoch_3.ts` -> `deploy_epoch_3.json`."""
+    return os.path.splitext(deploy_path)[0] + ".json"
+
+
+class _Logits(torch.nn.Module):
+    """The network's first output only (GoogLeNet's auxiliary heads are for training)."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        return out[0] if isinstance(out, tuple | list) else out
+
+
+def _probe(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    # A private generator: the global one belongs to training (a resumed run must draw what this one would).
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def _write_atomic(path: str, write: Callable[[str], None]) -> None:
+    tmp = path + ".tmp"
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def export_deployable(
+    built: BuiltNetwork,
+    input_shape: tuple[int, int, int],
+    path: str,
+    *,
+    image_shape: tuple[int, int, int] | None = None,
+    use_mean: str | None = None,
+) -> None:
+    """Write `built`'s network in eval mode as TorchScript at `path`, and its input description next to it.
+
+    Training is left as it was: the trace runs on a CPU copy, without gradients, and torch's random state
+    is restored afterwards. `image_shape` (the dataset's C, H, W) tells whether the input is a center crop.
+    """
+    rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # Tracing warns about shape-dependent Python branches (checked below) and that TorchScript is
+            # deprecated in favour of torch.export; TorchScript is still what loads anywhere with torch alone.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", r".*torch\.jit", DeprecationWarning)
+            net = copy.deepcopy(built.module).to("cpu", memory_format=torch.contiguous_format).float().eval()
+            wrapper = _Logits(net).eval()
+            example = _probe((2, *input_shape), 0)
+            try:
+                traced = torch.jit.trace(wrapper, example, check_trace=False)
+            except Exception as e:  # noqa: BLE001 - tracing fails in many ways; all mean "not exportable"
+                raise ExportError(f"the network cannot be traced to TorchScript: {type(e).__name__}: {e}") from e
+            other = _probe((3, *input_shape), 1)  # another batch size: the trace must not have fixed it
+            for x in (example, other):
+                eager, scripted = wrapper(x), traced(x)
+                if eager.shape != scripted.shape or not torch.allclose(eager, scripted, rtol=1e-5, atol=1e-6):
+                    raise ExportError(
+                        "the traced network computes something else than the network (does its forward branch "
+                        "on the data or on the batch size?)"
+                    )
+            _write_atomic(path, lambda tmp: torch.jit.save(traced, tmp))
+    finally:
+        torch.set_rng_state(rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+    shape = [int(d) for d in input_shape]
+    crop = None
+    if image_shape is not None and tuple(shape) != tuple(int(d) for d in image_shape):
+        crop = shape[1]
+    info = {
+        "format": DEPLOY_FORMAT,
+        "input_shape": shape,
+        "input_scale": float(built.input_scale),
+        "crop_size": crop,
+        "mean": use_mean,
+        "image_shape": [int(d) for d in image_shape] if image_shape is not None else None,
+    }
+
+    def write_json(tmp: str) -> None:
+        with open(tmp, "w") as fh:
+            json.dump(info, fh, indent=1)
+
+    _write_atomic(deploy_info_path_for(path), write_json)
+
+
+def snapshot_exporter(
+    built: BuiltNetwork,
+    input_shape: tuple[int, int, int],
+    *,
+    image_shape: tuple[int, int, int] | None = None,
+    use_mean: str | None = None,
+    log: Callable[..., None] | None = None,
+) -> Callable[[float, str], None]:
+    """A Trainer `on_snapshot` callback: export each snapshot; a network that cannot be exported is logged as a
+    warning once and training goes on (the archive download then says the deployable model is missing)."""
+    failed = []
+
+    def on_snapshot(epoch: float, snapshot_path: str) -> None:
+        if failed:
+            return
+        try:
+            export_deployable(
+                built, input_shape, deploy_path_for(snapshot_path), image_shape=image_shape, use_mean=use_mean
+            )
+        except (ExportError, OSError) as e:
+            failed.append(e)
+            message = f"no deployable model for download: {e}"
+            if log is not None:
+                log(message, "warning")
+            else:
+                print(message, file=sys.stderr)
+
+    return on_snapshot
+
+
+# ---- exporting a finished job's snapshots ------------------------------------------------------------------
+
+
+def _job_snapshots(job_dir: str) -> list[str]:
+    found = []
+    for path in glob.glob(os.path.join(job_dir, "snapshot_epoch_*.pt")):
+        m = SNAPSHOT_RE.match(os.path.basename(path))
+        if m:
+            found.append((float(m.group(1)), path))
+    return [path for _, path in sorted(found)]
+
+
+def export_job(job_dir: str, force: bool = False, log: Callable[[str], None] = print) -> list[str]:
+    """Export every snapshot of a model job folder that has no deployable model yet; returns the files written."""
+    from digits.model.data import open_dataset
+    from digits.model.networks_build import build_network
+
+    with open(os.path.join(job_dir, "job.json")) as fh:
+        job = json.load(fh)
+    extra = job.get("extra") or {}
+    settings = extra.get("settings") or {}
+    framework = extra.get("framework") or settings.get("framework")
+    with open(os.path.join(job_dir, extra["network_file"]), encoding="utf-8") as fh:
+        text = fh.read()
+    image = extra.get("image") or {}
+    image_shape = None
+    if image:
+        image_shape = (int(image["channels"]), int(image["height"]), int(image["width"]))
+    dataset_labels = None
+    written = []
+    for snapshot in _job_snapshots(job_dir):
+        target = deploy_path_for(snapshot)
+        if not force and os.path.exists(target) and os.path.exists(deploy_info_path_for(target)):
+            continue
+        state = torch.load(snapshot, map_location="cpu", weights_only=True)
+        labels = state.get("labels")
+        if labels is None:
+            if dataset_labels is None:
+                dataset_dir = os.path.normpath(os.path.join(job_dir, "..", extra["dataset_id"]))
+                dataset_labels = open_dataset(dataset_dir).labels
+            labels = dataset_labels
+        shape = tuple(int(d) for d in state.get("input_shape") or image_shape)
+        built = build_network(text, state.get("framework") or framework, input_shape=shape, num_classes=len(labels))
+        built.module.load_state_dict(state["model"])
+        export_deployable(built, shape, target, image_shape=image_shape, use_mean=settings.get("use_mean"))
+        log(f"wrote {os.path.basename(target)} and {os.path.basename(deploy_info_path_for(target))}")
+        written.append(target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m digits.model.export", description=__doc__.splitlines()[0])
+    p.add_argument("job_dir", help="a model job folder (jobs/<id>)")
+    p.add_argument("--force", action="store_true", help="export snapshots that already have a deployable model")
+    args = p.parse_args(argv)
+    try:
+        written = export_job(os.path.abspath(args.job_dir), force=args.force)
+    except (OSError, KeyError, ValueError, ExportError, TaskFailed) as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    if not written:
+        print("nothing to export: every snapshot has its deployable model (--force exports them again)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
