@@ -136,8 +136,9 @@ def run_train(ctx: WorkerContext) -> str | None:
         device=device,
         autocast_dtype=torch.bfloat16 if device.type == "cuda" else None,
         extra_state={"framework": s["framework"], "input_shape": list(shape), "labels": dataset.labels},
-        on_snapshot=snapshot_exporter(net, shape, image_shape=dataset.shape, use_mean=s["use_mean"],
-                                      log=ctx.reporter.log),
+        on_snapshot=snapshot_exporter(
+            net, shape, image_shape=dataset.shape, use_mean=s["use_mean"], log=ctx.reporter.log
+        ),
     )
     resume_from = latest_snapshot(ctx.job_dir)
     if resume_from:
