@@ -12,6 +12,7 @@ from digits import __version__, live
 from digits.config import Settings, settings_from
 from digits.dataset import explore as dataset_explore
 from digits.dataset import views as dataset_views
+from digits.inference import views as inference_views
 from digits.model import download as model_download
 from digits.model import tools as model_tools
 from digits.model import views as model_views
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
         model_views.bp,
         model_tools.bp,
         model_download.bp,
+        inference_views.bp,
         files.bp,
     ):
         app.register_blueprint(blueprint)

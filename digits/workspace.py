@@ -26,6 +26,7 @@ class Workspace:
         self.pools = ResourcePools(settings.cpu_slots, self.gpus)
         self.scheduler: Scheduler | None = None
         self.accounts = None
+        self.inference = None
 
     def open(self) -> None:
         """Take the jobs directory (JobsDirBusy if another server has it), load every job, requeue or mark them."""
@@ -38,6 +39,11 @@ class Workspace:
         self.scheduler = Scheduler(self.store, self.bus, self.pools, self.settings.abort_grace_s)
         jobs = self.store.load_all()
         self.scheduler.recover()
+        if self.settings.inference_workers > 0:
+            from digits.inference.pool import InferencePool  # torch-free: the workers import torch
+
+            self.inference = InferencePool.for_workspace(self)
+            self.inference.start()
         log.info(
             "jobs directory %s: %d jobs; GPUs: %s",
             self.settings.jobs_path,
@@ -46,6 +52,8 @@ class Workspace:
         )
 
     def close(self) -> None:
+        if self.inference:
+            self.inference.close()
         if self.scheduler:
             self.scheduler.shutdown()
         self.lock.release()

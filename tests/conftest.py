@@ -54,7 +54,14 @@ class EventRecorder:
 @pytest.fixture
 def settings(tmp_path):
     return settings_from(
-        {"jobs_dir": str(tmp_path / "jobs"), "gpus": [], "async_mode": "threading", "abort_grace_s": 3.0}
+        # No warm inference workers unless a test asks: each is a process with torch loaded.
+        {
+            "jobs_dir": str(tmp_path / "jobs"),
+            "gpus": [],
+            "async_mode": "threading",
+            "abort_grace_s": 3.0,
+            "inference_workers": 0,
+        }
     )
 
 
@@ -98,6 +105,7 @@ class LiveServer:
         self.proc: subprocess.Popen | None = None
         self.log_path = jobs_dir.parent / f"server-{self.port}.log"
         self.ready_headers: dict[str, str] = {}
+        self.env: dict[str, str] = {}  # e.g. {"DIGITS_INFERENCE_WORKERS": "2"}
 
     @property
     def url(self) -> str:
@@ -120,7 +128,12 @@ class LiveServer:
     def start(self, timeout: float = 30.0) -> LiveServer:
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            self.command(), cwd=ROOT, stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT, start_new_session=True
+            self.command(),
+            cwd=ROOT,
+            stdout=open(self.log_path, "a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={"DIGITS_INFERENCE_WORKERS": "0", **os.environ, **self.env},
         )
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -89,7 +89,13 @@ def client(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     (root / "roots").mkdir()
     # An empty data root: every server path a fuzzer invents is refused, none is ever scanned.
-    app = create_app(jobs_dir=str(root / "jobs"), gpus=[], async_mode="threading", data_roots=[str(root / "roots")])
+    app = create_app(
+        jobs_dir=str(root / "jobs"),
+        gpus=[],
+        async_mode="threading",
+        inference_workers=0,
+        data_roots=[str(root / "roots")],
+    )
     c = app.test_client()
     c.post("/login", data={"username": "fuzz"}, headers={"Accept": "application/json"})
     yield c

@@ -84,7 +84,15 @@ def test_abort_stops_a_running_task_within_the_grace_period(workspace, recorder)
 
 def test_abort_kills_a_worker_that_ignores_sigterm_after_the_grace_period(tmp_path):
     app = create_app(
-        settings_from({"jobs_dir": str(tmp_path / "jobs"), "gpus": [], "async_mode": "threading", "abort_grace_s": 0.5})
+        settings_from(
+            {
+                "jobs_dir": str(tmp_path / "jobs"),
+                "gpus": [],
+                "async_mode": "threading",
+                "inference_workers": 0,
+                "abort_grace_s": 0.5,
+            }
+        )
     )
     workspace = app.extensions["digits"]
     from tests.conftest import EventRecorder
@@ -136,7 +144,15 @@ def test_a_job_whose_dependency_fails_fails_with_a_reason(workspace, recorder):
 
 def test_fifo_within_a_pool(tmp_path):
     app = create_app(
-        settings_from({"jobs_dir": str(tmp_path / "jobs"), "gpus": [], "async_mode": "threading", "cpu_slots": 1})
+        settings_from(
+            {
+                "jobs_dir": str(tmp_path / "jobs"),
+                "gpus": [],
+                "async_mode": "threading",
+                "inference_workers": 0,
+                "cpu_slots": 1,
+            }
+        )
     )
     workspace = app.extensions["digits"]
     from tests.conftest import EventRecorder
@@ -172,7 +188,9 @@ def test_unknown_task_kind_fails_clearly(workspace, recorder):
 
 
 def test_restart_reloads_every_job_with_its_history(tmp_path):
-    settings = settings_from({"jobs_dir": str(tmp_path / "jobs"), "gpus": [], "async_mode": "threading"})
+    settings = settings_from(
+        {"jobs_dir": str(tmp_path / "jobs"), "gpus": [], "async_mode": "threading", "inference_workers": 0}
+    )
     app = create_app(settings)
     workspace = app.extensions["digits"]
     from tests.conftest import EventRecorder

@@ -20,7 +20,9 @@ BROWSER = {"Accept": "text/html", "Origin": "http://localhost", "Sec-Fetch-Site"
 
 @pytest.fixture
 def team(tmp_path):
-    app = create_app(jobs_dir=str(tmp_path / "jobs"), gpus=[], async_mode="threading", auth="password")
+    app = create_app(
+        jobs_dir=str(tmp_path / "jobs"), gpus=[], async_mode="threading", inference_workers=0, auth="password"
+    )
     accounts = app.extensions["digits"].accounts
     accounts.add("alice", "alice-secret-pw", admin=False)
     accounts.add("bob", "bob-secret-pw")
@@ -126,11 +128,11 @@ def test_files_of_a_job_are_served_and_links_out_are_not(team, tmp_path):
 
 def test_the_secret_key_is_kept_private_and_reused(tmp_path):
     jobs = tmp_path / "jobs"
-    first = create_app(jobs_dir=str(jobs), gpus=[], async_mode="threading")
+    first = create_app(jobs_dir=str(jobs), gpus=[], async_mode="threading", inference_workers=0)
     key = first.config["SECRET_KEY"]
     first.extensions["digits"].close()
     assert stat.S_IMODE(os.stat(jobs / ".secret_key").st_mode) == 0o600
-    again = create_app(jobs_dir=str(jobs), gpus=[], async_mode="threading")
+    again = create_app(jobs_dir=str(jobs), gpus=[], async_mode="threading", inference_workers=0)
     assert again.config["SECRET_KEY"] == key
     again.extensions["digits"].close()
 

@@ -158,7 +158,9 @@ def test_vendor_assets_are_served(client):
 def test_url_prefix(tmp_path, prefix):
     from digits.webapp import create_app
 
-    app = create_app(jobs_dir=str(tmp_path / "jobs"), gpus=[], async_mode="threading", url_prefix=prefix)
+    app = create_app(
+        jobs_dir=str(tmp_path / "jobs"), gpus=[], async_mode="threading", inference_workers=0, url_prefix=prefix
+    )
     try:
         c = app.test_client()
         assert c.get(f"{prefix}/index/json").status_code == 200

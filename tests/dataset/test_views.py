@@ -199,7 +199,9 @@ def test_data_roots_limit_server_paths(tmp_path):
     allowed = tmp_path / "allowed"
     make_shapes(str(allowed / "shapes"), per_class=2)
     make_shapes(str(tmp_path / "elsewhere"), per_class=2)
-    app = create_app(jobs_dir=str(tmp_path / "jobs"), gpus=[], async_mode="threading", data_roots=[str(allowed)])
+    app = create_app(
+        jobs_dir=str(tmp_path / "jobs"), gpus=[], async_mode="threading", inference_workers=0, data_roots=[str(allowed)]
+    )
     try:
         c = app.test_client()
         c.post("/login", data={"username": "ann"}, headers={"Accept": "application/json"})
@@ -216,7 +218,14 @@ def test_data_roots_limit_server_paths(tmp_path):
 
 def test_a_server_on_the_network_without_data_roots_reads_no_folders(tmp_path):
     make_shapes(str(tmp_path / "src"), per_class=2)
-    app = create_app(jobs_dir=str(tmp_path / "jobs"), gpus=[], async_mode="threading", host="0.0.0.0", auth="password")
+    app = create_app(
+        jobs_dir=str(tmp_path / "jobs"),
+        gpus=[],
+        async_mode="threading",
+        inference_workers=0,
+        host="0.0.0.0",
+        auth="password",
+    )
     try:
         app.extensions["digits"].accounts.add("ann", "a long password")
         c = app.test_client()

@@ -1,0 +1,371 @@
+"""Warm inference workers, seen from the web process (torch-free).
+
+The pool starts its workers ahead (`python -m digits.inference.worker`, one per slot) and keeps them: a slot
+holds at most one loaded model, so the slots are an LRU map (model key) -> worker, as large as the setting
+`inference_workers`. A request takes its slot's lock (gevent-friendly: threading and subprocess are patched),
+writes one request line and waits for the reply. A request never starts a process: a worker that exits is
+replaced from a background thread, and the request that was on it answers ServiceUnavailable ("try again").
+Every wait is bounded: for a free slot, for a starting worker, and for the next line of a reply (progress
+lines keep a long request alive; silence past the limit kills the worker and answers 503).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from digits.inference import wire
+from digits.inference.errors import InferenceError, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+WORKER_MODULE = "digits.inference.worker"
+PROGRESS_EVENT = "inference_progress"
+LOG_FILE = "inference.log"
+# A worker that dies sooner than this after starting counts as a failed start: the next one waits longer.
+HEALTHY_AFTER_S = 5.0
+FAILED_STARTS = 3  # after this many failed starts in a row, requests stop waiting for the next try
+MAX_RESPAWN_DELAY_S = 30.0
+
+
+def default_threads(size: int) -> int:
+    """Torch threads per worker: the machine's cores shared out, so busy workers do not oversubscribe them."""
+    return max(1, (os.cpu_count() or 1) // max(1, size))
+
+
+class WorkerProcess:
+    """One worker child: its pipes, a thread that reads its lines, and the messages it sent in a queue."""
+
+    def __init__(
+        self, argv: list[str], env: dict[str, str], stderr: IO | None, on_exit: Callable[[WorkerProcess], None]
+    ):
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr if stderr is not None else subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # a Ctrl-C in the server's terminal is the server's to handle
+        )
+        self.pid = self.proc.pid
+        self.ready = threading.Event()
+        self.exited = threading.Event()
+        self.device: str | None = None
+        self.retired = False  # given up on (killed for silence): no request may use it while it dies
+        self.messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._on_exit = on_exit
+        self._write_lock = threading.Lock()
+        threading.Thread(target=self._read, name=f"inference-reader-{self.pid}", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for raw in self.proc.stdout:
+                message = wire.decode(raw)
+                if message is None:
+                    log.warning("inference worker %d: not a protocol line: %.200r", self.pid, raw)
+                elif message.get("type") == wire.READY:
+                    self.device = message.get("device")
+                    self.ready.set()
+                else:
+                    self.messages.put(message)
+        except (OSError, ValueError):
+            pass
+        finally:
+            code = self.proc.wait()
+            self.exited.set()
+            self.messages.put(None)
+            log.info("inference worker %d exited with %s", self.pid, code)
+            self._on_exit(self)
+
+    @property
+    def alive(self) -> bool:
+        return not self.retired and not self.exited.is_set() and self.proc.poll() is None
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = (wire.encode(message) + "\n").encode("utf-8")
+        with self._write_lock:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+
+    def kill(self) -> None:
+        self.retired = True
+        if self.proc.poll() is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+
+    def ask_to_exit(self) -> None:
+        """Close its stdin: the worker's signal to finish the request at hand and exit."""
+        self.retired = True
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+
+    def stop(self, grace_s: float = 3.0) -> None:
+        """Ask it to exit, then kill it if it has not left after grace_s (at once if it never got ready: it
+        holds nothing, and it would read its closed stdin only once torch is imported)."""
+        if not self.ready.is_set():
+            self.kill()
+        self.ask_to_exit()
+        try:
+            self.proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.proc.wait(5)
+
+
+@dataclass(eq=False)
+class Slot:
+    """A place for one warm worker and the model it holds; the lock is held for the length of a request."""
+
+    index: int
+    env: dict[str, str]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    worker: WorkerProcess | None = None
+    key: str | None = None
+    last_used: float = 0.0
+    quick_deaths: int = 0
+
+
+class InferencePool:
+    """N warm inference workers, each holding one (model job, epoch), least recently used first to go."""
+
+    def __init__(
+        self,
+        size: int = 2,
+        gpus: list[int] | tuple[int, ...] = (),
+        *,
+        log_path: str | None = None,
+        bus=None,
+        module: str = WORKER_MODULE,
+        start_timeout_s: float = 120.0,
+        reply_timeout_s: float = 120.0,
+        busy_timeout_s: float = 120.0,
+        threads: int | None = None,
+    ):
+        if size < 1:
+            raise ValueError("an inference pool needs at least one worker")
+        self.argv = [sys.executable, "-u", "-m", module]
+        self.log_path = log_path
+        self.bus = bus
+        self.start_timeout_s = start_timeout_s
+        self.reply_timeout_s = reply_timeout_s
+        self.busy_timeout_s = busy_timeout_s
+        threads = threads or default_threads(size)
+        self.slots = [Slot(i, self._slot_env(i, list(gpus), threads)) for i in range(size)]
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._log_fh: IO | None = None
+        self._closed = False
+        self._started = False
+
+    @classmethod
+    def for_workspace(cls, workspace, **kwargs) -> InferencePool:
+        """A pool sized by the workspace's settings (inference_workers), on its GPUs, logging to the jobs folder."""
+        settings = workspace.settings
+        return cls(
+            max(1, int(getattr(settings, "inference_workers", 2))),
+            list(workspace.gpus or []),
+            log_path=os.path.join(settings.jobs_path, LOG_FILE),
+            bus=workspace.bus,
+            **kwargs,
+        )
+
+    @staticmethod
+    def _slot_env(index: int, gpus: list[int], threads: int) -> dict[str, str]:
+        # Round-robin over the server's GPUs; with none, hide every GPU so the worker runs on the CPU.
+        return {
+            "PYTHONUNBUFFERED": "1",
+            "CUDA_VISIBLE_DEVICES": str(gpus[index % len(gpus)]) if gpus else "",
+            "DIGITS_INFERENCE_THREADS": str(threads),
+        }
+
+    # ---- lifetime ----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start every worker (they import torch in the background; requests wait for the one they need)."""
+        if self._started:
+            return
+        self._started = True
+        if self.log_path:
+            self._log_fh = open(self.log_path, "ab")  # noqa: SIM115 - the workers' stderr, for the pool's life
+        for slot in self.slots:
+            self._spawn(slot)
+
+    def close(self) -> None:
+        """Stop every worker; the pool answers no more requests."""
+        self._closed = True
+        workers = [slot.worker for slot in self.slots if slot.worker is not None]
+        for slot in self.slots:
+            slot.worker, slot.key = None, None
+        for worker in workers:  # all at once, then wait for each
+            worker.ask_to_exit()
+        for worker in workers:
+            worker.stop()
+        if self._log_fh is not None:
+            self._log_fh.close()
+            self._log_fh = None
+
+    def pids(self) -> list[int]:
+        """The process ids of the live workers, by slot."""
+        return [s.worker.pid for s in self.slots if s.worker is not None and s.worker.alive]
+
+    def loaded(self) -> dict[str, int]:
+        """model key -> pid of the worker holding it."""
+        return {s.key: s.worker.pid for s in self.slots if s.key and s.worker is not None and s.worker.alive}
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Whether every worker is ready within timeout (for tests and benchmarks; requests wait per slot)."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.start_timeout_s)
+        for slot in self.slots:
+            worker = slot.worker
+            if worker is None or not worker.ready.wait(max(0.0, deadline - time.monotonic())):
+                return False
+        return True
+
+    def _spawn(self, slot: Slot) -> None:
+        if self._closed:
+            return
+        env = dict(os.environ, **slot.env)
+        try:
+            slot.worker = WorkerProcess(self.argv, env, self._log_fh, lambda w, s=slot: self._exited(s, w))
+        except OSError as e:
+            log.error("cannot start inference worker %d: %s", slot.index, e)
+            slot.quick_deaths += 1
+            self._respawn_later(slot)
+            return
+        log.info("inference worker %d started (pid %d)", slot.index, slot.worker.pid)
+
+    def _exited(self, slot: Slot, worker: WorkerProcess) -> None:
+        """A worker ended (crash, kill, OOM): forget its model and replace it in the background."""
+        if self._closed or slot.worker is not worker:
+            return
+        slot.key = None
+        quick = time.monotonic() - worker.started < HEALTHY_AFTER_S and not worker.ready.is_set()
+        slot.quick_deaths = slot.quick_deaths + 1 if quick else 0
+        self._respawn_later(slot)
+
+    def _respawn_later(self, slot: Slot) -> None:
+        # Back off when workers die at start (a broken install), so the server does not spin.
+        delay = min(MAX_RESPAWN_DELAY_S, 0.5 * 2 ** (slot.quick_deaths - 1)) if slot.quick_deaths else 0.0
+        timer = threading.Timer(delay, self._spawn, args=(slot,))
+        timer.daemon = True
+        timer.start()
+
+    # ---- requests ----------------------------------------------------------------------------------------
+    def _choose(self, key: str | None) -> Slot:
+        """The slot holding `key`; else an empty one; else the least recently used (idle ones first)."""
+        with self._lock:
+            if self._closed or not self._started:
+                raise ServiceUnavailable("the inference workers are not running")
+            if key is not None:
+                for slot in self.slots:
+                    if slot.key == key:
+                        slot.last_used = time.monotonic()
+                        return slot
+            empty = [s for s in self.slots if s.key is None]
+            idle = [s for s in self.slots if not s.lock.locked()]
+            if key is None:
+                candidates = idle or self.slots
+            else:
+                candidates = [s for s in empty if not s.lock.locked()] or empty or idle or self.slots
+            slot = min(candidates, key=lambda s: (s.worker is None or not s.worker.ready.is_set(), s.last_used))
+            if key is not None:
+                slot.key = key  # reserved now, so the next request for this model queues here
+            slot.last_used = time.monotonic()
+            return slot
+
+    def _ready_worker(self, slot: Slot) -> WorkerProcess:
+        deadline = time.monotonic() + self.start_timeout_s
+        while True:
+            worker = slot.worker
+            if worker is not None and worker.ready.wait(min(0.5, max(0.0, deadline - time.monotonic()))):
+                if worker.alive:
+                    return worker
+            if slot.quick_deaths >= FAILED_STARTS and (worker is None or not worker.alive):
+                raise ServiceUnavailable(
+                    f"the inference workers cannot start (see {LOG_FILE} in the jobs folder); try again later"
+                )
+            if worker is None or worker.ready.is_set():
+                time.sleep(0.02)  # a dead worker whose replacement is on its way
+            if self._closed:
+                raise ServiceUnavailable("the inference workers are stopping")
+            if time.monotonic() >= deadline:
+                raise ServiceUnavailable(
+                    f"the inference worker is still starting after {self.start_timeout_s:g} s; try again"
+                )
+
+    def request(
+        self, op: str, model: dict[str, Any] | None = None, *, job_id: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Send one request to the worker for `model` (a spec from digits.inference.spec) and return its result.
+
+        Raises InferenceError: the worker's own errors (bad_input, not_found, failed) and ServiceUnavailable.
+        While a long request runs, its progress is published on the bus as `inference_progress`
+        {job_id, done, total}.
+        """
+        key = model["key"] if model else None
+        slot = self._choose(key)
+        if not slot.lock.acquire(timeout=self.busy_timeout_s):
+            raise ServiceUnavailable(f"the inference workers stayed busy for {self.busy_timeout_s:g} s; try again")
+        try:
+            worker = self._ready_worker(slot)
+            slot.key = key if key is not None else slot.key
+            slot.last_used = time.monotonic()
+            try:
+                return self._call(worker, {"op": op, "model": model, **fields}, job_id)
+            except ServiceUnavailable:
+                if key is not None and slot.key == key:
+                    slot.key = None
+                raise
+        finally:
+            slot.last_used = time.monotonic()
+            slot.lock.release()
+
+    def _call(self, worker: WorkerProcess, message: dict[str, Any], job_id: str | None) -> dict[str, Any]:
+        request_id = next(self._ids)
+        message["id"] = request_id
+        while not worker.messages.empty():  # leftovers of a request that gave up waiting
+            worker.messages.get_nowait()
+        try:
+            worker.send(message)
+        except (OSError, ValueError):
+            raise ServiceUnavailable("the model's worker stopped; try again") from None
+        deadline = time.monotonic() + self.reply_timeout_s
+        while True:
+            try:
+                reply = worker.messages.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                log.error("inference worker %d: no answer in %g s; killing it", worker.pid, self.reply_timeout_s)
+                worker.kill()
+                raise ServiceUnavailable(
+                    f"the model's worker did not answer within {self.reply_timeout_s:g} s; try again"
+                ) from None
+            if reply is None:
+                raise ServiceUnavailable("the model's worker stopped; try again")
+            if reply.get("id") != request_id:
+                continue
+            if reply.get("type") == wire.PROGRESS:
+                deadline = time.monotonic() + self.reply_timeout_s
+                if self.bus is not None and job_id:
+                    self.bus.publish(
+                        PROGRESS_EVENT, {"job_id": job_id, "done": reply.get("done"), "total": reply.get("total")}
+                    )
+                continue
+            if reply.get("type") != wire.REPLY:
+                continue
+            if reply.get("ok"):
+                return reply.get("result") or {}
+            error = reply.get("error") or {}
+            raise InferenceError(str(error.get("type", "failed")), str(error.get("message", "the model failed")))

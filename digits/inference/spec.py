@@ -1,0 +1,84 @@
+"""What a worker needs to load a model job's snapshot, resolved in the web process (torch-free)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from digits.job import Job
+from digits.model.info import snapshots
+from digits.views.errors import Conflict, NotFound
+
+RESULTS_DIR = "results"
+
+
+def epoch_text(epoch: float) -> str:
+    return str(int(epoch)) if float(epoch).is_integer() else f"{epoch:g}"
+
+
+def choose_snapshot(job: Job, job_dir: str, wanted: str | None) -> dict[str, Any]:
+    """The snapshot for `wanted` (an epoch; empty: the latest). 404 listing the epochs when there is none."""
+    snaps = snapshots(job, job_dir)
+    if not snaps:
+        raise Conflict(f"model {job.id} has no snapshot yet (it is {job.status.value})")
+    if not wanted:
+        return snaps[-1]
+    try:
+        value = float(wanted)
+    except ValueError:
+        value = None
+    for snap in snaps:
+        if value is not None and float(snap["epoch"]) == value:
+            return snap
+    epochs = ", ".join(epoch_text(s["epoch"]) for s in snaps)
+    raise NotFound(f"model {job.id} has no snapshot for epoch {wanted!s:.40} (epochs: {epochs})")
+
+
+def training_args(job: Job) -> dict[str, Any]:
+    """The settings the training worker ran with (its task's arguments, over the form's settings)."""
+    args = dict(job.extra.get("settings") or {})
+    if job.tasks:
+        args.update(job.tasks[0].args or {})
+    return args
+
+
+def dataset_dir(job: Job, job_dir: str) -> str:
+    args = training_args(job)
+    relative = args.get("dataset_dir") or os.path.join("..", job.extra.get("dataset_id", ""))
+    return os.path.normpath(os.path.join(job_dir, relative))
+
+
+def read_labels(folder: str) -> list[str]:
+    """The class names of a dataset folder (labels.txt); 404 when the dataset is gone."""
+    try:
+        with open(os.path.join(folder, "labels.txt"), encoding="utf-8") as fh:
+            return [line.rstrip("\n") for line in fh if line.strip()]
+    except OSError:
+        raise NotFound(f"the model's dataset ({os.path.basename(folder)}) is gone: it has no labels.txt") from None
+
+
+def model_spec(job: Job, job_dir: str, wanted_epoch: str | None) -> dict[str, Any]:
+    """The request's "model": which snapshot, network, dataset folder and preprocessing settings to load.
+
+    The key names the weights exactly (job, epoch and the snapshot file's mtime), so a worker that holds
+    the key holds these weights.
+    """
+    snap = choose_snapshot(job, job_dir, wanted_epoch)
+    args = training_args(job)
+    path = os.path.join(job_dir, snap["path"])
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError:
+        raise NotFound(f"model {job.id}: snapshot {snap['path']} is gone") from None
+    network = args.get("network_file") or job.extra.get("network_file") or "network.prototxt"
+    return {
+        "key": f"{job.id}@{epoch_text(snap['epoch'])}@{mtime}",
+        "job_id": job.id,
+        "epoch": snap["epoch"],
+        "snapshot": path,
+        "framework": args.get("framework") or job.extra.get("framework") or "caffe",
+        "network_file": os.path.join(job_dir, network),
+        "dataset_dir": dataset_dir(job, job_dir),
+        "use_mean": args.get("use_mean") or "none",
+        "crop_size": args.get("crop_size") or None,
+    }

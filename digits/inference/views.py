@@ -1,0 +1,256 @@
+"""Test a model: classify one image, classify a list, top-N per class, the hardest samples; HTML and JSON twins.
+
+Routes and fields follow DIGITS' REST API (`classify_one/json` with job_id and image_file answers
+{"predictions": [[label, percent], ...]}), so scripts written for DIGITS keep working.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tempfile
+import time
+from typing import Any
+
+from flask import Blueprint, jsonify, render_template, request, send_file, url_for
+
+from digits.datapaths import PathRefused, check_server_path
+from digits.forms import FormReader
+from digits.inference import inputs
+from digits.inference.errors import InferenceError
+from digits.inference.spec import RESULTS_DIR, dataset_dir, model_spec, read_labels
+from digits.views.common import job_or_404, workspace
+from digits.views.errors import ApiError, FormErrors, NotFound, wants_json
+
+bp = Blueprint("inference", __name__)
+RESULT_NAME_RE = re.compile(r"^confusion-[0-9a-f]{16}\.png$")
+KEEP_RESULTS = 20
+MAX_TOP_N = 100
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    kind = "service_unavailable"
+
+
+class InferenceFailed(ApiError):
+    status = 500
+    kind = "inference_failed"
+
+
+API_ERRORS = {
+    "bad_input": ApiError,
+    "not_found": NotFound,
+    "failed": InferenceFailed,
+    "unavailable": ServiceUnavailable,
+}
+
+
+def run(op: str, spec: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """One request to the workspace's inference pool (Workspace.inference); its errors as JSON-ready ApiErrors."""
+    pool = getattr(workspace(), "inference", None)
+    if pool is None:
+        raise ServiceUnavailable("this server runs no inference workers")
+    try:
+        return pool.request(op, spec, **fields)
+    except InferenceError as e:
+        raise API_ERRORS[e.kind](e.message) from None
+
+
+def _model(r: FormReader):
+    job_id = r.text("job_id", required=True, max_length=64)
+    if r.errors:
+        raise FormErrors(r.errors)
+    job = job_or_404(job_id, "model")
+    job_dir = workspace().store.job_dir(job.id)
+    return job, job_dir, model_spec(job, job_dir, r.text("snapshot_epoch", max_length=40) or None)
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000.0, 3)
+
+
+def _respond(template: str, result: dict[str, Any], **context):
+    if wants_json():
+        return jsonify(result)
+    return render_template(template, result=result, **context)
+
+
+# ---- classify one ----------------------------------------------------------------------------------------
+@bp.route("/models/images/classification/classify_one", methods=["POST"])
+def classify_one():
+    """One image (image_file, image_url or image_path) -> top-5 [label, percent], the image as the network
+    saw it, and with show_visualizations every layer's activations, weights and statistics plus Grad-CAM."""
+    started = time.perf_counter()
+    r = FormReader(request.form)
+    job, _, spec = _model(r)
+    show = r.boolean("show_visualizations")
+    if r.errors:
+        raise FormErrors(r.errors)
+    image = inputs.one_image(request.form, request.files, workspace().settings)
+    result = run("classify_one", spec, image=image, visualize=show, job_id=job.id)
+    result["server_ms"] = _elapsed_ms(started)
+    return _respond("inference/classify_one.html", result, job=job, source=_source_name())
+
+
+bp.add_url_rule("/models/images/classification/classify_one/json", "classify_one_json", classify_one, methods=["POST"])
+
+
+def _source_name() -> str:
+    upload = request.files.get("image_file")
+    if upload is not None and upload.filename:
+        return upload.filename
+    return request.form.get("image_url") or request.form.get("image_path") or ""
+
+
+# ---- lists -----------------------------------------------------------------------------------------------
+def _gather(r: FormReader, labels: list[str], work_dir: str):
+    """The request's images (list and/or zip) resolved to readable paths: (items, errors)."""
+    settings = workspace().settings
+    zip_root = inputs.unpack_zip(request.files, work_dir, settings)
+    text = inputs.list_text(request.form, request.files)
+    if text is None and zip_root is None:
+        raise FormErrors({"image_list": ["Send a list of images (one path or URL per line) or image_folder_zip."]})
+    if text is not None:
+        items, errors = inputs.parse_list(text, labels)
+    else:
+        items, errors = inputs.zip_items(zip_root, labels), []
+    if not items and not errors:
+        raise ApiError("the image list names no images")
+    folder = r.text("image_folder", max_length=4096) or None
+    if folder:
+        try:
+            folder = check_server_path(folder, settings, want_dir=True)
+        except PathRefused as e:
+            raise FormErrors({"image_folder": [str(e)]}) from None
+    ready, refused = inputs.resolve(items, settings, work_dir, folder, zip_root)
+    return ready, errors + refused
+
+
+def _worker_items(items: list[inputs.ListItem]) -> list[dict[str, Any]]:
+    # seed: the fill resize mode's noise, drawn per image as create-db drew it for a list in the same order
+    return [{"path": i.path, "check": i.check, "label": i.label, "seed": i.ordinal} for i in items]
+
+
+def _all_errors(items: list[inputs.ListItem], errors: list[dict], worker_errors: list[dict]) -> list[dict]:
+    out = errors + [
+        {"line": items[e["index"]].line, "path": items[e["index"]].text, "message": e["message"]} for e in worker_errors
+    ]
+    return sorted(out, key=lambda e: e["line"])
+
+
+def _results_dir(job_dir: str) -> str:
+    folder = os.path.join(job_dir, RESULTS_DIR)
+    os.makedirs(folder, exist_ok=True)
+    old = sorted(
+        (e for e in os.scandir(folder) if RESULT_NAME_RE.match(e.name)), key=lambda e: e.stat().st_mtime, reverse=True
+    )
+    for entry in old[KEEP_RESULTS - 1 :]:
+        try:
+            os.unlink(entry.path)
+        except OSError:
+            pass
+    return folder
+
+
+@bp.route("/models/images/classification/classify_many", methods=["POST"])
+def classify_many():
+    """A list of images -> {"classifications": {path: top-5}, "errors": [...]}, and for labeled lists the
+    accuracies, the confusion matrix (numbers and a picture) and the accuracy of each class."""
+    started = time.perf_counter()
+    r = FormReader(request.form)
+    job, job_dir, spec = _model(r)
+    labels = read_labels(dataset_dir(job, job_dir))
+    with tempfile.TemporaryDirectory(prefix="digits-classify-") as work_dir:
+        items, errors = _gather(r, labels, work_dir)
+        picture = os.path.join(_results_dir(job_dir), f"confusion-{secrets.token_hex(8)}.png")
+        reply = run(
+            "classify_many",
+            spec,
+            items=_worker_items(items),
+            path_policy=inputs.path_policy(workspace().settings),
+            confusion_png=picture,
+            job_id=job.id,
+        )
+    result: dict[str, Any] = {
+        "classifications": {items[i].text: top for i, top in reply["top"]},
+        "errors": _all_errors(items, errors, reply["errors"]),
+        "epoch": reply["epoch"],
+    }
+    scores = reply.get("evaluation")
+    if scores and scores.get("count"):
+        result.update(
+            top1_accuracy=scores["top1_accuracy"],
+            top5_accuracy=scores["top5_accuracy"],
+            confusion_matrix=scores["confusion_matrix"],
+            per_class_accuracy=scores["per_class_accuracy"],
+            labeled_count=scores["count"],
+        )
+        if reply.get("confusion_png"):
+            name = reply["confusion_png"]
+            result["confusion_matrix_url"] = url_for("inference.result_file", job_id=job.id, name=name)
+    result["server_ms"] = _elapsed_ms(started)
+    truth = {items[i].text: labels[items[i].label] for i, _ in reply["top"] if items[i].label is not None}
+    return _respond("inference/classify_many.html", result, job=job, truth=truth)
+
+
+bp.add_url_rule(
+    "/models/images/classification/classify_many/json", "classify_many_json", classify_many, methods=["POST"]
+)
+
+
+@bp.route("/models/images/classification/top_n", methods=["POST"])
+def top_n():
+    """For each class, the top_n images of the list that score highest for it."""
+    r = FormReader(request.form)
+    job, job_dir, spec = _model(r)
+    n = r.integer("top_n", 9, minimum=1, maximum=MAX_TOP_N)
+    if r.errors:
+        raise FormErrors(r.errors)
+    labels = read_labels(dataset_dir(job, job_dir))
+    with tempfile.TemporaryDirectory(prefix="digits-topn-") as work_dir:
+        items, errors = _gather(r, labels, work_dir)
+        policy = inputs.path_policy(workspace().settings)
+        reply = run("top_n", spec, items=_worker_items(items), n=n, path_policy=policy, job_id=job.id)
+    classes = [
+        {
+            "label": entry["label"],
+            "images": [
+                {"path": items[pick["index"]].text, "percent": pick["percent"], "image": pick["image"]}
+                for pick in entry["images"]
+            ],
+        }
+        for entry in reply["top_n"]
+    ]
+    result = {"top_n": classes, "errors": _all_errors(items, errors, reply["errors"]), "epoch": reply["epoch"]}
+    return _respond("inference/top_n.html", result, job=job, n=n)
+
+
+bp.add_url_rule("/models/images/classification/top_n/json", "top_n_json", top_n, methods=["POST"])
+
+
+# ---- a model's own dataset -------------------------------------------------------------------------------
+@bp.route("/models/<job_id>/hardest/json")
+def hardest(job_id: str):
+    """The misclassified images of a dataset split (split=val, n=50), most confidently wrong first."""
+    r = FormReader(request.args)
+    split = r.choice("split", ("train", "val", "test"), "val")
+    n = r.integer("n", 50, minimum=1, maximum=1000)
+    if r.errors:
+        raise FormErrors(r.errors)
+    job = job_or_404(job_id, "model")
+    spec = model_spec(job, workspace().store.job_dir(job.id), r.text("snapshot_epoch", max_length=40) or None)
+    return jsonify(run("hardest", spec, split=split, n=n, job_id=job.id))
+
+
+@bp.route("/models/<job_id>/results/<name>")
+def result_file(job_id: str, name: str):
+    """A picture made for a classification result (the confusion matrix)."""
+    job = job_or_404(job_id, "model")
+    if not RESULT_NAME_RE.match(name):
+        raise NotFound(f"model {job.id} has no result {name!r}")
+    path = os.path.join(workspace().store.job_dir(job.id), RESULTS_DIR, name)
+    if not os.path.isfile(path):
+        raise NotFound(f"model {job.id} has no result {name!r} (results are kept for the last {KEEP_RESULTS})")
+    return send_file(path, mimetype="image/png", max_age=3600)

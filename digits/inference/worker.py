@@ -1,0 +1,379 @@
+"""The inference worker: `python -m digits.inference.worker`, long-lived, one loaded model at a time.
+
+Reads requests from stdin and answers on stdout (digits.inference.wire), one at a time; anything a library
+prints goes to stderr. A request that fails is answered with an error and the worker carries on. It exits
+when its stdin closes (the server stopped or let it go).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import heapq
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+from digits.config import Settings
+from digits.datapaths import PathRefused
+from digits.formats.caffe_pb import datum_to_array
+from digits.formats.images import ImageError
+from digits.formats.lmdb_io import LmdbReader
+from digits.inference import render, wire
+from digits.inference.evaluate import evaluate
+from digits.inference.model import TOP_K, LoadedModel, RequestFailed
+from digits.inference.paths import PathChecker
+from digits.inference.visualize import visualize
+
+PROGRESS_EVERY_S = 0.5
+MAX_TOP_N = 100
+THUMBNAIL_SIDE = 96  # top-N pictures are shrunk to fit this many pixels a side
+
+Progress = Callable[[int, int], None]
+
+
+@contextlib.contextmanager
+def torch_threads(count: int):
+    threads = torch.get_num_threads()
+    if count != threads:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if count != threads:
+            torch.set_num_threads(threads)
+
+
+def threads_for_one(model: LoadedModel) -> int:
+    """How many CPU threads score one image fastest: one for a small network (waking a thread pool costs more
+    than it saves, far more when training keeps the cores busy), all of them for a large one. Timed once."""
+    threads = torch.get_num_threads()
+    if model.device.type != "cpu" or threads == 1:
+        return threads
+    x = torch.zeros((1, *model.dataset.shape), dtype=torch.uint8)
+    best = {}
+    for count in (1, threads):
+        with torch_threads(count):
+            times = []
+            for _ in range(3):
+                started = time.perf_counter()
+                model.logits(model.transform(x))
+                times.append(time.perf_counter() - started)
+        best[count] = min(times)
+    return min(best, key=best.get)
+
+
+def log(message: str) -> None:
+    print(f"[inference {os.getpid()}] {message}", file=sys.stderr, flush=True)
+
+
+class Throttle:
+    """Calls progress(done, total) at most every PROGRESS_EVERY_S, and always at the end."""
+
+    def __init__(self, progress: Progress, total: int):
+        self.progress, self.total, self.last = progress, total, 0.0
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if done >= self.total or now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            self.progress(done, self.total)
+
+
+class InferenceServer:
+    """Holds the loaded model and answers requests."""
+
+    def __init__(self, device: torch.device, readers: int):
+        self.device = device
+        self.model: LoadedModel | None = None
+        self.one_image_threads = 1
+        self.paths = PathChecker(Settings())  # which server paths a request may read: its path_policy
+        self.readers = ThreadPoolExecutor(max(1, readers))  # Pillow decodes with the GIL released
+
+    def load(self, spec: dict[str, Any] | None) -> LoadedModel:
+        if not isinstance(spec, dict) or "key" not in spec:
+            raise RequestFailed("bad_input", "the request names no model")
+        if self.model is None or self.model.key != spec["key"]:
+            self.model = None  # let the old one go before the new one takes memory
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            started = time.perf_counter()
+            self.model = LoadedModel(spec, self.device)
+            self.one_image_threads = threads_for_one(self.model)
+            log(
+                f"loaded {spec['key']} in {time.perf_counter() - started:.2f}s on {self.device} "
+                f"({self.one_image_threads} thread(s) for one image)"
+            )
+        return self.model
+
+    def handle(self, request: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        op = request.get("op")
+        policy = request.get("path_policy") or {}
+        roots = [str(root) for root in policy.get("data_roots") or []]
+        self.paths = PathChecker(Settings(host=str(policy.get("host", "127.0.0.1")), data_roots=roots))
+        if op == "ping":
+            return {"pid": os.getpid(), "device": str(self.device), "model": self.model.key if self.model else None}
+        handler = {
+            "classify_one": self.classify_one,
+            "classify_many": self.classify_many,
+            "top_n": self.top_n,
+            "hardest": self.hardest,
+        }.get(op)
+        if handler is None:
+            raise RequestFailed("bad_input", f"unknown request {op!r}")
+        return handler(self.load(request.get("model")), request, progress)
+
+    # ---- reading images ----------------------------------------------------------------------------------
+    def _source(self, item: dict[str, Any]) -> str | bytes:
+        """An item's bytes, or its path. A server path ("check") is checked against the request's path policy
+        here, just before it is read, on the reader threads (thousands of checks cost the web process time)."""
+        if "data" in item:
+            try:
+                return base64.b64decode(item["data"], validate=True)
+            except (binascii.Error, ValueError, TypeError):
+                raise RequestFailed("bad_input", "the image data is not base64") from None
+        if isinstance(item.get("path"), str):
+            if not item.get("check"):
+                return item["path"]
+            try:
+                return self.paths.check(item["path"])
+            except PathRefused as e:
+                raise RequestFailed("bad_input", str(e)) from None
+        raise RequestFailed("bad_input", "an image needs data or a path")
+
+    def _read_ahead(self, model: LoadedModel, items: list[dict[str, Any]]):
+        """(start, [array or the reason it could not be read]) per batch; the next batch is read while the
+        caller scores this one."""
+
+        def read(item: dict[str, Any]) -> np.ndarray | str:
+            try:
+                return model.read(self._source(item), seed=int(item.get("seed", 0)))
+            except ImageError as e:
+                return str(e)
+            except RequestFailed as e:
+                return e.message
+            except OSError as e:
+                return f"cannot read: {e.strerror or e}"
+
+        starts = range(0, len(items), model.batch_size)
+        pending = None
+        for start in starts:
+            if pending is None:
+                pending = [self.readers.submit(read, item) for item in items[start : start + model.batch_size]]
+            current = pending
+            following = start + model.batch_size
+            pending = (
+                [self.readers.submit(read, item) for item in items[following : following + model.batch_size]]
+                if following < len(items)
+                else None
+            )
+            yield start, [f.result() for f in current]
+
+    def _score_items(self, model, items, progress: Progress):
+        """Batches of items through the network: (index list, ranked N x k, probs N x K, errors)."""
+        done = Throttle(progress, len(items))
+        indices, ranked, probs, errors = [], [], [], []
+        for start, read in self._read_ahead(model, items):
+            chunk = items[start : start + model.batch_size]
+            good = [(start + i, a) for i, a in enumerate(read) if not isinstance(a, str)]
+            errors += [{"index": start + i, "message": a} for i, a in enumerate(read) if isinstance(a, str)]
+            if good:
+                r, p = model.predict([a for _, a in good])
+                indices += [i for i, _ in good]
+                ranked.append(r)
+                probs.append(p)
+            done(start + len(chunk))
+        k, classes = min(TOP_K, len(model.labels)), len(model.labels)
+        ranked_all = np.concatenate(ranked) if ranked else np.zeros((0, k), dtype=np.int64)
+        probs_all = np.concatenate(probs) if probs else np.zeros((0, classes), dtype=np.float32)
+        return indices, ranked_all, probs_all, errors
+
+    # ---- requests ----------------------------------------------------------------------------------------
+    def classify_one(self, model: LoadedModel, request: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        try:
+            array = model.read(self._source(request.get("image") or {}))
+        except (ImageError, OSError) as e:
+            raise RequestFailed("bad_input", f"the image cannot be used: {e}") from None
+        with torch_threads(self.one_image_threads):
+            ranked, probs = model.predict([array])
+        result = {
+            "predictions": model.top(ranked[0], probs[0]),
+            "image": render.data_url(model.seen(array)),
+            "epoch": model.epoch,
+        }
+        if request.get("visualize"):
+            result.update(visualize(model, array, int(ranked[0][0])))
+        return result
+
+    def classify_many(self, model: LoadedModel, request: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        items = request.get("items") or []
+        indices, ranked, probs, errors = self._score_items(model, items, progress)
+        result: dict[str, Any] = {
+            "top": [[i, model.top(r, p)] for i, r, p in zip(indices, ranked, probs, strict=True)],
+            "errors": errors,
+            "epoch": model.epoch,
+        }
+        labeled = [n for n, i in enumerate(indices) if items[i].get("label") is not None]
+        if labeled:
+            truth = np.array([items[indices[n]]["label"] for n in labeled], dtype=np.int64)
+            scores = evaluate(ranked[labeled], truth, model.labels)
+            result["evaluation"] = scores
+            picture = request.get("confusion_png")
+            if picture and scores.get("confusion_matrix"):
+                os.makedirs(os.path.dirname(picture), exist_ok=True)
+                render.save_confusion_matrix(model.labels, np.array(scores["confusion_matrix"]["matrix"]), picture)
+                result["confusion_png"] = os.path.basename(picture)
+        return result
+
+    def top_n(self, model: LoadedModel, request: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        items = request.get("items") or []
+        n = max(1, min(MAX_TOP_N, int(request.get("n") or 9)))
+        indices, _, probs, errors = self._score_items(model, items, progress)
+        classes = []
+        for c, label in enumerate(model.labels):
+            order = np.argsort(-probs[:, c], kind="stable")[:n] if len(indices) else []
+            picks = [(indices[int(j)], round(float(probs[int(j), c]) * 100.0, 2)) for j in order]
+            images = []
+            for index, percent in picks:
+                entry: dict[str, Any] = {"index": index, "percent": percent, "image": None}
+                if request.get("images", True):
+                    try:
+                        array = model.read(self._source(items[index]), seed=int(items[index].get("seed", 0)))
+                        entry["image"] = render.data_url(render.thumbnail(model.seen(array), THUMBNAIL_SIDE))
+                    except (ImageError, OSError, RequestFailed):
+                        pass
+                images.append(entry)
+            classes.append({"label": label, "images": images})
+        return {"top_n": classes, "errors": errors, "epoch": model.epoch}
+
+    def hardest(self, model: LoadedModel, request: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        """The misclassified records of a dataset split, most confidently wrong first."""
+        split = str(request.get("split") or "val")
+        n = max(1, min(1000, int(request.get("n") or 50)))
+        db_path = os.path.join(model.dataset.path, f"{split}_db")
+        if split not in ("train", "val", "test") or not os.path.isdir(db_path):
+            raise RequestFailed("not_found", f"the model's dataset has no {split} split")
+        paths = split_paths(model.dataset.path, split)
+        heap: list[tuple[float, int, int, int, float]] = []
+        total = wrong = 0
+        with LmdbReader(db_path) as db:
+            done = Throttle(progress, len(db))
+            batch: list[tuple[np.ndarray, int]] = []
+
+            def flush() -> None:
+                nonlocal total, wrong
+                ranked, probs = model.predict([a for a, _ in batch])
+                for j, (_, label) in enumerate(batch):
+                    index, predicted = total + j, int(ranked[j][0])
+                    if predicted != label:
+                        wrong += 1
+                        item = (float(probs[j, predicted]), -index, label, predicted, float(probs[j, label]))
+                        if len(heap) < n:
+                            heapq.heappush(heap, item)
+                        else:
+                            heapq.heappushpop(heap, item)
+                total += len(batch)
+                batch.clear()
+                done(total)
+
+            for _, raw in db.items():
+                batch.append(datum_to_array(raw))
+                if len(batch) == model.batch_size:
+                    flush()
+            if batch:
+                flush()
+        hardest = []
+        for confidence, neg_index, label, predicted, true_prob in sorted(heap, reverse=True):
+            index = -neg_index
+            hardest.append(
+                {
+                    "index": index,
+                    "path": paths[index] if paths and index < len(paths) else None,
+                    "true_label": model.labels[label] if 0 <= label < len(model.labels) else str(label),
+                    "predicted_label": model.labels[predicted],
+                    "confidence": round(confidence * 100.0, 2),
+                    "true_label_percent": round(true_prob * 100.0, 2),
+                }
+            )
+        return {
+            "split": split,
+            "total": total,
+            "misclassified": wrong,
+            "accuracy": (total - wrong) / total if total else None,
+            "hardest": hardest,
+            "epoch": model.epoch,
+        }
+
+
+def split_paths(dataset_dir: str, split: str) -> list[str] | None:
+    """The source path of each record of a split: its list file without the images create-db skipped."""
+    try:
+        with open(os.path.join(dataset_dir, f"{split}.txt"), encoding="utf-8") as fh:
+            listed = [line.rstrip("\n").rsplit(" ", 1)[0] for line in fh if line.strip()]
+    except OSError:
+        return None
+    skipped: set[str] = set()
+    try:
+        with open(os.path.join(dataset_dir, "stats.json")) as fh:
+            skipped = {s["path"] for s in json.load(fh).get(split, {}).get("skipped", [])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return [p for p in listed if p not in skipped]
+
+
+def serve(server: InferenceServer, requests: IO[str], replies: IO[str]) -> None:
+    def send(message: dict[str, Any]) -> None:
+        replies.write(wire.encode(message) + "\n")
+        replies.flush()
+
+    send({"type": wire.READY, "pid": os.getpid(), "device": str(server.device)})
+    for line in requests:
+        request = wire.decode(line)
+        if request is None:
+            log(f"not a request: {line[:200]!r}")
+            continue
+        request_id = request.get("id")
+
+        def progress(done: int, total: int, request_id=request_id) -> None:
+            send({"type": wire.PROGRESS, "id": request_id, "done": done, "total": total})
+
+        try:
+            send(wire.reply(request_id, server.handle(request, progress)))
+        except RequestFailed as e:
+            send(wire.failure(request_id, e.kind, e.message))
+        except torch.cuda.OutOfMemoryError:
+            server.model = None
+            torch.cuda.empty_cache()
+            send(wire.failure(request_id, "failed", "the GPU ran out of memory for this model"))
+        except Exception as e:  # noqa: BLE001 - one bad request must not end the worker
+            traceback.print_exc()
+            send(wire.failure(request_id, "failed", f"{type(e).__name__}: {e}"))
+
+
+def main() -> None:
+    # stdout carries protocol lines only: whatever a library prints goes to stderr.
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    threads = int(os.environ.get("DIGITS_INFERENCE_THREADS") or 0)
+    if threads:
+        torch.set_num_threads(threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    server = InferenceServer(device, readers=min(8, os.cpu_count() or 1))
+    log(f"ready on {device}")
+    serve(server, sys.stdin, replies)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The HTML side: the "Test a model" form, result pages, escaping, and errors as pages."""
+
+import io
+import re
+
+from flask import render_template_string
+from PIL import Image
+
+from digits.model.info import model_json
+
+HTML = {"Accept": "text/html"}
+
+
+def image_bytes() -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (40, 30), 30).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_the_form_for_the_model_page(served):
+    job = served.workspace.store.get(served.models["torch"])
+    info = model_json(job, served.workspace.store.job_dir(job.id), served.dataset)
+    with served.app.test_request_context("/"):
+        html = render_template_string('{% include "inference/_classify_form.html" %}', job=job, info=info)
+    assert 'action="/models/images/classification/classify_one"' in html
+    assert 'action="/models/images/classification/classify_many"' in html
+    assert 'formaction="/models/images/classification/top_n"' in html
+    assert 'enctype="multipart/form-data"' in html and 'name="csrf_token"' in html
+    for control in re.findall(r'<(?:input|select)[^>]*\bid="([^"]+)"', html):
+        assert f'for="{control}"' in html, f"{control} has no label"
+    assert '<option value="2">Epoch 2 (latest)</option>' in html
+    assert "js/classify.js" in html
+
+
+def test_classify_one_page_escapes_what_people_typed(served):
+    form = {
+        "job_id": served.models["caffe"],
+        "image_file": (io.BytesIO(image_bytes()), '<script>alert("x")</script>.png'),
+        "show_visualizations": "on",
+    }
+    r = served.client.post("/models/images/classification/classify_one", data=form, headers=HTML)
+    assert r.status_code == 200 and r.mimetype == "text/html"
+    page = r.get_data(as_text=True)
+    assert "<script>alert" not in page and "&lt;script&gt;alert" in page
+    assert "Predictions" in page and "Grad-CAM" in page
+    assert page.count('data-bs-toggle="collapse"') >= 9  # a collapsible entry per layer
+    assert 'aria-controls="layer-1"' in page
+
+
+def test_classify_many_and_top_n_pages(served):
+    form = {"job_id": served.models["torch"], "image_list": (io.BytesIO(served.val_list().encode()), "val.txt")}
+    r = served.client.post("/models/images/classification/classify_many", data=form, headers=HTML)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    page = r.get_data(as_text=True)
+    assert "Confusion matrix" in page and "/results/confusion-" in page
+    assert page.count("<tr") >= 30 and "Top-1" in page
+    form = {
+        "job_id": served.models["torch"],
+        "image_list": (io.BytesIO(served.val_list().encode()), "val.txt"),
+        "top_n": "3",
+    }
+    page = served.client.post("/models/images/classification/top_n", data=form, headers=HTML).get_data(as_text=True)
+    assert "Top 3 images per class" in page and page.count("<figure>") == 9
+
+
+def test_errors_are_pages_for_a_browser(served):
+    form = {"job_id": served.models["torch"], "image_file": (io.BytesIO(b"junk"), "junk.png")}
+    r = served.client.post("/models/images/classification/classify_one", data=form, headers=HTML)
+    assert r.status_code == 400 and r.mimetype == "text/html"
+    assert "not an image" in r.get_data(as_text=True)
