@@ -125,4 +125,4 @@ class LoadedModel:
 
     def top(self, ranked_row: np.ndarray, probs_row: np.ndarray) -> list[list]:
         """[[label, percent], ...] best first, percent rounded to 2 places as DIGITS did."""
-        return [[self.labels[int(i)], round(float(probs_row[int(i)]) * 100.0, 2)] for i in ranked_row]
+        return [[self.labels[int(i)], round(float(probs_row[int(i)]) * 100.0, 4)] for i in ranked_row]

@@ -241,7 +241,7 @@ class InferenceServer:
         classes = []
         for c, label in enumerate(model.labels):
             order = np.argsort(-probs[:, c], kind="stable")[:n] if len(indices) else []
-            picks = [(indices[int(j)], round(float(probs[int(j), c]) * 100.0, 2)) for j in order]
+            picks = [(indices[int(j)], round(float(probs[int(j), c]) * 100.0, 4)) for j in order]
             images = []
             for index, percent in picks:
                 entry: dict[str, Any] = {"index": index, "percent": percent, "image": None}

@@ -65,8 +65,12 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def guard():
-        if (_password_mode() and not current_user.is_authenticated and request.endpoint not in OPEN_ENDPOINTS
-                and request.endpoint not in PROBE_ENDPOINTS):
+        if (
+            _password_mode()
+            and not current_user.is_authenticated
+            and request.endpoint not in OPEN_ENDPOINTS
+            and request.endpoint not in PROBE_ENDPOINTS
+        ):
             if wants_json() or bearer_token() or request.path.startswith("/socket.io"):
                 raise Unauthorized(
                     "sign in first: POST /login with username and password, or send 'Authorization: Bearer <token>'"

@@ -1,0 +1,42 @@
+"""The accuracy a person sees in the app is the accuracy they get outside it: the downloaded predict.py gives the
+server's own predictions (same labels, probabilities within 1e-5) on the validation images."""
+
+import io
+import json
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from tests.inference.conftest import FRAMEWORKS
+from tests.model.test_download import standalone_env
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_downloaded_predict_py_gives_the_servers_predictions(served, framework, tmp_path):
+    job_id = served.models[framework]
+    archive = served.client.get(f"/models/{job_id}/download")
+    assert archive.status_code == 200, archive.get_data(as_text=True)[:300]
+    with tarfile.open(fileobj=io.BytesIO(archive.data), mode="r:gz") as tf:
+        top = tf.getnames()[0].split("/")[0]
+        tf.extractall(tmp_path, filter="data")
+    lines = served.val_list().splitlines()[:100]
+    paths = [line.rsplit(" ", 1)[0] for line in lines]
+
+    server = served.classify_many(framework, "\n".join(lines) + "\n").get_json()["classifications"]
+    run = subprocess.run(
+        [sys.executable, "-S", "predict.py", "--json", *paths],
+        cwd=tmp_path / top,
+        env=standalone_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    for result in json.loads(run.stdout):
+        theirs = server[result["path"]]
+        ours = result["predictions"][: len(theirs)]
+        assert [label for label, _ in ours] == [label for label, _ in theirs], result["path"]
+        for (_, probability), (_, percent) in zip(ours, theirs, strict=True):
+            assert probability == pytest.approx(percent / 100, abs=1e-5), result["path"]
