@@ -8,7 +8,7 @@ import secrets
 from flask import Flask
 from flask_socketio import SocketIO
 
-from digits import __version__, live
+from digits import __version__, hardware, live
 from digits.config import Settings, settings_from
 from digits.dataset import explore as dataset_explore
 from digits.dataset import views as dataset_views
@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
         files.bp,
     ):
         app.register_blueprint(blueprint)
+    hardware.init_app(app)
     if settings.proxy_fix:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

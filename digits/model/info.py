@@ -73,3 +73,41 @@ def model_json(job: Job, job_dir: str, dataset: Job | None) -> dict[str, Any]:
         "history": job.history.to_list(),
         "elapsed": job.elapsed(),
     }
+
+
+_SPARK_CACHE: dict[str, tuple[float, dict[str, Any] | None]] = {}
+SPARK_POINTS = 40
+SPARK_TAIL_BYTES = 64 * 1024
+
+
+def sparkline(job_dir: str) -> dict[str, Any] | None:
+    """A model's val accuracy (or train loss before any validation) as ~40 points for the console, cached by mtime."""
+    path = os.path.join(job_dir, "metrics.jsonl")
+    try:
+        mtime = os.stat(path).st_mtime
+    except OSError:
+        return None
+    cached = _SPARK_CACHE.get(path)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    accuracy, loss = [], []
+    with open(path, "rb") as fh:  # the end of the file is enough, and a long run's history is megabytes
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - SPARK_TAIL_BYTES))
+        lines = fh.read().decode("utf-8", errors="replace").splitlines()[1 if size > SPARK_TAIL_BYTES else 0 :]
+    for line in lines:
+        try:
+            m = json.loads(line)
+            value = float(m["value"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if m.get("phase") == "val" and m.get("name") == "accuracy":
+            accuracy.append(value)
+        elif m.get("phase") == "train" and m.get("name") == "loss":
+            loss.append(value)
+    name, values = ("accuracy", accuracy) if accuracy else ("loss", loss)
+    spark = None
+    if values:
+        spark = {"name": name, "latest": values[-1], "values": [round(v, 5) for v in values[-SPARK_POINTS:]]}
+    _SPARK_CACHE[path] = (mtime, spark)
+    return spark

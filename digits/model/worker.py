@@ -66,6 +66,8 @@ def prepare_split(
 def run_train(ctx: WorkerContext) -> str | None:
     s = ctx.args
     torch.set_num_threads(os.cpu_count() or 1)
+    # Training takes every core it can; a lower priority keeps the web process (live charts, pages) responsive.
+    os.nice(5)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

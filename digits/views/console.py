@@ -26,10 +26,15 @@ def _url_if_installed(endpoint: str) -> str | None:
 
 @bp.route("/")
 def home():
+    from digits.model.info import sparkline
+
+    models = _ordered("model")
+    store = workspace().store
     return render_template(
         "console/home.html",
         datasets=_ordered("dataset"),
-        models=_ordered("model"),
+        models=models,
+        sparklines={job.id: sparkline(store.job_dir(job.id)) for job in models},
         new_dataset_url=_url_if_installed("datasets.new"),
         new_model_url=_url_if_installed("models.new"),
     )

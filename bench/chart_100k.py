@@ -1,0 +1,159 @@
+"""Benchmark: redraw time of the model page's charts holding 100,000 points per series, in Chromium.
+
+A real model job comes from a short real run (dataset through the form, one LeNet epoch); with the server
+stopped, its metrics.jsonl is extended with synthetic points to 100,000 per series (train loss, learning rate,
+val loss, val accuracy); the server is started again and the real page is loaded in headless Chromium. In the
+page, a forced synchronous redraw (decimation + uPlot draw of both charts) is timed with performance.now().
+Prints one JSON line: {"name": "chart_100k", "redraw_ms", ...}   (goal: redraw_ms < 16)
+
+    .venv/bin/python bench/chart_100k.py [--points 100000] [--chromium /usr/bin/chromium]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from live_latency import JSON, Devserver, make_images  # noqa: E402
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SERIES = (("train", "loss"), ("train", "learning_rate"), ("val", "loss"), ("val", "accuracy"))
+
+
+def extend_metrics(job_dir: str, points: int, seed: int = 0) -> dict[str, int]:
+    """Append synthetic points after the real ones until each series holds `points`; returns the counts."""
+    path = os.path.join(job_dir, "metrics.jsonl")
+    counts = {f"{p}/{n}": 0 for p, n in SERIES}
+    last_epoch = 0.0
+    with open(path) as fh:
+        for line in fh:
+            m = json.loads(line)
+            key = f"{m['phase']}/{m['name']}"
+            if key in counts:
+                counts[key] += 1
+                last_epoch = max(last_epoch, m["epoch"])
+    rnd = random.Random(seed)
+    now = time.time()
+    with open(path, "a") as fh:
+        for phase, name in SERIES:
+            key = f"{phase}/{name}"
+            extra = points - counts[key]
+            for i in range(extra):
+                epoch = last_epoch + (i + 1) * 1000.0 / extra  # another 1,000 epochs
+                t = epoch / (last_epoch + 1000.0)
+                if name == "learning_rate":
+                    value = 0.01 * 0.1 ** math.floor(t * 3)
+                elif name == "accuracy":
+                    value = min(1.0, 0.6 + 0.38 * t + rnd.gauss(0, 0.01))
+                else:
+                    value = abs(1.5 * math.exp(-4 * t) + rnd.gauss(0, 0.05))
+                point = {"task": "train", "time": now, "phase": phase, "name": name, "value": value}
+                fh.write(json.dumps({**point, "epoch": epoch, "iteration": None}) + "\n")
+            counts[key] = points
+    return counts
+
+
+def measure(url: str, chromium: str, points: int, runs: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            started = time.perf_counter()
+            page.goto(url)
+            page.wait_for_function(
+                "(n) => window.DIGITS && DIGITS.modelCharts && DIGITS.modelCharts.counts()['train/loss'] >= n",
+                arg=points,
+                timeout=120_000,
+            )
+            page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+            first_draw_s = time.perf_counter() - started
+            timings = page.evaluate(
+                """(runs) => {
+                  const c = DIGITS.modelCharts, out = {full: [], zoomed: []};
+                  for (const key of ["full", "zoomed"]) {
+                    if (key === "zoomed") {  // the middle fifth of the epochs
+                      const [a, b] = c.group.extent();
+                      c.group.view = {min: a + (b - a) * 0.4, max: a + (b - a) * 0.6};
+                    }
+                    c.redrawNow();  // warm up
+                    for (let i = 0; i < runs; i++) {
+                      const t0 = performance.now();
+                      c.redrawNow();
+                      out[key].push(performance.now() - t0);
+                    }
+                  }
+                  c.group.view = null;
+                  out.drawn = c.group.charts.map((ch) => ch.u ? ch.u.data[0].length : 0);
+                  out.width = c.group.charts.map((ch) => ch.u ? ch.u.bbox.width / uPlot.pxRatio : 0);
+                  return out;
+                }""",
+                runs,
+            )
+            counts = page.evaluate("DIGITS.modelCharts.counts()")
+            if errors:
+                raise RuntimeError(f"page errors: {errors}")
+        finally:
+            browser.close()
+    return {
+        "redraw_ms": round(statistics.median(timings["full"]), 2),
+        "zoomed_redraw_ms": round(statistics.median(timings["zoomed"]), 2),
+        "page_to_first_draw_s": round(first_draw_s, 2),
+        "points_per_series": counts,
+        "drawn_x_values": timings["drawn"],
+        "plot_width_px": timings["width"],
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--points", type=int, default=100_000)
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--chromium", default="/usr/bin/chromium")
+    args = p.parse_args()
+    work = tempfile.mkdtemp(prefix="bench-chart-")
+    jobs = os.path.join(work, "jobs")
+    try:
+        server = Devserver(jobs).start()
+        try:
+            dataset = server.build_dataset(make_images(os.path.join(work, "images"), 20))
+            job_id = server.train_lenet(dataset, epochs=1)
+            if server.wait("models", job_id)["status"] != "Done":
+                raise RuntimeError("the short training run failed")
+        finally:
+            server.stop()
+        extend_metrics(os.path.join(jobs, job_id), args.points)
+        server = Devserver(jobs).start()  # reads the job again, with its long history
+        try:
+            assert server.http.get(f"{server.url}/models/{job_id}/json", headers=JSON).ok
+            result = measure(f"{server.url}/models/{job_id}", args.chromium, args.points, args.runs)
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps({"name": "chart_100k", **result}))
+
+
+if __name__ == "__main__":
+    main()
