@@ -98,7 +98,10 @@ class StreamingSplit:
         self.labels_cpu = self._labels(db_path)
         self.labels = self.labels_cpu.to(device)
         self.device = device
-        self.pool = ThreadPoolExecutor(threads or os.cpu_count() or 1)
+        self.pool = ThreadPoolExecutor(threads or os.cpu_count() or 1)  # decodes records
+        # Prefetches whole batches. Separate from the decoding pool: a batch job waiting on decode jobs queued
+        # behind it in the same pool would deadlock once every thread held one.
+        self.loader = ThreadPoolExecutor(1)
         self._pending: dict[tuple[int, ...], Future] = {}
 
     def _labels(self, db_path: str) -> torch.Tensor:
@@ -125,7 +128,7 @@ class StreamingSplit:
     def prefetch(self, idx: torch.Tensor) -> None:
         key = tuple(idx.tolist())
         if key not in self._pending:
-            self._pending[key] = self.pool.submit(self._load, key)
+            self._pending[key] = self.loader.submit(self._load, key)
 
     def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         key = tuple(idx.tolist())
