@@ -33,6 +33,10 @@ $(VENDOR)/.installed: package.json package-lock.json
 
 $(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
 	$(BIN)/pip install -q -r requirements-test.txt
+	# Browser tests drive Debian's chromium through Playwright (never a browser download by the test tool).
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "chromium is not installed (apt-get install chromium): the browser tests will be skipped"
 	touch $@
 
 run: install
