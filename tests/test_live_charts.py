@@ -286,7 +286,7 @@ def test_decimation_keeps_every_extreme_and_bounds_what_is_drawn(server, browser
             '<meta name="digits-root" content="">'
             + "".join(
                 f'<script src="{server.url}/static/{path}"></script>'
-                for path in ("vendor/uplot/uPlot.iife.min.js", "js/digits.js", "js/model-charts.js")
+                for path in ("vendor/uplot/uPlot.iife.min.js", "js/digits.js", "js/charts.js")
             )
         )
         page.wait_for_function("window.DIGITS && DIGITS.charts")
