@@ -7,6 +7,7 @@ process; a custom PyTorch network is only compiled for syntax (it runs in the tr
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -261,8 +262,6 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
 
 
 def _label_count(store, dataset) -> int:
-    import os
-
     try:
         with open(os.path.join(store.job_dir(dataset.id), "labels.txt")) as fh:
             return sum(1 for line in fh if line.strip())
@@ -271,8 +270,6 @@ def _label_count(store, dataset) -> int:
 
 
 def _read_network(store, job) -> str:
-    import os
-
     with open(os.path.join(store.job_dir(job.id), job.extra["network_file"]), encoding="utf-8") as fh:
         return fh.read()
 
