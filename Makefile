@@ -1,6 +1,7 @@
 # make run:     install everything (once) and serve http://localhost:5000 with ./jobs
 # make test:    install everything plus the test tools, then run pytest and ruff
 # make install: the Python environment in .venv and the front-end libraries in digits/static/vendor/
+# make bench:   every benchmark under bench/, one JSON line each
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,8 @@ VENDOR := digits/static/vendor
 PORT ?= 5000
 JOBS_DIR ?= ./jobs
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint bench clean
+BENCHES := create_db train classify live_latency chart_100k console_jobs
 
 install: $(VENV)/.installed $(VENDOR)/.installed
 
@@ -46,6 +48,10 @@ test: install $(VENV)/.test-installed
 	$(BIN)/python -m pytest
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Every benchmark, one JSON line each on stdout (progress goes to stderr); not part of `make test`.
+bench: install $(VENV)/.test-installed
+	@for b in $(BENCHES); do $(BIN)/python bench/$$b.py || exit 1; done
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
