@@ -1,0 +1,144 @@
+"""The whole loop in a real browser (Debian's Chromium through Playwright) against the real server: sign in,
+build a dataset through the form, train LeNet through the form while the loss chart fills, classify an image
+from the model page, open a layer's visualizations, delete both jobs. Mostly driven by the keyboard.
+Screenshots of each step go to test-artifacts/e2e-*.png (the README's walkthrough uses them)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from tests.conftest import ROOT, LiveServer
+from tests.support.imagegen import make_shapes
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (make test installs it)")
+
+
+class Server(LiveServer):
+    """The plain devserver, as `make run` starts it, with one warm inference worker."""
+
+    def command(self) -> list[str]:
+        import sys
+
+        return [
+            sys.executable,
+            "-m",
+            "digits",
+            "-p",
+            str(self.port),
+            "--jobs-dir",
+            str(self.jobs_dir),
+            "--gpus",
+            "none",
+        ]
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = Server(tmp_path / "jobs")
+    s.env = {"DIGITS_INFERENCE_WORKERS": "1"}
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"e2e-{name}.png"), full_page=True)
+
+
+def test_the_whole_loop_in_a_browser(server, browser, tmp_path):
+    make_shapes(str(tmp_path / "images"), per_class=30, size=(24, 40))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("dialog", lambda d: d.accept())  # "Delete ...?" confirmations
+
+    page.goto(server.url + "/")
+    page.get_by_role("link", name="Sign in").click()
+    page.keyboard.type("ann")
+    page.keyboard.press("Enter")
+    page.wait_for_url(server.url + "/")
+    shot(page, "1-console")
+
+    page.get_by_role("link", name="New Dataset").click()
+    page.fill("#folder_train", str(tmp_path / "images"))
+    page.select_option("#resize_channels", "1")
+    page.fill("#resize_width", "28")
+    page.fill("#resize_height", "28")
+    page.focus("#dataset_name")
+    page.keyboard.type("shapes")
+    page.keyboard.press("Enter")  # submits the form
+    page.wait_for_url(re.compile(r"/datasets/\d{8}-\d{6}-[0-9a-f]{4}$"))
+    page.wait_for_selector("#job[data-status=Done]", timeout=60_000)
+    assert page.locator("#class-distribution tbody tr").count() == 3
+    shot(page, "2-dataset")
+
+    page.get_by_role("link", name="Home").click()
+    page.get_by_role("link", name="New Model").click()
+    page.fill("#train_epochs", "6")
+    page.fill("#batch_size", "8")
+    page.focus("#model_name")
+    page.keyboard.type("lenet-shapes")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/models/\d{8}-\d{6}-[0-9a-f]{4}$"))
+    page.wait_for_function(
+        "() => /\\((\\d+) points\\)/.test(document.getElementById('chart-readout').textContent)"
+        " && +document.getElementById('chart-readout').textContent.match(/\\((\\d+) points\\)/)[1] > 3",
+        timeout=60_000,
+    )
+    shot(page, "3-training")
+    page.wait_for_selector("#model-charts[data-status=Done]", timeout=120_000)
+    page.reload()
+    page.wait_for_selector("#classify-one-form")
+    shot(page, "4-trained")
+
+    image = tmp_path / "images" / "circle" / "0001.png"
+    page.set_input_files("#classify-one-file", str(image))
+    page.check("#classify-one-vis")
+    page.locator("#classify-one-form button[type=submit]").press("Enter")
+    page.wait_for_selector("#predictions")
+    top = page.locator("#predictions tbody tr").first.locator("th").inner_text()
+    assert top in ("circle", "square", "triangle")
+    assert page.get_by_text("Grad-CAM").count() >= 1
+    second = page.locator("#layers button[data-bs-toggle=collapse]").nth(1)
+    second.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#layer-2.show img.layer-picture")
+    shot(page, "5-classified")
+
+    page.go_back()
+    page.wait_for_selector("#job")
+    model_url = page.url
+    page.locator("form[data-confirm] button", has_text="Delete").click()
+    page.wait_for_url(server.url + "/")
+    page.get_by_role("link", name="shapes").click()
+    page.locator("form[data-confirm] button", has_text="Delete").click()
+    page.wait_for_url(server.url + "/")
+    assert page.locator("tr[data-job-id]").count() == 0
+    assert page.goto(model_url).status == 404
+    shot(page, "6-deleted")
+    assert errors == []
