@@ -43,6 +43,7 @@ class Server(LiveServer):
             str(self.jobs_dir),
             "--gpus",
             "none",
+            *self.args,
         ]
 
 
@@ -142,3 +143,54 @@ def test_the_whole_loop_in_a_browser(server, browser, tmp_path):
     assert page.goto(model_url).status == 404
     shot(page, "6-deleted")
     assert errors == []
+
+
+def test_two_people_share_the_job_list_and_only_the_owner_deletes(tmp_path, browser):
+    import subprocess
+    import sys
+
+    jobs = tmp_path / "jobs"
+    for name in ("alice", "bob"):
+        subprocess.run(
+            [sys.executable, "-m", "digits.users", "--jobs-dir", str(jobs), "add", name],
+            cwd=ROOT,
+            input=f"{name}-password\n",
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+    server = Server(jobs, args=["--auth", "password"])
+    server.start()
+    try:
+        make_shapes(str(tmp_path / "images"), per_class=6, size=(24, 40))
+        pages = {}
+        for name in ("alice", "bob"):
+            page = browser.new_context().new_page()
+            page.goto(server.url + "/")  # a team server sends strangers to the sign-in page
+            page.fill("#username", name)
+            page.fill("#password", f"{name}-password")
+            page.keyboard.press("Enter")
+            page.wait_for_url(server.url + "/")
+            pages[name] = page
+        alice, bob = pages["alice"], pages["bob"]
+        alice.get_by_role("link", name="New Dataset").click()
+        alice.fill("#folder_train", str(tmp_path / "images"))
+        alice.fill("#resize_width", "16")
+        alice.fill("#resize_height", "16")
+        alice.fill("#dataset_name", "alices-shapes")
+        alice.locator("#dataset-form button[type=submit]").click()
+        alice.wait_for_selector("#job[data-status=Done]", timeout=60_000)
+        dataset_url = alice.url
+
+        for page in (alice, bob):
+            page.goto(server.url + "/")
+            assert page.locator("tr[data-job-id]", has_text="alices-shapes").count() == 1
+        bob.goto(dataset_url)
+        assert bob.locator("#read-only").inner_text().startswith("alice's job")
+        assert bob.locator("form[data-confirm] button", has_text="Delete").count() == 0
+        shot(bob, "7-someone-elses-job")
+        assert alice.locator("form[data-confirm] button", has_text="Delete").count() == 0  # on the console
+        alice.goto(dataset_url)
+        assert alice.locator("form[data-confirm] button", has_text="Delete").count() == 1
+    finally:
+        server.stop()
