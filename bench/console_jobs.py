@@ -32,9 +32,15 @@ def make_jobs(jobs_dir: str, count: int) -> None:
     for i in range(count):
         category = "dataset" if i % 2 else "model"
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(base + i * 60))
-        job = Job(id=f"{stamp}-{i % 65536:04x}", type=f"image-classification-{category}", category=category,
-                  name=f"{category}-{i}", owner="bench", created=base + i * 60,
-                  tasks=[Task("train" if category == "model" else "create_db_train", "bench")])
+        job = Job(
+            id=f"{stamp}-{i % 65536:04x}",
+            type=f"image-classification-{category}",
+            category=category,
+            name=f"{category}-{i}",
+            owner="bench",
+            created=base + i * 60,
+            tasks=[Task("train" if category == "model" else "create_db_train", "bench")],
+        )
         for status in (Status.WAITING, Status.RUNNING, Status.DONE):
             job.history.set(status, at=base + i * 60 + 1)
             job.tasks[0].history.set(status, at=base + i * 60 + 1)
@@ -68,8 +74,13 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}/index/json"
     exe = os.path.join(ROOT, ".venv", "bin", "digits-devserver")
     started = time.perf_counter()
-    proc = subprocess.Popen([exe, "-p", str(port), "--jobs-dir", jobs_dir], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [exe, "-p", str(port), "--jobs-dir", jobs_dir],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         while get(url)[0] != 200:
             if proc.poll() is not None or time.perf_counter() - started > 60:
@@ -87,8 +98,17 @@ def main() -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps({"name": "console_1000_jobs", "jobs": args.jobs, "start_s": round(start_s, 3),
-                      "index_ms": round(statistics.median(times), 2), "index_p95_ms": round(sorted(times)[28], 2)}))
+    print(
+        json.dumps(
+            {
+                "name": "console_1000_jobs",
+                "jobs": args.jobs,
+                "start_s": round(start_s, 3),
+                "index_ms": round(statistics.median(times), 2),
+                "index_p95_ms": round(sorted(times)[28], 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

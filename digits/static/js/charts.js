@@ -100,7 +100,11 @@
       return min <= max ? [min, max] : null;
     }
 
-    range() { return this.view ? [this.view.min, this.view.max] : this.extent(); }
+    range() {
+      const r = this.view ? [this.view.min, this.view.max] : this.extent();
+      // A single point: a small window around it (uPlot would otherwise pick one years wide on a time axis).
+      return r && r[0] === r[1] ? [r[0] - 1, r[1] + 1] : r;
+    }
 
     // Show [min, max], kept inside the data; the whole extent means "follow the data" (view null).
     setView(min, max) {
