@@ -10,7 +10,7 @@ from digits.audit import audit
 from digits.datapaths import allowed_roots
 from digits.dataset import DATASET_TYPE
 from digits.dataset.forms import DatasetForm, read_dataset_form
-from digits.dataset.info import dataset_json, read_labels, read_stats
+from digits.dataset.info import dataset_json
 from digits.job import Job, Task, new_job_id
 from digits.uploads import UploadRefused, extract_zip, remove_tree, save_upload
 from digits.views.common import current_user, job_or_404, require_user, workspace
@@ -125,8 +125,8 @@ def show(job_id: str):
         job=job,
         info=info,
         error=first_error(job),
-        labels=read_labels(job_dir),
-        stats=read_stats(job_dir),
+        labels=info["labels"],  # dataset_json read labels.txt and stats.json already
+        stats=info["stats"],
     )
 
 

@@ -10,7 +10,7 @@ from digits.audit import audit
 from digits.job import Job, Task, new_job_id
 from digits.model import MODEL_TYPE
 from digits.model.forms import LR_PARAMS, ModelForm, read_model_form
-from digits.model.info import latest_metrics, model_json, read_metrics, snapshots
+from digits.model.info import latest_metrics, model_json, snapshots
 from digits.model.standard import FRAMEWORKS, get_network, list_networks
 from digits.status import Status
 from digits.views.common import current_user, job_or_404, require_owner, require_user, workspace
@@ -124,14 +124,14 @@ def show(job_id: str):
     job = job_or_404(job_id, "model")
     job_dir = workspace().store.job_dir(job.id)
     dataset = workspace().store.get(job.extra.get("dataset_id", ""))
-    metrics = read_metrics(job_dir)
+    info = model_json(job, job_dir, dataset)  # holds the metric history: metrics.jsonl is read once
     return render_template(
         "models/show.html",
         job=job,
         dataset=dataset,
         error=first_error(job),
-        info=model_json(job, job_dir, dataset),
-        latest=latest_metrics(metrics),
+        info=info,
+        latest=latest_metrics(info["metrics"]),
     )
 
 
