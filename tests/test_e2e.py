@@ -80,6 +80,7 @@ def test_the_whole_loop_in_a_browser(server, browser, tmp_path):
 
     page.goto(server.url + "/")
     page.get_by_role("link", name="Sign in").click()
+    page.focus("#username")  # autofocus may land after the first keystrokes
     page.keyboard.type("ann")
     page.keyboard.press("Enter")
     page.wait_for_url(server.url + "/")
