@@ -45,6 +45,29 @@ class Settings:
     inference_workers: int = 2
     # Classify-by-URL may fetch from private, loopback and link-local addresses (off: only public hosts).
     allow_private_urls: bool = False
+    # Host names (and addresses) the server answers to, besides loopback names on a loopback server and this
+    # machine's own names and addresses on a server that listens beyond loopback; anything else is a 400.
+    allowed_hosts: list[str] = field(default_factory=list)
+    # Sign-in throttling: after this many wrong passwords for one name, or from one address, within the window,
+    # sign-in answers 429 with Retry-After until the window has passed.
+    login_max_failures: int = 5
+    login_window_s: float = 300.0
+    # A signed-in browser session ends after this many hours, whatever it does (0: when the browser closes).
+    session_hours: float = 24.0 * 7
+    # Workers (training, dataset, inference) run as this user when the server runs as root; "" with root: nobody.
+    worker_user: str = ""
+    # On a --auth password server, a member's Python runs only inside the Landlock sandbox; a kernel without it
+    # refuses such code unless this is set (the code then reaches everything the worker user can).
+    allow_unisolated_code: bool = False
+    # Quotas: what one model may cost.
+    max_model_params: int = 250_000_000
+    max_snapshot_bytes: int = 20 * 1024**3
+    min_snapshot_interval: float = 0.01
+    max_epochs: int = 10_000
+    # Decoded size limit of one image, in pixels (a decompression bomb is refused before it is decoded).
+    max_image_pixels: int = 64_000_000
+    # Largest ratio of unpacked to packed bytes a zip upload may have (images hardly compress; bombs do).
+    max_zip_ratio: float = 100.0
 
     @property
     def jobs_path(self) -> str:
@@ -91,9 +114,11 @@ def _convert(name: str, value: Any) -> Any:
         if kind == "float":
             return float(value)
         if kind == "list[str]":
-            return (
-                [str(v) for v in value] if isinstance(value, list) else [v for v in str(value).split(os.pathsep) if v]
-            )
+            if isinstance(value, list):
+                return [str(v) for v in value]
+            # Folders are separated as in PATH; host names (which may be IPv6 addresses) by commas.
+            separator = "," if name == "allowed_hosts" else os.pathsep
+            return [v.strip() for v in str(value).split(separator) if v.strip()]
         return None if value is None else str(value)
     except (TypeError, ValueError):
         raise SettingsError(f"{name}: cannot use {value!r} (expected {kind})") from None
@@ -141,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="DIR",
         help="a server folder images may be read from; repeatable (DIGITS_DATA_ROOTS, ':'-separated)",
+    )
+    p.add_argument(
+        "--allowed-host",
+        dest="allowed_hosts",
+        action="append",
+        metavar="NAME",
+        help="a host name the server answers to, e.g. digits.example.com; repeatable (DIGITS_ALLOWED_HOSTS, "
+        "comma-separated)",
     )
     return p
 

@@ -1,0 +1,25 @@
+"""Heavy work (password hashing, unpacking a zip, decoding an image) kept off the web server's event loop.
+
+Under gevent every request is a greenlet of one OS thread, so a CPU-bound call stalls every other request
+until it returns. `off_loop` runs it on one of gevent's native threads instead and waits cooperatively.
+The function must not use gevent-patched objects (locks, sockets, SQLAlchemy sessions): give it plain data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def off_loop(fn: Callable[..., T], *args, **kwargs) -> T:
+    """fn(*args, **kwargs) on a native thread when gevent patched this process; its result or its exception."""
+    from gevent import monkey
+
+    if monkey.is_module_patched("threading"):
+        import gevent
+
+        return gevent.get_hub().threadpool.spawn(fn, *args, **kwargs).get()
+    # Not patched (in-process tests with async_mode threading): each request has its own real thread already.
+    return fn(*args, **kwargs)
