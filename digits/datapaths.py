@@ -1,9 +1,20 @@
-"""Which server folders a person may read images from: inside the data roots, or anywhere on a loopback-only server."""
+"""Which server paths a person may read images from.
+
+- A loopback-only server with --auth none (one person, their own machine): any readable path.
+- A server with data roots: only paths inside them, and never inside the jobs folder (its session key, its
+  accounts, other people's jobs), even when a data root contains it.
+- A team server (--auth password) or a server beyond loopback without data roots: no server paths at all;
+  images come as uploads.
+
+Inside the data roots, a missing path and an outside one get the same answer, so no one can probe which
+files exist elsewhere on the server.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import os
+from dataclasses import dataclass, field
 
 from digits.config import Settings
 
@@ -21,15 +32,65 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def allowed_roots(settings: Settings) -> list[str] | None:
-    """The real paths of the data roots, or None when any readable path is allowed."""
-    if settings.data_roots:
-        return [os.path.realpath(r) for r in settings.data_roots]
-    return None if is_loopback(settings.host) else []
-
-
 def inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+@dataclass(frozen=True)
+class PathRules:
+    """Which real paths may be read. roots None: any path; []: none. `denied` wins over the roots; `own` (a
+    job's own upload folder) wins over both."""
+
+    roots: list[str] | None
+    denied: list[str] = field(default_factory=list)
+    own: list[str] = field(default_factory=list)
+
+    def allows(self, real: str) -> bool:
+        if any(inside(real, folder) for folder in self.own):
+            return True
+        if self.roots is None:
+            return True
+        if any(inside(real, folder) for folder in self.denied):
+            return False
+        return any(inside(real, root) for root in self.roots)
+
+    def hides(self, real_folder: str) -> bool:
+        """A folder a scan must not even enter (the jobs folder under a data root): its names stay unseen."""
+        if self.roots is None or any(inside(real_folder, folder) for folder in self.own):
+            return False
+        return any(inside(real_folder, folder) for folder in self.denied)
+
+    def to_args(self) -> dict:
+        """As plain JSON for a worker's task arguments."""
+        return {"allowed_roots": self.roots, "denied_roots": self.denied}
+
+
+def allowed_roots(settings: Settings) -> list[str] | None:
+    """The real paths of the data roots; None when any readable path is allowed; [] when none is."""
+    if settings.data_roots:
+        return [os.path.realpath(r) for r in settings.data_roots]
+    if settings.auth == "none" and is_loopback(settings.host):
+        return None
+    return []
+
+
+def path_rules(settings: Settings) -> PathRules:
+    roots = allowed_roots(settings)
+    denied = [os.path.realpath(settings.jobs_path)] if roots is not None else []
+    return PathRules(roots, denied)
+
+
+def no_paths_message(settings: Settings) -> str:
+    why = "it has accounts (--auth password)" if settings.auth == "password" else "it listens beyond loopback"
+    return (
+        f"this server reads no server folders: {why} and no --data-root. Upload the images (a zip of class "
+        "folders, or a list file) instead, or ask the admin to restart the server with --data-root DIR"
+    )
+
+
+def not_found_message(path: str, settings: Settings) -> str:
+    """The one answer for a path outside the data roots, inside the jobs folder, or missing."""
+    return f"{path} does not exist or is outside the data roots ({', '.join(settings.data_roots)})"
 
 
 def check_server_path(path: str, settings: Settings, want_dir: bool | None = None) -> str:
@@ -40,14 +101,14 @@ def check_server_path(path: str, settings: Settings, want_dir: bool | None = Non
         raise PathRefused("the path contains a NUL character")
     if not os.path.isabs(path):
         raise PathRefused(f"{path} is not an absolute path on the server")
+    rules = path_rules(settings)
+    if rules.roots == []:
+        raise PathRefused(no_paths_message(settings))
     real = os.path.realpath(path)
-    roots = allowed_roots(settings)
-    if roots is not None and not any(inside(real, r) for r in roots):
-        if roots:
-            raise PathRefused(f"{path} is outside the data roots ({', '.join(settings.data_roots)})")
-        raise PathRefused("this server reads no server folders: it listens beyond loopback and has no --data-root")
-    if not os.path.exists(real):
-        raise PathRefused(f"{path} does not exist")
+    if not rules.allows(real) or not os.path.exists(real):
+        if rules.roots is None:
+            raise PathRefused(f"{path} does not exist")
+        raise PathRefused(not_found_message(path, settings))
     if want_dir is True and not os.path.isdir(real):
         raise PathRefused(f"{path} is not a folder")
     if want_dir is False and not os.path.isfile(real):

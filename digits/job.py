@@ -16,7 +16,11 @@ JOB_ID_RE = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 
 
 def new_job_id(now: float | None = None) -> str:
-    """An id that sorts by creation time: YYYYMMDD-HHMMSS-xxxx."""
+    """An id that sorts by creation time: YYYYMMDD-HHMMSS-xxxx.
+
+    16 random bits a second can repeat: take ids through JobStore.reserve, which creates the job's folder
+    exclusively and draws again on a clash, so two jobs never share (or clean up) one folder.
+    """
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     return f"{stamp}-{secrets.token_hex(2)}"
 

@@ -187,3 +187,21 @@ def test_prototxt_analysis_raises_only_its_own_errors(text):
 def test_custom_network_in_the_form_never_fails_with_a_500(client, text):
     r = client.post("/models/visualize/json", data={"custom_network": text, "framework": "caffe"})
     assert r.status_code in (200, 400), (text, r.status_code)
+
+
+def test_a_prototxt_nested_5000_deep_is_a_400_naming_the_line(client):
+    from tests.support.fakejobs import fake_job
+
+    deep = "name: 'deep'\n" + "layer { " * 5000 + "}" * 5000
+    dataset = fake_job(name="for-deep", category="dataset")
+    dataset.extra["image"] = {"channels": 1, "width": 28, "height": 28, "resize_mode": "squash", "encoding": "png"}
+    client.application.extensions["digits"].add_job(dataset)
+    form = {"dataset": dataset.id, "model_name": "deep", "method": "custom", "framework": "caffe"}
+    r = client.post("/models/images/classification/json", data={**form, "custom_network": deep})
+    assert r.status_code == 400, r.get_data(as_text=True)[:300]
+    (message,) = r.get_json()["errors"]["custom_network"]
+    assert message.startswith("line 2, column ") and "nested more than 100 messages deep" in message
+    r = client.post("/models/visualize/json", data={"custom_network": deep, "framework": "caffe"})
+    assert r.status_code in (200, 400)
+    error = r.get_json()["error"]
+    assert error["line"] == 2 and "nested more than 100 messages deep" in error["message"]

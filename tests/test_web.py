@@ -185,3 +185,56 @@ def test_rename_and_notes_by_the_owner_only(client, workspace, recorder):
     page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
     assert "&lt;b&gt;renamed&lt;/b&gt;" in page and "try lr 0.001" in page
     assert workspace.store.get(job.id).name == "<b>renamed</b>"
+
+
+def test_unreadable_jobs_are_listed_and_left_as_they_are(tmp_path):
+    from digits.webapp import create_app
+
+    jobs = tmp_path / "jobs"
+    (jobs / "20240101-000000-0bad").mkdir(parents=True)
+    (jobs / "20240101-000000-0bad" / "job.json").write_text("{ not json")
+    app = create_app(jobs_dir=str(jobs), gpus=[], async_mode="threading", inference_workers=0)
+    try:
+        c = app.test_client()
+        reason = (
+            "job.json is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 3 (char 2))"
+        )
+        js = c.get("/index/json").get_json()
+        assert js["unreadable"] == [{"folder": "20240101-000000-0bad", "reason": reason}]
+        assert js["datasets"] == [] and js["models"] == []
+        html = c.get("/", headers=BROWSER).get_data(as_text=True)
+        assert 'data-unreadable="20240101-000000-0bad"' in html and "not valid JSON" in html
+    finally:
+        app.extensions["digits"].close()
+    assert (jobs / "20240101-000000-0bad" / "job.json").read_text() == "{ not json"
+
+
+def test_an_edit_that_cannot_be_saved_changes_nothing(tmp_path):
+    from digits.webapp import create_app
+    from tests.conftest import EventRecorder
+    from tests.support.disk import fill, small_disk
+
+    with small_disk(tmp_path / "disk", "4m") as disk:
+        app = create_app(jobs_dir=disk, gpus=[], async_mode="threading", inference_workers=0)
+        workspace = app.extensions["digits"]
+        try:
+            recorder = EventRecorder()
+            workspace.bus.subscribe(recorder)
+            job = fake_job(owner="ann")
+            workspace.add_job(job)
+            recorder.wait_status(job.id)
+            client = app.test_client()
+            login(client, "ann")
+            saved = (Path(disk) / job.id / "job.json").read_text()
+            fill(disk, keep=8192)  # room for the audit line, not for a job.json with 10,000 bytes of notes
+            r = client.post(f"/jobs/{job.id}/edit", data={"name": "renamed", "notes": "n" * 10_000})
+            assert r.status_code == 507, r.get_data(as_text=True)
+            error = r.get_json()["error"]
+            assert error["type"] == "insufficient_storage"
+            assert error["message"].startswith(f"the disk holding the jobs folder is full: could not write {job.id}/")
+            assert workspace.store.get(job.id).name == "fake" and workspace.store.get(job.id).notes == ""
+            js = client.get(f"/jobs/{job.id}/json").get_json()
+            assert js["name"] == "fake" and js["notes"] == ""
+            assert (Path(disk) / job.id / "job.json").read_text() == saved
+        finally:
+            workspace.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import collections
+import errno
 import multiprocessing
 import os
 import shutil
@@ -19,9 +20,23 @@ from PIL import Image
 from digits.formats.caffe_pb import array_to_datum, write_mean
 from digits.formats.images import ImageError, encode_image, load_for_network
 from digits.formats.lmdb_io import LmdbWriter, record_key
+from digits.store import free_bytes, is_disk_full, write_problem
 from digits.worker_runtime import TaskFailed
 
 CHUNK = 128
+# LMDB reports a full disk as "mdb_txn_commit: Input/output error"; with less than this left, that is what it is.
+NEARLY_FULL_BYTES = 16 * 1024 * 1024
+
+
+def disk_problem(error: BaseException, folder: str, what: str) -> str | None:
+    """'the disk holding the jobs folder is full: could not write <what>...' when that is why `error` happened."""
+    if is_disk_full(error):
+        return write_problem(what, error, folder)
+    if isinstance(error, lmdb.Error) or (isinstance(error, OSError) and error.errno == errno.EIO):
+        free = free_bytes(folder)
+        if free is not None and free < NEARLY_FULL_BYTES:
+            return write_problem(what, OSError(errno.ENOSPC, str(error)), folder)
+    return None
 
 
 @dataclass(frozen=True)
@@ -178,8 +193,9 @@ def build_db(
     except (lmdb.Error, OSError) as e:
         if pool is not None:
             pool.terminate()
-        shutil.rmtree(partial, ignore_errors=True)
-        raise TaskFailed(f"could not write {os.path.basename(db_path)}: {e}") from None
+        shutil.rmtree(partial, ignore_errors=True)  # nothing half-written is kept
+        name = os.path.basename(db_path)
+        raise TaskFailed(disk_problem(e, os.path.dirname(db_path), name) or f"could not write {name}: {e}") from None
     finally:
         if pool is not None:
             pool.join()

@@ -7,10 +7,11 @@ import os
 
 from flask import Blueprint, current_app, jsonify, render_template, request, send_file
 
-from digits.datapaths import PathRefused, allowed_roots, check_server_path
+from digits.datapaths import PathRefused, check_server_path, inside, no_paths_message, path_rules
 from digits.dataset.info import read_labels, record_labels
 from digits.formats.caffe_pb import Datum
 from digits.formats.lmdb_io import LmdbReader, record_key
+from digits.offload import off_loop
 from digits.views.common import job_or_404, workspace
 from digits.views.errors import ApiError, NotFound
 
@@ -64,23 +65,32 @@ def explore(job_id: str):
     )
 
 
-@bp.route("/datasets/<job_id>/records/<split>/<int:index>")
-def record_image(job_id: str, split: str, index: int):
-    """One record as an image: encoded records are sent as stored; raw ones are encoded to PNG."""
-    _, path = _db_path(job_id, split)
+def _record_picture(path: str, index: int) -> tuple[bytes, str] | None:
+    """A record's picture and its type, read from the LMDB and encoded when stored raw (plain data in, plain
+    data out: it runs off the event loop)."""
     with LmdbReader(path) as db:
         raw = db.get(record_key(index))
     if raw is None:
-        raise NotFound(f"{split} database has no record {index}")
+        return None
     datum = Datum.FromString(raw)
     if datum.encoded:
-        kind = "image/jpeg" if datum.data[:2] == b"\xff\xd8" else "image/png"
-        return send_file(io.BytesIO(datum.data), mimetype=kind, max_age=3600)
+        return datum.data, "image/jpeg" if datum.data[:2] == b"\xff\xd8" else "image/png"
     from digits.formats.caffe_pb import datum_to_array
     from digits.formats.images import encode_image
 
     arr, _ = datum_to_array(raw)
-    return send_file(io.BytesIO(encode_image(arr, "png")), mimetype="image/png", max_age=3600)
+    return encode_image(arr, "png"), "image/png"
+
+
+@bp.route("/datasets/<job_id>/records/<split>/<int:index>")
+def record_image(job_id: str, split: str, index: int):
+    """One record as an image: encoded records are sent as stored; raw ones are encoded to PNG."""
+    _, path = _db_path(job_id, split)
+    picture = off_loop(_record_picture, path, index)
+    if picture is None:
+        raise NotFound(f"{split} database has no record {index}")
+    data, kind = picture
+    return send_file(io.BytesIO(data), mimetype=kind, max_age=3600)
 
 
 @bp.route("/datasets/folders/json")
@@ -88,11 +98,14 @@ def folders():
     """Subfolders of a server folder, for the form's folder picker; limited to what the server may read."""
     settings = current_app.config["DIGITS_SETTINGS"]
     path = request.args.get("path", "")
-    roots = allowed_roots(settings)
+    rules = path_rules(settings)
+    roots = rules.roots
+    if roots == []:
+        raise ApiError(no_paths_message(settings))
     if not path:
         if roots:
             return jsonify({"path": "", "parent": None, "folders": [{"name": r, "path": r} for r in roots]})
-        path = os.path.expanduser("~") if roots is None else ""
+        path = os.path.expanduser("~")
     try:
         real = check_server_path(path, settings, want_dir=True)
     except PathRefused as e:
@@ -101,12 +114,15 @@ def folders():
     try:
         with os.scandir(real) as it:
             for entry in it:
-                if not entry.name.startswith(".") and entry.is_dir():
-                    entries.append({"name": entry.name, "path": os.path.join(real, entry.name)})
+                if entry.name.startswith(".") or not entry.is_dir():
+                    continue
+                if rules.hides(os.path.realpath(entry.path)):
+                    continue  # the jobs folder inside a data root is not listed
+                entries.append({"name": entry.name, "path": os.path.join(real, entry.name)})
     except PermissionError:
         raise ApiError(f"{path} is not readable by the server") from None
     entries.sort(key=lambda e: e["name"].lower())
     parent = os.path.dirname(real) if real != "/" else None
-    if parent and roots is not None and not any(parent == r or parent.startswith(r + os.sep) for r in roots):
+    if parent and roots is not None and not any(inside(parent, r) for r in roots):
         parent = None
     return jsonify({"path": real, "parent": parent, "folders": entries[:2000]})

@@ -97,20 +97,54 @@ def _class_folders(path: str) -> list[str]:
 
 
 def _folder_source(
-    r: FormReader, settings: Settings, prefix: str, path_field: str, uploaded_dir: str | None
+    r: FormReader, settings: Settings, prefix: str, path_field: str, uploaded_dir: str | None, from_zip: bool
 ) -> FolderSource | None:
-    path = uploaded_dir or _server_path(r, path_field, settings, want_dir=True)
+    """The split's folder: unpacked from its zip (path "" until the view has unpacked it), or a server folder."""
+    path = uploaded_dir or ("" if from_zip else _server_path(r, path_field, settings, want_dir=True))
     low = r.integer(f"{prefix}_min_per_class", None, minimum=1)
     high = r.integer(f"{prefix}_max_per_class", None, minimum=1)
     if low is not None and high is not None and low > high:
         r.error(f"{prefix}_max_per_class", "Must not be smaller than the minimum per class.")
-    return FolderSource(path, low, high) if path else None
+    return FolderSource(path, low, high) if path or from_zip else None
+
+
+def _class_folder_problem(path: str) -> str | None:
+    classes = _class_folders(path)
+    if len(classes) >= 2:
+        return None
+    return (
+        f"{path} holds {len(classes)} class folder{'' if len(classes) == 1 else 's'}; a classification dataset "
+        "needs at least 2 (one subfolder of images per class)"
+    )
+
+
+def pending_zips(form: DatasetForm) -> list[str]:
+    """The splits whose images come from a zip the view has yet to unpack."""
+    if form.method != "folder":
+        return []
+    return [s for s in ("train", "val", "test") if getattr(form, s) is not None and getattr(form, s).path == ""]
+
+
+def attach_unpacked(form: DatasetForm, folders: dict[str, str], zip_fields: dict[str, str]) -> dict[str, list[str]]:
+    """Give the zip splits their unpacked folders and check them as a server folder is checked: {field: [...]}."""
+    for split, folder in folders.items():
+        getattr(form, split).path = folder
+    if "train" in folders:
+        problem = _class_folder_problem(folders["train"])
+        if problem:
+            shown = problem.replace(folders["train"], "the zip", 1)
+            return {zip_fields["train"]: [shown]}
+    return {}
 
 
 def read_dataset_form(
-    values, files, settings: Settings, uploaded_dirs: dict[str, str] | None = None
+    values, files, settings: Settings, uploaded_dirs: dict[str, str] | None = None, zip_splits=()
 ) -> tuple[DatasetForm | None, dict[str, list[str]]]:
-    """Check a submitted form; returns (form, {}) or (None, {field: [messages]})."""
+    """Check a submitted form; returns (form, {}) or (None, {field: [messages]}).
+
+    zip_splits: splits whose images come in a zip not unpacked yet. Every other field is checked first, so a
+    bad form costs no unpacking; their folders are filled in by attach_unpacked (see pending_zips).
+    """
     r = FormReader(values)
     uploaded_dirs = uploaded_dirs or {}
     name = r.text("dataset_name", required=True, max_length=200)
@@ -128,20 +162,16 @@ def read_dataset_form(
     )
 
     if method == "folder":
-        form.train = _folder_source(r, settings, "folder_train", "folder_train", uploaded_dirs.get("train"))
+        for split in ("train", "val", "test"):
+            if split != "train" and not r.boolean(f"has_{split}_folder"):
+                continue
+            field_name = f"folder_{split}"
+            source = _folder_source(r, settings, field_name, field_name, uploaded_dirs.get(split), split in zip_splits)
+            setattr(form, split, source)
         if form.train and form.train.path and "folder_train" not in r.errors:
-            classes = _class_folders(form.train.path)
-            if len(classes) < 2:
-                r.error(
-                    "folder_train",
-                    f"{form.train.path} holds {len(classes)} class folder"
-                    f"{'' if len(classes) == 1 else 's'}; a classification dataset needs at least 2 "
-                    "(one subfolder of images per class)",
-                )
-        if r.boolean("has_val_folder"):
-            form.val = _folder_source(r, settings, "folder_val", "folder_val", uploaded_dirs.get("val"))
-        if r.boolean("has_test_folder"):
-            form.test = _folder_source(r, settings, "folder_test", "folder_test", uploaded_dirs.get("test"))
+            problem = _class_folder_problem(form.train.path)
+            if problem:
+                r.error("folder_train", problem)
         form.pct_val = 0.0 if form.val else r.number("folder_pct_val", 25.0, minimum=0, maximum=100)
         form.pct_test = 0.0 if form.test else r.number("folder_pct_test", 0.0, minimum=0, maximum=100)
         if form.pct_val is not None and form.pct_test is not None and form.pct_val + form.pct_test >= 100:

@@ -7,12 +7,15 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from digits.datapaths import inside
+from digits.datapaths import PathRules
 from digits.formats.images import IMAGE_EXTENSIONS
 from digits.worker_runtime import TaskFailed
 
 SPLITS = ("train", "val", "test")
 MAX_REPORTED_PROBLEMS = 20
+UPLOAD_DIR = "upload"  # a job's unpacked zips: jobs/<id>/upload/<split>
+# What ends a line for Python's text files or str.splitlines: a path holding one cannot sit on a list line.
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 
 @dataclass
@@ -35,29 +38,80 @@ class ParseResult:
         return out
 
 
-def _allowed(path: str, roots: list[str] | None) -> bool:
-    return roots is None or any(inside(os.path.realpath(path), r) for r in roots)
+def read_rules(args: dict[str, Any], job_dir: str | None = None) -> PathRules:
+    """What the parse task may read: its task's allowed_roots (None: anything) less the jobs folder, plus the
+    job's own upload folder (its unpacked zips lie in the jobs folder, outside every data root)."""
+    roots = args.get("allowed_roots")
+    if roots is None:
+        return PathRules(None)
+    denied = [os.path.realpath(d) for d in args.get("denied_roots") or []]
+    own = []
+    if job_dir:
+        real_job = os.path.realpath(job_dir)
+        denied.append(os.path.dirname(real_job))  # the jobs folder, also for jobs made before denied_roots
+        own.append(os.path.join(real_job, UPLOAD_DIR))
+    return PathRules([os.path.realpath(r) for r in roots], denied, own)
 
 
-def scan_class_folders(root: str, roots: list[str] | None, skipped: list[dict]) -> dict[str, list[str]]:
+def _as_rules(rules: PathRules | list[str] | None) -> PathRules:
+    if isinstance(rules, PathRules):
+        return rules
+    return PathRules(None if rules is None else [os.path.realpath(r) for r in rules])
+
+
+def _allowed(path: str, rules: PathRules) -> bool:
+    return rules.allows(os.path.realpath(path))
+
+
+def shown_path(path: str) -> str:
+    """A path as a report can show it: line breaks, other control characters and undecodable bytes escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
+
+
+def list_line_problem(path: str) -> str | None:
+    """Why a path cannot be written on a line of train.txt (path label), or None."""
+    if any(c in LINE_BREAKS for c in path):
+        return "its name holds a line break, which a list file cannot carry"
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not valid UTF-8, which a list file cannot carry"
+    return None
+
+
+def scan_class_folders(root: str, rules: PathRules | list[str] | None, skipped: list[dict]) -> dict[str, list[str]]:
     """{class name: sorted image paths} for each subfolder (searched recursively); other files go to `skipped`."""
+    rules = _as_rules(rules)
     classes: dict[str, list[str]] = {}
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
             if entry.is_file() and not entry.name.startswith("."):
-                skipped.append({"path": entry.path, "reason": "not inside a class folder"})
+                skipped.append({"path": shown_path(entry.path), "reason": "not inside a class folder"})
+            continue
+        if rules.hides(os.path.realpath(entry.path)):
+            continue  # the jobs folder inside a data root: never read, its names never shown
+        problem = list_line_problem(entry.name)
+        if problem:
+            skipped.append({"path": shown_path(entry.path), "reason": f"class folder skipped: {problem}"})
             continue
         files = []
         for dirpath, dirnames, filenames in os.walk(entry.path):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            dirnames[:] = sorted(
+                d
+                for d in dirnames
+                if not d.startswith(".") and not rules.hides(os.path.realpath(os.path.join(dirpath, d)))
+            )
             for name in sorted(filenames):
                 if name.startswith("."):
                     continue
                 path = os.path.join(dirpath, name)
                 ext = os.path.splitext(name)[1].lower()
+                problem = list_line_problem(path)
                 if ext not in IMAGE_EXTENSIONS:
-                    skipped.append({"path": path, "reason": f"not an image file ({ext or 'no extension'})"})
-                elif not _allowed(path, roots):
+                    skipped.append({"path": shown_path(path), "reason": f"not an image file ({ext or 'no extension'})"})
+                elif problem:
+                    skipped.append({"path": shown_path(path), "reason": problem})
+                elif not _allowed(path, rules):
                     skipped.append({"path": path, "reason": "links outside the data roots"})
                 else:
                     files.append(path)
@@ -74,9 +128,9 @@ def _limit(files: list[str], low: int | None, high: int | None) -> list[str] | N
     return files
 
 
-def parse_folders(args: dict[str, Any]) -> ParseResult:
+def parse_folders(args: dict[str, Any], job_dir: str | None = None) -> ParseResult:
     rng = random.Random(args.get("seed", 0))
-    roots = args.get("allowed_roots")
+    roots = read_rules(args, job_dir)
     skipped: list[dict] = []
     train_src = args["train"]
     classes = scan_class_folders(train_src["path"], roots, skipped)
@@ -154,9 +208,17 @@ def read_labels_file(path: str) -> list[str]:
 
 
 def parse_list_file(
-    path: str, split: str, n_labels: int, folder: str | None, roots: list[str] | None
+    path: str,
+    split: str,
+    n_labels: int,
+    folder: str | None,
+    rules: PathRules | list[str] | None,
+    skipped: list[dict[str, str]] | None = None,
 ) -> list[tuple[str, int]]:
-    """Read 'path label' lines; every bad line is reported with its number."""
+    """Read 'path label' lines; every bad line is reported with its number. An image whose name a list line
+    cannot carry is skipped (added to `skipped`), not fatal."""
+    rules = _as_rules(rules)
+    skipped = [] if skipped is None else skipped
     entries, problems = [], []
     with open(path, encoding="utf-8", errors="replace") as fh:
         for number, line in enumerate(fh, start=1):
@@ -181,11 +243,14 @@ def parse_list_file(
                     problems.append(f"line {number}: {image} is a relative path and no image folder was given")
                     continue
                 image = os.path.join(folder, image)
-            if not os.path.isfile(image):
-                problems.append(f"line {number}: file not found: {image}")
+            # Outside the data roots and missing read the same, so a list cannot probe what exists elsewhere.
+            if not _allowed(image, rules) or not os.path.isfile(image):
+                where = "file not found" if rules.roots is None else "not found in the data roots"
+                problems.append(f"line {number}: {where}: {image}")
                 continue
-            if not _allowed(image, roots):
-                problems.append(f"line {number}: {image} is outside the data roots")
+            problem = list_line_problem(image)
+            if problem:
+                skipped.append({"path": shown_path(image), "reason": f"{split} list line {number}: {problem}"})
                 continue
             entries.append((image, label))
     if problems:
@@ -201,19 +266,33 @@ def parse_list_file(
     return entries
 
 
+def _given_file(job_dir: str, name: str, rules: PathRules, what: str) -> str:
+    """A list or labels file: uploaded into the job folder (a name the server chose), or a server path that
+    must still be one the rules allow (it was checked when the form was sent)."""
+    if not os.path.isabs(name):
+        return os.path.join(job_dir, name)
+    if not _allowed(name, rules):
+        raise TaskFailed(f"{what}: {name} does not exist or is outside the data roots")
+    return name
+
+
 def parse_textfiles(args: dict[str, Any], job_dir: str) -> ParseResult:
-    roots = args.get("allowed_roots")
-    labels = read_labels_file(os.path.join(job_dir, args["labels_file"]))
+    rules = read_rules(args, job_dir)
+    labels = read_labels_file(_given_file(job_dir, args["labels_file"], rules, "labels file"))
     rng = random.Random(args.get("seed", 0))
     splits: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
+    skipped: list[dict[str, str]] = []
     for split, list_path in args["lists"].items():
+        folder = args.get("list_folders", {}).get(split)
+        if folder and not _allowed(folder, rules):
+            raise TaskFailed(f"{split} image folder: {folder} does not exist or is outside the data roots")
         entries = parse_list_file(
-            os.path.join(job_dir, list_path), split, len(labels), args.get("list_folders", {}).get(split), roots
+            _given_file(job_dir, list_path, rules, f"{split} list"), split, len(labels), folder, rules, skipped
         )
         if args.get("shuffle", True):
             rng.shuffle(entries)
         splits[split] = entries
-    return ParseResult(labels, splits)
+    return ParseResult(labels, splits, skipped)
 
 
 def write_lists(job_dir: str, result: ParseResult) -> None:

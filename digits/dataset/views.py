@@ -7,15 +7,17 @@ import os
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, send_file, url_for
 
 from digits.audit import audit
-from digits.datapaths import allowed_roots
+from digits.datapaths import path_rules
 from digits.dataset import DATASET_TYPE
-from digits.dataset.forms import DatasetForm, read_dataset_form
+from digits.dataset.forms import DatasetForm, attach_unpacked, pending_zips, read_dataset_form
 from digits.dataset.info import dataset_json
-from digits.job import Job, Task, new_job_id
-from digits.uploads import UploadRefused, extract_zip, remove_tree, save_upload
+from digits.dataset.parse import UPLOAD_DIR
+from digits.job import Job, Task
+from digits.offload import off_loop
+from digits.uploads import UploadRefused, ZipLimits, extract_zip, save_upload
 from digits.views.common import current_user, job_or_404, require_user, workspace
 from digits.views.errors import FormErrors, NotFound, wants_json
-from digits.views.jobs import first_error
+from digits.views.jobs import first_error, storage_error
 
 bp = Blueprint("datasets", __name__)
 ZIP_FIELDS = {"train": "folder_train_zip", "val": "folder_val_zip", "test": "folder_test_zip"}
@@ -24,14 +26,16 @@ ZIP_FIELDS = {"train": "folder_train_zip", "val": "folder_val_zip", "test": "fol
 def build_job(form: DatasetForm, owner: str, job_id: str, values: dict) -> Job:
     """A dataset job: parse the sources, then one create-db task per split, each after the one before."""
     settings = current_app.config["DIGITS_SETTINGS"]
-    parse_args = {**form.parse_args(), "allowed_roots": allowed_roots(settings), "wanted_splits": form.splits}
+    # The parse worker reads only what the form could name (the data roots, never the jobs folder) plus
+    # this job's own upload folder; see digits.dataset.parse.ReadRules.
+    parse_args = {**form.parse_args(), **path_rules(settings).to_args(), "wanted_splits": form.splits}
     tasks = [Task("parse_folder" if form.method == "folder" else "parse_lists", "dataset.parse", parse_args)]
     for split in form.splits:
         tasks.append(
             Task(
                 f"create_db_{split}",
                 "dataset.create_db",
-                {"split": split, "image": form.image_settings()},
+                {"split": split, "image": form.image_settings(), "max_image_pixels": settings.max_image_pixels},
                 depends_on=[tasks[-1].name],
             )
         )
@@ -48,48 +52,69 @@ def build_job(form: DatasetForm, owner: str, job_id: str, values: dict) -> Job:
     )
 
 
-def _unpack_zips(job_dir: str, max_bytes: int) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """Unpack uploaded zips of class folders into the job folder: ({split: folder}, errors)."""
-    folders, errors = {}, {}
-    for split, field in ZIP_FIELDS.items():
-        upload = request.files.get(field)
-        if not upload or not upload.filename:
-            continue
+def _unpack_zips(form: DatasetForm, job_dir: str, limits: ZipLimits) -> dict[str, str]:
+    """Unpack the form's zips of class folders into the job folder, one after another off the event loop:
+    {split: folder}. FormErrors names the zip's field when one is refused."""
+    folders = {}
+    for split in pending_zips(form):
+        field_name = ZIP_FIELDS[split]
+        upload = request.files[field_name]
+        target = os.path.join(job_dir, UPLOAD_DIR, split)
         try:
-            folders[split] = extract_zip(upload.stream, os.path.join(job_dir, "upload", split), max_bytes)
+            folders[split] = off_loop(extract_zip, upload.stream, target, limits)
         except UploadRefused as e:
-            errors[field] = [f"{upload.filename}: {e}"]
-    return folders, errors
+            raise FormErrors({field_name: [f"{upload.filename}: {e}"]}) from None
+        except OSError as e:
+            raise storage_error(e, f"the files of {upload.filename}", job_dir) from None
+    return folders
+
+
+def _save_lists(form: DatasetForm, job_dir: str, max_bytes: int) -> None:
+    for field_name, storage in form.uploads.items():
+        name = "upload_labels.txt" if field_name == "textfile_labels_file" else f"upload_{field_name.split('_')[1]}.txt"
+        try:
+            save_upload(storage, os.path.join(job_dir, name), max_bytes)
+        except UploadRefused as e:
+            raise FormErrors({field_name: [str(e)]}) from None
+        except OSError as e:
+            raise storage_error(e, storage.filename or name, job_dir) from None
 
 
 def create_from_request() -> Job:
-    """Check the submitted form and start the job; FormErrors when anything is wrong (nothing is kept then)."""
+    """Check the submitted form and start the job; FormErrors when anything is wrong (nothing is kept then).
+
+    The fields come first, so a bad form costs nothing; then the job's folder is made (exclusively: an id
+    another job holds is never shared); then zips are judged by their headers and unpacked off the event loop.
+    Whatever fails, only the folder this request made is removed.
+    """
     owner = require_user()
     settings = current_app.config["DIGITS_SETTINGS"]
-    store = workspace().store
-    job_id = new_job_id()
-    job_dir = store.job_dir(job_id)
+    ws = workspace()
+    zip_splits = {s for s, f in ZIP_FIELDS.items() if request.files.get(f) and request.files[f].filename}
+    form, errors = read_dataset_form(request.form, request.files, settings, zip_splits=zip_splits)
+    if errors:
+        raise FormErrors(errors)
     try:
-        uploaded, errors = _unpack_zips(job_dir, settings.max_unpacked_bytes)
-        form, form_errors = read_dataset_form(request.form, request.files, settings, uploaded)
-        errors.update(form_errors)
+        job_id = ws.store.reserve()
+    except OSError as e:
+        raise storage_error(e) from None
+    job_dir = ws.store.job_dir(job_id)
+    try:
+        folders = _unpack_zips(form, job_dir, ZipLimits.from_settings(settings))
+        errors = attach_unpacked(form, folders, ZIP_FIELDS)
         if errors:
             raise FormErrors(errors)
-        for field, storage in form.uploads.items():
-            name = "upload_labels.txt" if field == "textfile_labels_file" else f"upload_{field.split('_')[1]}.txt"
-            os.makedirs(job_dir, exist_ok=True)
-            save_upload(storage, os.path.join(job_dir, name), settings.max_content_length)
-        values = {k: v for k, v in request.form.items()}
-        job = build_job(form, owner, job_id, values)
-        workspace().add_job(job)
-        audit("create", job=job)
-        return job
-    except UploadRefused as e:
-        remove_tree(job_dir)
-        raise FormErrors({"textfile_train_images": [str(e)]}) from None
+        _save_lists(form, job_dir, settings.max_content_length)
+        job = build_job(form, owner, job_id, dict(request.form.items()))
+        try:
+            ws.add_job(job)
+        except OSError as e:
+            raise storage_error(e) from None
     except BaseException:
-        remove_tree(job_dir)
+        ws.store.release(job_id)
         raise
+    audit("create", job=job)
+    return job
 
 
 @bp.route("/datasets/images/classification/new")

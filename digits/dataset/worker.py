@@ -6,10 +6,11 @@ import json
 import os
 import sys
 
-from digits.dataset.create_db import ImageSettings, build_db, save_mean
+from digits.dataset.create_db import ImageSettings, build_db, disk_problem, save_mean
 from digits.dataset.parse import parse_folders, parse_textfiles, read_list, write_lists
+from digits.formats.images import set_max_pixels
 from digits.store import write_json_atomic
-from digits.worker_runtime import WorkerContext, run_worker
+from digits.worker_runtime import TaskFailed, WorkerContext, run_worker
 
 STATS_FILE = "stats.json"
 
@@ -27,7 +28,10 @@ def update_stats(job_dir: str, key: str, value) -> None:
 
 def run_parse(ctx: WorkerContext) -> str | None:
     args = ctx.args
-    result = parse_textfiles(args, ctx.job_dir) if args["method"] == "textfile" else parse_folders(args)
+    if args["method"] == "textfile":
+        result = parse_textfiles(args, ctx.job_dir)
+    else:
+        result = parse_folders(args, ctx.job_dir)
     write_lists(ctx.job_dir, result)
     for item in result.skipped:
         print(f"skipped {item['path']}: {item['reason']}", file=sys.stderr)
@@ -49,6 +53,7 @@ def run_parse(ctx: WorkerContext) -> str | None:
 def run_create_db(ctx: WorkerContext) -> str | None:
     split = ctx.args["split"]
     settings = ImageSettings.from_dict(ctx.args["image"])
+    set_max_pixels(ctx.args.get("max_image_pixels"))  # a larger image is skipped, named, before it is decoded
     entries = read_list(ctx.path(f"{split}.txt"))
     with open(ctx.path("labels.txt")) as fh:
         n_labels = sum(1 for line in fh if line.strip())
@@ -89,7 +94,15 @@ TASKS = {"dataset.parse": run_parse, "dataset.create_db": run_create_db}
 
 
 def main(ctx: WorkerContext) -> str | None:
-    return TASKS[ctx.task["kind"]](ctx)
+    try:
+        return TASKS[ctx.task["kind"]](ctx)
+    except OSError as e:
+        name = e.filename if isinstance(e.filename, str) else None
+        what = os.path.relpath(name, os.path.dirname(ctx.job_dir)) if name else "the dataset's files"
+        problem = disk_problem(e, ctx.job_dir, what)
+        if problem is None:
+            raise
+        raise TaskFailed(problem) from None
 
 
 if __name__ == "__main__":

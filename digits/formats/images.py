@@ -15,10 +15,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 RESIZE_MODES: dict[str, Callable] = {}
 ENCODINGS = ("none", "png", "jpg")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp")
-DEFAULT_MAX_PIXELS = 100_000_000  # 10,000 x 10,000; larger files are refused as decompression bombs
+# The server's max_image_pixels by default (8,000 x 8,000); larger files are refused as decompression bombs.
+DEFAULT_MAX_PIXELS = 64_000_000
 # open_image applies its own max_pixels to every file (from the header, before decoding), so Pillow's
 # process-wide limit must not cap it lower or turn it into a warning.
 Image.MAX_IMAGE_PIXELS = None
+_max_pixels = DEFAULT_MAX_PIXELS
 
 
 class ImageError(ValueError):
@@ -33,8 +35,27 @@ def register_resize_mode(name: str):
     return wrap
 
 
-def open_image(source: str | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open and fully decode an image file (path or bytes), upright per its EXIF orientation."""
+def set_max_pixels(limit: int | None) -> None:
+    """The pixel limit of this process when a caller names none: a worker sets the server's max_image_pixels,
+    sent with its task or request (None: the default)."""
+    global _max_pixels
+    _max_pixels = int(limit) if limit else DEFAULT_MAX_PIXELS
+
+
+def too_large(width: int, height: int, max_pixels: int | None = None) -> str | None:
+    """Why an image of this size is refused, or None when it may be decoded."""
+    limit = max_pixels or _max_pixels
+    if width * height > limit:
+        return f"too large: {width}x{height} pixels ({width * height:,}; this server's limit is {limit:,})"
+    return None
+
+
+def open_image(source: str | bytes, max_pixels: int | None = None) -> Image.Image:
+    """Open and fully decode an image file (path or bytes), upright per its EXIF orientation.
+
+    The size is read from the header first: an image of more than max_pixels (default: set_max_pixels) is
+    refused before a byte of it is decoded, so a decompression bomb costs nothing.
+    """
     if isinstance(source, bytes | bytearray):
         if not source:
             raise ImageError("empty file")
@@ -43,9 +64,9 @@ def open_image(source: str | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         fp = source
     try:
         img = Image.open(fp)
-        width, height = img.size
-        if width * height > max_pixels:
-            raise ImageError(f"too large: {width}x{height} pixels (limit {max_pixels:,})")
+        problem = too_large(*img.size, max_pixels)
+        if problem:
+            raise ImageError(problem)
         img.load()
     except ImageError:
         raise
@@ -186,7 +207,7 @@ def load_for_network(
     width: int,
     mode: str = "squash",
     seed: int = 0,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = None,
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """Open, orient, convert and resize an image: (HxWxC uint8 array, original (width, height))."""
     img = open_image(source, max_pixels)

@@ -19,7 +19,9 @@ from digits.config import Settings
 from digits.datapaths import PathRefused, check_server_path
 from digits.formats.images import IMAGE_EXTENSIONS
 from digits.inference import urls
-from digits.uploads import UploadRefused, extract_zip
+from digits.offload import off_loop
+from digits.store import DISK_FULL
+from digits.uploads import UploadRefused, ZipLimits, extract_zip
 from digits.views.errors import ApiError
 
 MAX_LIST_BYTES = 20 * 1024 * 1024
@@ -52,8 +54,15 @@ def read_upload(storage, max_bytes: int, what: str) -> bytes:
 
 
 def path_policy(settings: Settings) -> dict[str, Any]:
-    """The settings check_server_path decides by, for a worker to check a list's server paths."""
-    return {"host": settings.host, "data_roots": list(settings.data_roots)}
+    """What a request's worker may read: the settings check_server_path decides by (for a list's server paths)
+    and the largest image it may decode (max_image_pixels, checked from each image's header)."""
+    return {
+        "host": settings.host,
+        "auth": settings.auth,
+        "data_roots": list(settings.data_roots),
+        "jobs_dir": settings.jobs_path,
+        "max_image_pixels": settings.max_image_pixels,
+    }
 
 
 def one_image(form, files, settings: Settings) -> dict[str, Any]:
@@ -144,9 +153,17 @@ def unpack_zip(files, work_dir: str, settings: Settings) -> str | None:
     if upload is None or not upload.filename:
         return None
     try:
-        return extract_zip(upload.stream, os.path.join(work_dir, "zip"), settings.max_unpacked_bytes)
+        # Unpacking is CPU and disk work: on a native thread, so other requests keep their answers coming.
+        return off_loop(extract_zip, upload.stream, os.path.join(work_dir, "zip"), ZipLimits.from_settings(settings))
     except UploadRefused as e:
-        raise ApiError(f"image_folder_zip: {e}") from None
+        raise ApiError(f"image_folder_zip: {upload.filename}: {e}") from None
+    except OSError as e:
+        from digits.views.jobs import InsufficientStorage, StorageUnavailable
+
+        if e.errno in DISK_FULL:
+            message = f"the server's temporary folder is full: could not unpack {upload.filename}"
+            raise InsufficientStorage(message) from None
+        raise StorageUnavailable(f"could not unpack {upload.filename}: {e.strerror or e}") from None
 
 
 def _inside(path: str, root: str) -> bool:

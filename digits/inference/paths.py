@@ -42,10 +42,8 @@ class PathChecker:
             return self._full(path)
         try:
             mode = os.lstat(path).st_mode
-        except FileNotFoundError:
-            raise PathRefused(f"{path} does not exist") from None
         except OSError:
-            return self._full(path)
+            return self._full(path)  # a missing file gets check_server_path's answer, the same as an outside one
         if not stat.S_ISREG(mode):
             return self._full(path)  # a link (followed and checked there), a folder, a device...
         return os.path.join(real_folder, name)

@@ -88,8 +88,10 @@ def classify_one():
     show = r.boolean("show_visualizations")
     if r.errors:
         raise FormErrors(r.errors)
-    image = inputs.one_image(request.form, request.files, workspace().settings)
-    result = run("classify_one", spec, image=image, visualize=show, job_id=job.id)
+    settings = workspace().settings
+    image = inputs.one_image(request.form, request.files, settings)
+    policy = inputs.path_policy(settings)  # the worker refuses an image of more than max_image_pixels
+    result = run("classify_one", spec, image=image, visualize=show, path_policy=policy, job_id=job.id)
     result["server_ms"] = _elapsed_ms(started)
     return _respond("inference/classify_one.html", result, job=job, source=_source_name())
 

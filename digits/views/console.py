@@ -19,6 +19,11 @@ def _ordered(category: str) -> list[Job]:
     return jobs
 
 
+def _unreadable() -> list[dict[str, str]]:
+    """Job folders whose job.json could not be read at start: shown, never touched."""
+    return [{"folder": folder, "reason": reason} for folder, reason in sorted(workspace().store.unreadable.items())]
+
+
 def _url_if_installed(endpoint: str) -> str | None:
     """The page of a wing, when the wing is installed on this server."""
     return url_for(endpoint) if endpoint in current_app.view_functions else None
@@ -37,6 +42,7 @@ def home():
         sparklines={job.id: sparkline(store.job_dir(job.id)) for job in models},
         new_dataset_url=_url_if_installed("datasets.new"),
         new_model_url=_url_if_installed("models.new"),
+        unreadable=_unreadable(),
     )
 
 
@@ -56,5 +62,6 @@ def home_json():
             "version": __version__,
             "datasets": [j.summary() for j in _ordered("dataset")],
             "models": [j.summary() for j in _ordered("model")],
+            "unreadable": _unreadable(),
         }
     )

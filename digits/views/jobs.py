@@ -12,12 +12,36 @@ from digits.audit import audit
 from digits.forms import FormReader
 from digits.job import Job
 from digits.scheduler import JobInUse
+from digits.store import JobWriteError, is_disk_full, write_problem
 from digits.views.common import job_or_404, require_owner, workspace
-from digits.views.errors import Conflict, FormErrors, NotFound, wants_json
+from digits.views.errors import ApiError, Conflict, FormErrors, NotFound, wants_json
 
 bp = Blueprint("jobs", __name__)
 KINDS = "<any(jobs, datasets, models):kind>"
 CATEGORY = {"jobs": None, "datasets": "dataset", "models": "model"}
+
+
+class StorageUnavailable(ApiError):
+    """The jobs folder could not take a write (read-only, an I/O error): nothing was changed."""
+
+    status = 503
+    kind = "storage_unavailable"
+
+
+class InsufficientStorage(StorageUnavailable):
+    """The disk holding the jobs folder is full: nothing was changed."""
+
+    status = 507
+    kind = "insufficient_storage"
+
+
+def storage_error(error: OSError, what: str = "a file", folder: str | None = None) -> ApiError:
+    """The answer for a write the jobs folder refused: 507 for a full disk, 503 otherwise, naming the file."""
+    if isinstance(error, JobWriteError):
+        message = error.message
+    else:
+        message = write_problem(what, error, folder or workspace().store.jobs_dir)
+    return (InsufficientStorage if is_disk_full(error) else StorageUnavailable)(message)
 
 
 def first_error(job: Job) -> dict | None:
@@ -94,10 +118,15 @@ def edit(kind: str, job_id: str):
     notes = r.text("notes", "", max_length=10_000) if "notes" in request.form else job.notes
     if r.errors:
         raise FormErrors(r.errors)
-    audit("edit", job=job, old_name=job.name, new_name=name)
-    job.name, job.notes = name, notes
     ws = workspace()
-    ws.store.save(job)
+    old = job.name, job.notes
+    try:
+        audit("edit", job=job, old_name=job.name, new_name=name)
+        job.name, job.notes = name, notes
+        ws.store.save(job)
+    except OSError as e:
+        job.name, job.notes = old  # what could not be saved is not kept
+        raise storage_error(e, "the audit log", ws.settings.jobs_path) from None
     ws.bus.publish(
         events.JOB_STATUS,
         {

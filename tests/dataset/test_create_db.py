@@ -1,7 +1,6 @@
 """Records read back from the LMDB match the source images processed by each resize mode, channel count and encoding."""
 
 import array
-import errno
 import io
 import os
 
@@ -9,13 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digits.dataset import create_db as create_db_module
 from digits.dataset.create_db import ImageSettings, build_db, save_mean
 from digits.dataset.parse import parse_folders
 from digits.formats.caffe_pb import Datum, datum_to_array, read_mean
 from digits.formats.images import RESIZE_MODES, encode_image, load_for_network
 from digits.formats.lmdb_io import LmdbReader, record_key
 from digits.worker_runtime import TaskFailed
+from tests.support.disk import small_disk
 from tests.support.imagegen import add_odd_and_broken, make_shapes
 
 
@@ -102,11 +101,11 @@ def test_abort_leaves_no_database(tmp_path, shapes):
     assert not os.path.exists(tmp_path / "train_db") and not os.path.exists(tmp_path / "train_db.partial")
 
 
-def test_a_full_disk_fails_clearly_and_leaves_nothing_half_written(tmp_path, shapes, monkeypatch):
-    def disk_full(self, records):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(create_db_module.LmdbWriter, "put_many", disk_full)
-    with pytest.raises(TaskFailed, match="could not write train_db: .*No space left on device"):
-        build_db(shapes, str(tmp_path / "train_db"), ImageSettings(1, 8, 8), 3)
-    assert os.listdir(tmp_path) == []
+def test_a_full_disk_fails_clearly_and_leaves_nothing_half_written(tmp_path, shapes):
+    # A real full disk: LMDB says only "mdb_txn_commit: Input/output error"; the task must say what happened.
+    with small_disk(tmp_path / "disk") as disk:
+        with pytest.raises(TaskFailed) as info:
+            build_db(shapes * 100, os.path.join(disk, "train_db"), ImageSettings(3, 64, 64, encoding="none"), 3)
+        assert str(info.value).startswith("the disk holding the jobs folder is full: could not write train_db")
+        assert "Input/output error" not in str(info.value)
+        assert os.listdir(disk) == []

@@ -116,3 +116,43 @@ def test_text_lists_with_relative_paths_and_labels_file(tmp_path):
     write_lists(str(out), result)
     assert read_list(str(out / "train.txt")) == result.splits["train"]
     assert (out / "labels.txt").read_text() == "circle\nsquare\ntriangle\n"
+
+
+def test_names_a_list_line_cannot_carry_are_skipped_and_named(tmp_path):
+    made = make_shapes(str(tmp_path), per_class=2)
+    with open(made["circle"][0], "rb") as fh:
+        image = fh.read()
+    (tmp_path / "circle" / "two\nlines.png").write_bytes(image)
+    (tmp_path / "square" / "para\u2029graph.png").write_bytes(image)
+    os.makedirs(tmp_path / "odd\nclass")
+    (tmp_path / "odd\nclass" / "a.png").write_bytes(image)
+    undecodable = os.path.join(os.fsencode(tmp_path / "triangle"), b"latin-\xe9.png")
+    with open(undecodable, "wb") as fh:
+        fh.write(image)
+    result = parse_folders(folder_args(tmp_path, pct_val=0))
+    assert result.labels == ["circle", "square", "triangle"] and result.per_class()["train"] == [2, 2, 2]
+    reasons = {os.path.basename(s["path"]): s["reason"] for s in result.skipped}
+    line_break = "its name holds a line break, which a list file cannot carry"
+    assert reasons == {
+        "two\\nlines.png": line_break,
+        "para\\u2029graph.png": line_break,
+        "odd\\nclass": f"class folder skipped: {line_break}",
+        "latin-\\udce9.png": "its name is not valid UTF-8, which a list file cannot carry",
+    }
+    out = tmp_path / "job"
+    out.mkdir()
+    write_lists(str(out), result)  # every line written is one entry
+    assert read_list(str(out / "train.txt")) == result.splits["train"]
+
+
+def test_a_list_cannot_probe_outside_the_data_roots(tmp_path):
+    made = make_shapes(str(tmp_path / "root"), per_class=1)
+    secret = tmp_path / "elsewhere" / "secret.png"
+    secret.parent.mkdir()
+    secret.write_bytes(b"x")
+    lst = tmp_path / "root" / "train.txt"
+    lst.write_text(f"{made['circle'][0]} 0\n{secret} 1\n{tmp_path / 'elsewhere' / 'missing.png'} 1\n")
+    with pytest.raises(TaskFailed) as info:
+        parse_list_file(str(lst), "train", 3, None, [str(tmp_path / "root")])
+    assert f"line 2: not found in the data roots: {secret}\n" in str(info.value)
+    assert f"line 3: not found in the data roots: {tmp_path / 'elsewhere' / 'missing.png'}" in str(info.value)

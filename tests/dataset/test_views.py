@@ -7,6 +7,7 @@ import zipfile
 import pytest
 
 from digits.webapp import create_app
+from tests.conftest import EventRecorder
 from tests.support.imagegen import add_odd_and_broken, make_shapes
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -235,5 +236,58 @@ def test_a_server_on_the_network_without_data_roots_reads_no_folders(tmp_path):
         assert r.status_code == 200
         r = create(c, base_form(tmp_path / "src"))
         assert r.status_code == 400 and "no --data-root" in r.get_json()["errors"]["folder_train"][0]
+    finally:
+        app.extensions["digits"].close()
+
+
+def test_a_team_server_without_data_roots_takes_uploads_only(tmp_path):
+    """A loopback --auth password server (what a reverse proxy or an SSH tunnel looks like): no server paths at
+    all, not even to probe; a zip upload builds."""
+    make_shapes(str(tmp_path / "src"), per_class=3)
+    app = create_app(
+        jobs_dir=str(tmp_path / "jobs"), gpus=[], async_mode="threading", inference_workers=0, auth="password"
+    )
+    workspace = app.extensions["digits"]
+    recorder = EventRecorder()
+    workspace.bus.subscribe(recorder)
+    try:
+        workspace.accounts.add("ann", "a long password")
+        c = app.test_client()
+        r = c.post(
+            "/login", data={"username": "ann", "password": "a long password"}, headers={"Accept": "application/json"}
+        )
+        assert r.status_code == 200
+        messages = set()
+        for folder in (tmp_path / "src", tmp_path / "nowhere", workspace.store.jobs_dir):
+            r = create(c, base_form(folder))
+            assert r.status_code == 400
+            messages.add(r.get_json()["errors"]["folder_train"][0])
+        (message,) = messages  # one answer whatever the path: nothing is probed
+        assert "reads no server folders" in message and "--data-root" in message and "Upload" in message
+        r = c.get("/datasets/folders/json")
+        assert r.status_code == 400 and r.get_json()["error"]["message"] == message
+        form = base_form("", folder_train_zip=(zip_of(tmp_path / "src"), "shapes.zip"), folder_pct_val="0")
+        form.pop("folder_train")
+        r = create(c, form)
+        assert r.status_code == 200, r.get_data(as_text=True)
+        assert recorder.wait_status(r.get_json()["id"], timeout=60) == "Done"
+    finally:
+        workspace.close()
+
+
+def test_the_folder_picker_never_shows_the_jobs_folder(tmp_path):
+    root = tmp_path / "data"
+    make_shapes(str(root / "shapes"), per_class=1)
+    app = create_app(
+        jobs_dir=str(root / "jobs"), gpus=[], async_mode="threading", inference_workers=0, data_roots=[str(root)]
+    )
+    try:
+        c = app.test_client()
+        listed = c.get(f"/datasets/folders/json?path={root}").get_json()
+        assert [f["name"] for f in listed["folders"]] == ["shapes"]
+        r = c.get(f"/datasets/folders/json?path={root / 'jobs'}")
+        assert (
+            r.status_code == 400 and "does not exist or is outside the data roots" in r.get_json()["error"]["message"]
+        )
     finally:
         app.extensions["digits"].close()

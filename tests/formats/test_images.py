@@ -457,13 +457,28 @@ def test_open_too_large(tmp_path):
 
 
 def test_open_honors_max_pixels_above_pillow_default():
-    # 9500 x 9500 = 90,250,000 pixels: under DEFAULT_MAX_PIXELS (100,000,000), so it must open; Pillow's own
-    # global limit (Image.MAX_IMAGE_PIXELS, 89,478,485) must not override the max_pixels the caller gave.
+    # 9500 x 9500 = 90,250,000 pixels: under the limit given, so it must open; Pillow's own global limit
+    # (Image.MAX_IMAGE_PIXELS, 89,478,485) must not override the max_pixels the caller gave.
     side = 9500
-    assert 89_478_485 < side * side < images.DEFAULT_MAX_PIXELS
+    assert 89_478_485 < side * side < 100_000_000
     buf = io.BytesIO()
     Image.new("1", (side, side)).save(buf, "PNG")  # ~11 KB file
-    assert images.open_image(buf.getvalue()).size == (side, side)
+    assert images.open_image(buf.getvalue(), max_pixels=100_000_000).size == (side, side)
+    with pytest.raises(ImageError, match=f"9500x9500 pixels .*limit is {images.DEFAULT_MAX_PIXELS:,}"):
+        images.open_image(buf.getvalue())  # the default limit: refused from the header, nothing decoded
+
+
+def test_the_process_limit_applies_when_the_caller_names_none():
+    buf = io.BytesIO()
+    Image.new("L", (30, 20)).save(buf, "PNG")
+    try:
+        images.set_max_pixels(500)
+        with pytest.raises(ImageError, match="30x20 pixels"):
+            images.load_for_network(buf.getvalue(), 1, 8, 8)
+        assert images.open_image(buf.getvalue(), max_pixels=600).size == (30, 20)
+    finally:
+        images.set_max_pixels(None)
+    assert images.load_for_network(buf.getvalue(), 1, 8, 8)[1] == (30, 20)
 
 
 def test_image_error_is_value_error():

@@ -257,7 +257,7 @@ def test_server_paths_are_checked_against_the_data_roots(served, tmp_path, monke
     outside = val_image(served)
     monkeypatch.setattr(served.workspace.settings, "data_roots", [str(tmp_path)])
     js = served.classify_many("torch", f"{inside}\n{outside}\n").get_json()
-    assert list(js["classifications"]) == [str(inside)]
+    assert list(js["classifications"]) == [str(inside)], js
     assert js["errors"][0]["line"] == 2 and "outside the data roots" in js["errors"][0]["message"]
     assert served.classify_one("torch", image_path=str(inside)).status_code == 200
     r = served.classify_one("torch", image_path=outside)
@@ -272,3 +272,47 @@ def test_a_long_list_reports_progress_on_the_bus(served):
         lambda e, p: e == "inference_progress" and p["job_id"] == job_id and p["done"] == 30
     )
     assert last == {"job_id": job_id, "done": 30, "total": 30}
+
+
+def test_the_jobs_folder_is_not_readable_through_a_data_root(served, tmp_path, monkeypatch):
+    """A data root that holds the jobs folder: a list may name images beside it, never inside it, and a path
+    inside it reads exactly like a missing one."""
+    jobs = served.workspace.settings.jobs_path
+    root = os.path.dirname(jobs)
+    os.makedirs(os.path.join(root, "pictures"), exist_ok=True)
+    beside = os.path.join(root, "pictures", "beside.png")
+    Image.new("L", (28, 28), 50).save(beside)
+    inside_jobs = os.path.join(jobs, served.dataset.id, "inside.png")
+    Image.new("L", (28, 28), 50).save(inside_jobs)
+    missing = os.path.join(root, "pictures", "missing.png")
+    monkeypatch.setattr(served.workspace.settings, "data_roots", [root])
+    js = served.classify_many("torch", f"{beside}\n{inside_jobs}\n{missing}\n").get_json()
+    assert list(js["classifications"]) == [beside]
+    assert [(e["line"], e["message"]) for e in js["errors"]] == [
+        (2, f"{inside_jobs} does not exist or is outside the data roots ({root})"),
+        (3, f"{missing} does not exist or is outside the data roots ({root})"),
+    ]
+    r = served.classify_one("torch", image_path=inside_jobs)
+    assert r.status_code == 400 and r.get_json()["error"]["message"].endswith(f"is outside the data roots ({root})")
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_it_is_decoded(served, tmp_path, monkeypatch):
+    bomb = io.BytesIO()
+    Image.new("1", (8001, 8001)).save(bomb, "PNG")  # 64,016,001 pixels in a few kilobytes
+    assert len(bomb.getvalue()) < 100_000
+    r = served.classify_one("torch", bomb.getvalue(), "bomb.png")
+    assert r.status_code == 400, r.get_data(as_text=True)
+    assert "8001x8001 pixels (64,016,001; this server's limit is 64,000,000)" in r.get_json()["error"]["message"]
+
+    monkeypatch.setattr(served.workspace.settings, "max_image_pixels", 1000)
+    small, big = tmp_path / "small.png", tmp_path / "big.png"
+    Image.new("L", (25, 40), 50).save(small)  # 1,000 pixels: at the limit
+    Image.new("L", (36, 30), 50).save(big)  # 1,080 pixels
+    with open(big, "rb") as fh:
+        r = served.classify_one("torch", fh.read(), "big.png")
+    assert r.status_code == 400
+    assert "36x30 pixels (1,080; this server's limit is 1,000)" in r.get_json()["error"]["message"]
+    js = served.classify_many("torch", f"{small}\n{big}\n").get_json()
+    assert list(js["classifications"]) == [str(small)]
+    (error,) = js["errors"]
+    assert error["line"] == 2 and "36x30 pixels (1,080; this server's limit is 1,000)" in error["message"]

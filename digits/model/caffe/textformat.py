@@ -170,6 +170,9 @@ def _read_string(text: str, start: int, line: int, column: int) -> tuple[str, in
 # --- parser ----------------------------------------------------------------------------------------
 
 _CLOSING = {"{": "}", "<": ">"}
+# Real networks nest a handful of levels; protobuf itself stops at 100. The parser recurses per level, so an
+# unbounded depth would end in RecursionError (a 500) instead of an error that names the line.
+MAX_DEPTH = 100
 _SPECIAL_FLOATS = {"inf": math.inf, "infinity": math.inf, "nan": math.nan}
 
 
@@ -177,6 +180,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self._tokens = _tokens(text)
         self.token = next(self._tokens)
+        self.depth = 0
 
     def advance(self) -> _Token:
         """The current token; the parser then moves on, except past the end (which stays the current token)."""
@@ -235,8 +239,14 @@ class _Parser:
         """Read a value or a nested message; both are recorded at the field name's position."""
         token = self.token
         if token.kind == "symbol" and token.text in _CLOSING:
+            if self.depth >= MAX_DEPTH:
+                raise TextFormatError(
+                    f"'{name.text}' is nested more than {MAX_DEPTH} messages deep", token.line, token.column
+                )
             self.advance()
+            self.depth += 1
             msg.add(name.text, self.message(_CLOSING[token.text], name.line, name.column), name.line, name.column)
+            self.depth -= 1
         else:
             msg.add(name.text, self.scalar(), name.line, name.column)
 
