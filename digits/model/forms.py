@@ -6,12 +6,21 @@ process; a custom PyTorch network is only compiled for syntax (it runs in the tr
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from digits.config import Settings
 from digits.forms import FormReader
+from digits.model.quotas import (
+    caffe_params_problem,
+    optimizer_slots,
+    snapshot_bytes,
+    snapshot_count,
+    snapshots_problem,
+)
 from digits.model.standard import FRAMEWORKS, get_network
 from digits.status import Status
 
@@ -55,6 +64,9 @@ class TrainSettings:
     use_mean: str
     augmentation: dict[str, Any] = field(default_factory=dict)
     pretrained: str | None = None
+    # The server's quotas when the job was submitted (workers do not read the server's settings).
+    max_model_params: int | None = None
+    max_snapshot_bytes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,24 +110,56 @@ def network_crop(text: str, framework: str) -> int | None:
 
 def check_network(
     text: str, framework: str, image: dict[str, Any], crop: int | None, num_classes: int, r: FormReader, field_name: str
-) -> None:
-    """Report a network that cannot work with this dataset as a field error (line, layer, shapes)."""
+):
+    """Report a network that cannot work with this dataset as a field error (line, layer, shapes).
+
+    Returns a Caffe network's analyzed train stage (None for PyTorch networks and on errors).
+    """
     if framework == "caffe":
         from digits.model.caffe import analyze
 
         shape = input_shape(image, crop)
+        specs = {}
         for stage in ("train", "val", "deploy"):
             try:
-                analyze(text, stage=stage, input_shape=shape, num_classes=num_classes)
+                specs[stage] = analyze(text, stage=stage, input_shape=shape, num_classes=num_classes)
             except Exception as e:  # noqa: BLE001 - NetworkError/TextFormatError carry the message a person needs
                 r.error(field_name, f"{e}" if stage == "train" else f"{stage} stage: {e}")
-                return
-    else:
-        from digits.model.torch_networks import check_syntax
+                return None
+        return specs["train"]
+    from digits.model.torch_networks import check_syntax
 
-        problem = check_syntax(text)
-        if problem is not None:
-            r.error(field_name, str(problem))
+    problem = check_syntax(text)
+    if problem is not None:
+        r.error(field_name, str(problem))
+    return None
+
+
+def check_caffe_quotas(spec, train: TrainSettings, entries: int | None, r: FormReader, field_name: str) -> None:
+    """Refuse a Caffe network above the parameter quota, or whose snapshots would pass the snapshot quota."""
+    problem = caffe_params_problem(spec, train.max_model_params)
+    if problem:
+        r.error(field_name, problem)
+        return
+    # The count of snapshots needs trustworthy epochs, interval and batch; their own errors come first.
+    if train.max_snapshot_bytes is None or set(r.errors) & {"train_epochs", "snapshot_interval", "batch_size"}:
+        return
+    buffers = sum(math.prod(shape) for layer in spec.layers for shape in layer.buffer_shapes)
+    slots = optimizer_slots(train.framework, train.solver_type, train.momentum)
+    blobs = sum(len(layer.param_shapes) + len(layer.buffer_shapes) for layer in spec.layers)
+    per_snapshot = snapshot_bytes(spec.total_params, buffers, spec.total_params, slots, tensors=blobs)
+    batch = (train.batch_size or spec.batch_size or 64) * train.batch_accumulation
+    ipe = iterations_per_epoch(entries, batch) if entries else None
+    problem = snapshots_problem(
+        epochs=train.epochs,
+        interval=train.snapshot_interval,
+        per_snapshot=per_snapshot,
+        count=snapshot_count(train.epochs, train.snapshot_interval, ipe),
+        limit=train.max_snapshot_bytes,
+        iters_per_epoch=ipe,
+    )
+    if problem:
+        r.error(field_name if per_snapshot > train.max_snapshot_bytes else "snapshot_interval", problem)
 
 
 def read_lr_policy(r: FormReader, learning_rate: float) -> dict[str, Any]:
@@ -183,6 +227,7 @@ def read_pretrained(r: FormReader, settings) -> str | None:
 
 def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[ModelForm | None, dict[str, list[str]]]:
     """Check a submitted model form against the jobs in `store`; returns (form, {}) or (None, errors)."""
+    quotas = settings if settings is not None else Settings()
     r = FormReader(values)
     name = r.text("model_name", required=True, max_length=200)
     group = r.text("group_name", max_length=200)
@@ -220,14 +265,23 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
         if text and not text.endswith("\n"):
             text += "\n"
 
-    epochs = r.integer("train_epochs", 30, minimum=1, maximum=100_000)
+    epochs = r.integer("train_epochs", 30, minimum=1)
+    if epochs is not None and epochs > quotas.max_epochs:
+        r.error("train_epochs", f"At most {quotas.max_epochs:,} epochs on this server (setting max_epochs).")
+    interval = r.number("snapshot_interval", 1.0, minimum=0.0, exclusive_minimum=True) or 1.0
+    if interval < quotas.min_snapshot_interval:
+        r.error(
+            "snapshot_interval",
+            f"At least {quotas.min_snapshot_interval:g} epochs between snapshots on this server "
+            "(setting min_snapshot_interval).",
+        )
     learning_rate = r.number("learning_rate", 0.01, minimum=0.0, exclusive_minimum=True, maximum=10.0)
     crop = r.integer("crop_size", None, minimum=1, maximum=4096)
-    settings = TrainSettings(
+    train = TrainSettings(
         framework=framework,
         network_file="network" + (".prototxt" if framework == "caffe" else ".py"),
         epochs=epochs or 30,
-        snapshot_interval=r.number("snapshot_interval", 1.0, minimum=0.0, exclusive_minimum=True) or 1.0,
+        snapshot_interval=interval,
         val_interval=r.number("val_interval", 1.0, minimum=0.0, exclusive_minimum=True) or 1.0,
         seed=r.integer("random_seed", None, minimum=0, maximum=2**31 - 1) or 0,
         batch_size=r.integer("batch_size", None, minimum=1, maximum=65536),
@@ -243,6 +297,8 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
         use_mean=r.choice("use_mean", ("none", "image", "pixel"), "image"),
         augmentation=read_augmentation(r),
         pretrained=read_pretrained(r, settings) if settings is not None else None,
+        max_model_params=quotas.max_model_params,
+        max_snapshot_bytes=quotas.max_snapshot_bytes,
     )
     gpu_count, gpu_ids = read_gpus(r, gpus)
     if text and image and "dataset" not in r.errors:
@@ -255,10 +311,12 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
             field_name = {"standard": "standard_networks", "previous": "previous_networks"}.get(
                 method, "custom_network"
             )
-            check_network(text, framework, image, net_crop, max(labels, 2), r, field_name)
+            spec = check_network(text, framework, image, net_crop, max(labels, 2), r, field_name)
+            if spec is not None:
+                check_caffe_quotas(spec, train, _train_entries(store, dataset), r, field_name)
     if r.errors:
         return None, r.errors
-    return ModelForm(name, group, dataset_id, method, network_name, text, previous, settings, gpu_count, gpu_ids), {}
+    return ModelForm(name, group, dataset_id, method, network_name, text, previous, train, gpu_count, gpu_ids), {}
 
 
 def _label_count(store, dataset) -> int:
@@ -267,6 +325,17 @@ def _label_count(store, dataset) -> int:
             return sum(1 for line in fh if line.strip())
     except OSError:
         return 0
+
+
+def _train_entries(store, dataset) -> int | None:
+    """Training images in the dataset, when its folder says (stats.json), for the iterations per epoch."""
+    try:
+        with open(os.path.join(store.job_dir(dataset.id), "stats.json")) as fh:
+            stats = json.load(fh)
+        count = (stats.get("train") or {}).get("entries") or (stats.get("parse") or {}).get("counts", {}).get("train")
+        return int(count) if count else None
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def _read_network(store, job) -> str:

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from digits.model.quotas import caffe_params_problem, params_problem
+
 
 @dataclass
 class BuiltNetwork:
@@ -94,3 +96,50 @@ def build_network(text: str, framework: str, *, input_shape: tuple[int, int, int
         False,
         groups,
     )
+
+
+def module_params_problem(module: torch.nn.Module, limit: int | None) -> str | None:
+    """Why a built network has too many parameters (naming the layer that holds the most), or None."""
+    if limit is None:
+        return None
+    total = sum(p.numel() for p in module.parameters())
+    if total <= limit:
+        return None
+    name, count, detail = "", 0, ""
+    for sub_name, sub in module.named_modules():
+        own = list(sub.named_parameters(recurse=False))
+        n = sum(p.numel() for _, p in own)
+        if n > count:
+            blob, largest = max(own, key=lambda item: item[1].numel())
+            shape = "x".join(str(d) for d in largest.shape)
+            # A compiled Caffe network keeps its layers under `layers.<name>`: show the prototxt's name.
+            name = sub_name.removeprefix("layers.") or type(sub).__name__
+            count, detail = n, f"{type(sub).__name__}, {blob} {shape}"
+    return params_problem(total, name, count, detail, limit)
+
+
+def size_problem_before_building(
+    text: str, framework: str, *, input_shape: tuple[int, int, int], num_classes: int, limit: int | None
+) -> str | None:
+    """Check the parameter quota without allocating the weights: a Caffe network from its analysis, a PyTorch
+    network built on the meta device (shapes only). None when it fits, or when the network cannot be built on
+    the meta device (the real build is then checked once it exists)."""
+    if limit is None:
+        return None
+    if framework == "caffe":
+        from digits.model.caffe import analyze
+
+        try:
+            spec = analyze(text, stage="train", input_shape=input_shape, num_classes=num_classes)
+        except Exception:  # noqa: BLE001 - the real build reports a broken network with its line and layer
+            return None
+        return caffe_params_problem(spec, limit)
+    rng = torch.get_rng_state()
+    try:
+        with torch.device("meta"):
+            net = build_network(text, framework, input_shape=input_shape, num_classes=num_classes)
+        return module_params_problem(net.module, limit)
+    except Exception:  # noqa: BLE001 - a network written for real tensors only: checked after the real build
+        return None
+    finally:
+        torch.set_rng_state(rng)

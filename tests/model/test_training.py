@@ -61,7 +61,7 @@ def test_abort_snapshots_and_resume_ends_with_the_same_weights(signed_in, worksp
     assert recorder.wait_status(straight, timeout=120) == "Done"
 
     interrupted = create(signed_in, {**form, "model_name": "interrupted"}).get_json()["id"]
-    recorder.wait_for(lambda e, p: e == "task_progress" and p["job_id"] == interrupted and p["progress"] > 0.2)
+    recorder.wait_for(lambda e, p: e == "task_progress" and p["job_id"] == interrupted and p["progress"] > 0.2, 120)
     assert signed_in.post(f"/models/{interrupted}/abort").status_code == 200
     assert recorder.wait_status(interrupted, timeout=30) == "Aborted"
     job = workspace.store.get(interrupted)
@@ -84,7 +84,7 @@ def test_abort_snapshots_and_resume_ends_with_the_same_weights(signed_in, worksp
 
 def test_worker_killed_by_the_os_marks_error_and_resume_continues(signed_in, workspace, recorder, dataset):
     job_id = create(signed_in, model_form(dataset.id, batch_size="4", train_epochs="4")).get_json()["id"]
-    recorder.wait_for(lambda e, p: e == "task_progress" and p["job_id"] == job_id and p["progress"] >= 0.3)
+    recorder.wait_for(lambda e, p: e == "task_progress" and p["job_id"] == job_id and p["progress"] >= 0.3, 120)
     workers = [p for p in psutil.Process().children(recursive=True) if job_id in " ".join(p.cmdline())]
     assert workers
     for p in workers:
