@@ -54,10 +54,8 @@ class Settings:
     login_window_s: float = 300.0
     # A signed-in browser session ends after this many hours, whatever it does (0: when the browser closes).
     session_hours: float = 24.0 * 7
-    # Workers (training, dataset, inference) run as this user when the server runs as root; "" with root: nobody.
-    worker_user: str = ""
-    # On a --auth password server, a member's Python runs only inside the Landlock sandbox; a kernel without it
-    # refuses such code unless this is set (the code then reaches everything the worker user can).
+    # On a --auth password server, a member's Python runs only inside the Landlock sandbox (digits/sandbox.py); a
+    # kernel without Landlock refuses such code unless this is set (the code then reads what the server can).
     allow_unisolated_code: bool = False
     # Quotas: what one model may cost.
     max_model_params: int = 250_000_000

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -135,14 +136,30 @@ def decode(line: str | bytes) -> Message | None:
 
 
 class Reporter:
-    """What a worker calls to speak the protocol; every call writes and flushes one line."""
+    """What a worker calls to speak the protocol; every call writes and flushes one line.
 
-    def __init__(self, stream: IO[str]):
+    When nobody reads any more (the server died: EPIPE), the rest is dropped and `on_closed` runs, so the
+    worker can still finish what it was doing (an aborted training run writes its snapshot)."""
+
+    def __init__(self, stream: IO[str], on_closed: Callable[[], None] | None = None):
         self.stream = stream
+        self.on_closed = on_closed
+        self.closed = False
 
     def send(self, msg: Message) -> None:
-        self.stream.write(encode(msg) + "\n")
-        self.stream.flush()
+        if self.closed:
+            return
+        try:
+            self.stream.write(encode(msg) + "\n")
+            self.stream.flush()
+        except BrokenPipeError:
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.on_closed is not None:
+                self.on_closed()
 
     def progress(self, fraction: float, epoch: float | None = None) -> None:
         self.send(Progress(min(1.0, max(0.0, float(fraction))), epoch))

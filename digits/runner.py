@@ -38,11 +38,17 @@ class TaskProcess:
         log_path: str,
         env: dict[str, str],
         on_message: Callable[[protocol.Message], None],
+        base_env: dict[str, str] | None = None,
+        confined: bool = False,
     ):
-        self.argv = [sys.executable, "-u", "-m", module, job_dir, "--task", task_name]
+        # A confined worker starts through digits.confined, which applies the policy in its environment first.
+        launcher = ["-m", "digits.confined", module] if confined else ["-m", module]
+        self.argv = [sys.executable, "-u", *launcher, job_dir, "--task", task_name]
         self.job_dir = job_dir
         self.log_path = log_path
         self.env = env
+        # The environment the worker starts from (the server's own when None), before `env` is added.
+        self.base_env = base_env
         self.on_message = on_message
         self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self.proc: subprocess.Popen | None = None
@@ -66,9 +72,9 @@ class TaskProcess:
 
     def run(self) -> int:
         """Start the worker and block until it exits; returns its exit code."""
-        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
+        env = dict(os.environ if self.base_env is None else self.base_env, PYTHONUNBUFFERED="1", **self.env)
         with open(self.log_path, "a", encoding="utf-8") as self._log_fh:
-            self._log(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {' '.join(self.argv[3:])}", keep=False)
+            self._log(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {' '.join(self.argv[-4:])}", keep=False)
             self.proc = subprocess.Popen(
                 self.argv,
                 stdout=subprocess.PIPE,

@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from digits import events, protocol
@@ -18,6 +19,7 @@ from digits.events import EventBus
 from digits.job import Job, Task
 from digits.resources import ResourcePools
 from digits.runner import TaskProcess, describe_exit
+from digits.sandbox import ConfinementError, Confiner
 from digits.status import Status
 from digits.store import JobStore
 from digits.task_kinds import worker_module
@@ -41,14 +43,27 @@ class _Running:
     done_status: str | None = None
     error: protocol.Error | None = None
     last_save: float = 0.0
+    tmp: str | None = None  # the worker's private temporary folder, removed when it ends
+
+
+# confine(job, task) -> (the worker's whole environment, its private tmp folder); see Workspace.confine_task.
+Confine = Callable[[Job, Task], tuple[dict[str, str], str]]
 
 
 class Scheduler:
-    def __init__(self, store: JobStore, bus: EventBus, pools: ResourcePools, abort_grace_s: float = 10.0):
+    def __init__(
+        self,
+        store: JobStore,
+        bus: EventBus,
+        pools: ResourcePools,
+        abort_grace_s: float = 10.0,
+        confine: Confine | None = None,
+    ):
         self.store = store
         self.bus = bus
         self.pools = pools
         self.abort_grace_s = abort_grace_s
+        self.confine = confine
         self._lock = threading.RLock()
         self._queue: list[tuple[Job, Task]] = []
         self._running: dict[tuple[str, str], _Running] = {}
@@ -189,6 +204,14 @@ class Scheduler:
             return
         job_dir = self.store.job_dir(job.id)
         env = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in grant["gpu"]), "DIGITS_TASK": task.name}
+        base_env, tmp = None, None
+        if self.confine is not None:
+            try:
+                base_env, tmp = self.confine(job, task)
+            except ConfinementError as e:
+                self.pools.release(grant)
+                self._fail(job, task, f"Task {task.name} cannot run: {e}")
+                return
         task.reserved = {"gpus": grant["gpu"]}
         task.exit_code = None
         key = (job.id, task.name)
@@ -199,9 +222,11 @@ class Scheduler:
             os.path.join(job_dir, task.log_file),
             env,
             on_message=lambda msg: self._on_message(key, msg),
+            base_env=base_env,
+            confined=base_env is not None,
         )
         thread = threading.Thread(target=self._run, args=(key,), daemon=True, name=f"task-{job.id}-{task.name}")
-        self._running[key] = _Running(job, task, process, thread, grant)
+        self._running[key] = _Running(job, task, process, thread, grant, tmp=tmp)
         task.history.set(Status.RUNNING)
         self._set_job_status(job, Status.RUNNING)
         thread.start()
@@ -213,6 +238,8 @@ class Scheduler:
         except OSError as e:
             rc = None
             run.error = protocol.Error(f"could not start the worker: {e}")
+        finally:
+            Confiner.remove_tmp(run.tmp)
         with self._lock:
             self._running.pop(key, None)
             self.pools.release(run.grant)
@@ -324,6 +351,10 @@ class Scheduler:
                     fh.write(json.dumps(point) + "\n")
                 self.bus.publish(events.METRIC, {"job_id": job.id, **point})
             elif isinstance(msg, protocol.Snapshot):
+                # A worker may run a member's code: it names a file of its own folder, or nothing is recorded.
+                if os.path.basename(msg.path) != msg.path or msg.path.startswith(".") or "\x00" in msg.path:
+                    log.warning("job %s: ignoring a snapshot outside the job folder: %.200r", job.id, msg.path)
+                    return
                 task.snapshots = [s for s in task.snapshots if s["epoch"] != msg.epoch]
                 task.snapshots.append({"epoch": msg.epoch, "path": msg.path})
                 self.store.save(job)

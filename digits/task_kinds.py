@@ -1,18 +1,39 @@
-"""Which worker module runs each kind of task. Wings register their kinds; job.json names only the kind."""
+"""Which worker module runs each kind of task, and what it may read. Wings register their kinds; job.json
+names only the kind."""
 
 from __future__ import annotations
 
-_KINDS: dict[str, str] = {}
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# access(workspace, job, task) -> keyword arguments of digits.sandbox.Confiner.policy beyond the task's own
+# job folder: read_jobs, read_files, data. It decides from the server's own records, never from what a
+# worker could have written (job.json is in the worker's folder).
+Access = Callable[[Any, Any, Any], dict[str, Any]]
 
 
-def register_task_kind(kind: str, module: str) -> None:
-    """Let tasks of `kind` run as `python -m module JOB_DIR --task NAME`."""
-    _KINDS[kind] = module
+@dataclass(frozen=True)
+class TaskKind:
+    module: str
+    access: Access | None = None
 
 
-def worker_module(kind: str) -> str:
+_KINDS: dict[str, TaskKind] = {}
+
+
+def register_task_kind(kind: str, module: str, access: Access | None = None) -> None:
+    """Let tasks of `kind` run as `python -m module JOB_DIR --task NAME`, reading what `access` grants."""
+    _KINDS[kind] = TaskKind(module, access)
+
+
+def task_kind(kind: str) -> TaskKind:
     try:
         return _KINDS[kind]
     except KeyError:
         known = ", ".join(sorted(_KINDS)) or "none"
         raise KeyError(f"no worker for task kind {kind!r} (known: {known})") from None
+
+
+def worker_module(kind: str) -> str:
+    return task_kind(kind).module

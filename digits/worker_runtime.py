@@ -68,15 +68,36 @@ def start_worker(argv: list[str] | None = None) -> WorkerContext:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
 
+    parent = os.getppid()
     _die_with_parent()
+    reporter = Reporter(protocol_stream, on_closed=lambda: _output_to_null(protocol_stream))
     with open(os.path.join(job_dir, "job.json")) as fh:
         job = json.load(fh)
     task = next((t for t in job.get("tasks", []) if t.get("name") == ns.task), None)
     if task is None:
         raise SystemExit(f"job {job.get('id')} has no task {ns.task!r}")
-    ctx = WorkerContext(job_dir, ns.task, job, task, Reporter(protocol_stream))
-    signal.signal(signal.SIGTERM, lambda *_: ctx.abort_event.set())
+    ctx = WorkerContext(job_dir, ns.task, job, task, reporter)
+
+    def on_term(*_) -> None:
+        if os.getppid() != parent:  # the server died (PDEATHSIG): nobody reads the pipes any more
+            reporter.close()
+        ctx.abort_event.set()
+
+    signal.signal(signal.SIGTERM, on_term)
     return ctx
+
+
+def _output_to_null(protocol_stream) -> None:
+    """Send stdout, stderr and the protocol channel to /dev/null: their reader is gone, and a write to a
+    broken pipe would raise in the middle of the abort snapshot."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in (1, 2, protocol_stream.fileno()):
+            os.dup2(null, fd)
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(null)
 
 
 def run_worker(main: Callable[[WorkerContext], str | None], argv: list[str] | None = None) -> None:
@@ -92,3 +113,7 @@ def run_worker(main: Callable[[WorkerContext], str | None], argv: list[str] | No
         traceback.print_exc()
         sys.exit(1)
     ctx.reporter.done(status)
+    if ctx.reporter.closed:
+        # The server died and this was the abort it asked for with its last breath (PDEATHSIG): the snapshot
+        # is on disk; nobody waits for a tidy interpreter shutdown, and a new server may want the GPU.
+        os._exit(0)

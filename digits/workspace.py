@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
-from digits import events
+from digits import events, sandbox
 from digits.config import Settings
 from digits.events import EventBus
-from digits.job import Job
+from digits.job import Job, Task
 from digits.lock import JobsDirLock
 from digits.resources import ResourcePools, discover_gpus
 from digits.scheduler import Scheduler
 from digits.store import JobStore
+from digits.task_kinds import task_kind
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,7 @@ class Workspace:
         self.scheduler: Scheduler | None = None
         self.accounts = None
         self.inference = None
+        self.confiner: sandbox.Confiner | None = None
 
     def open(self) -> None:
         """Take the jobs directory (JobsDirBusy if another server has it), load every job, requeue or mark them."""
@@ -36,7 +39,11 @@ class Workspace:
             from digits.accounts import AccountStore
 
             self.accounts = AccountStore(self.settings.jobs_path)
-        self.scheduler = Scheduler(self.store, self.bus, self.pools, self.settings.abort_grace_s)
+        self.confiner = sandbox.Confiner(self.settings.jobs_path)
+        log.info("%s", sandbox.describe())
+        self.scheduler = Scheduler(
+            self.store, self.bus, self.pools, self.settings.abort_grace_s, confine=self.confine_task
+        )
         jobs = self.store.load_all()
         self.scheduler.recover()
         if self.settings.inference_workers > 0:
@@ -63,3 +70,16 @@ class Workspace:
         self.store.add(job)
         self.bus.publish(events.JOB_ADDED, {"job_id": job.id, "category": job.category, **job.summary()})
         self.scheduler.submit(job)
+
+    def confine_task(self, job: Job, task: Task) -> tuple[dict[str, str], str]:
+        """A task worker's environment, with the policy that confines it (digits/sandbox.py), and its private
+        temporary folder. ConfinementError when what it needs is not the server's to give."""
+        kind = task_kind(task.kind)
+        access = kind.access(self, job, task) if kind.access else {}
+        tmp = self.confiner.private_tmp()
+        try:
+            policy = self.confiner.policy(write=[self.store.job_dir(job.id)], tmp=tmp, **access)
+        except BaseException:
+            self.confiner.remove_tmp(tmp)
+            raise
+        return self.confiner.environment({sandbox.ENV_POLICY: json.dumps(policy)}, tmp), tmp

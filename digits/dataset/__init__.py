@@ -4,5 +4,15 @@ from digits.task_kinds import register_task_kind
 
 DATASET_TYPE = "image-classification-dataset"
 
-register_task_kind("dataset.parse", "digits.dataset.worker")
-register_task_kind("dataset.create_db", "digits.dataset.worker")
+
+def dataset_access(workspace, job, task) -> dict:
+    """What a dataset's workers read besides their own folder: the data roots (on a loopback server without
+    any, every path but the jobs folder)."""
+    from digits.datapaths import allowed_roots
+
+    roots = allowed_roots(workspace.settings)
+    return {"data": [None] if roots is None else roots}
+
+
+register_task_kind("dataset.parse", "digits.dataset.worker", dataset_access)
+register_task_kind("dataset.create_db", "digits.dataset.worker", dataset_access)

@@ -7,6 +7,11 @@ writes one request line and waits for the reply. A request never starts a proces
 replaced from a background thread, and the request that was on it answers ServiceUnavailable ("try again").
 Every wait is bounded: for a free slot, for a starting worker, and for the next line of a reply (progress
 lines keep a long request alive; silence past the limit kills the worker and answers 503).
+
+Confined pools (the server's: `for_workspace`) give every worker one model job for life: its first request
+carries the job's policy (digits/sandbox.py), which the worker applies before it loads the network, and it
+never serves another job (a member's network code could otherwise see other models' requests). A slot that
+must take another job swaps its worker for a started spare, which is replaced in the background.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import IO, Any
 
 from digits.inference import wire
 from digits.inference.errors import InferenceError, ServiceUnavailable
+from digits.sandbox import ConfinementError, Confiner
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +52,16 @@ class WorkerProcess:
     """One worker child: its pipes, a thread that reads its lines, and the messages it sent in a queue."""
 
     def __init__(
-        self, argv: list[str], env: dict[str, str], stderr: IO | None, on_exit: Callable[[WorkerProcess], None]
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        stderr: IO | None,
+        on_exit: Callable[[WorkerProcess], None],
+        tmp: str | None = None,
     ):
         self.started = time.monotonic()
+        self.tmp = tmp  # its private temporary folder, removed when it exits
+        self.job: str | None = None  # the model job a confined worker serves, once it has one
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
@@ -82,6 +95,7 @@ class WorkerProcess:
             pass
         finally:
             code = self.proc.wait()
+            Confiner.remove_tmp(self.tmp)
             self.exited.set()
             self.messages.put(None)
             log.info("inference worker %d exited with %s", self.pid, code)
@@ -138,6 +152,10 @@ class Slot:
     last_used: float = 0.0
     quick_deaths: int = 0
 
+    @property
+    def job(self) -> str | None:
+        return self.worker.job if self.worker is not None else None
+
 
 class InferencePool:
     """N warm inference workers, each holding one (model job, epoch), least recently used first to go."""
@@ -154,10 +172,19 @@ class InferencePool:
         reply_timeout_s: float = 120.0,
         busy_timeout_s: float = 120.0,
         threads: int | None = None,
+        confiner: Confiner | None = None,
+        policy: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ):
         if size < 1:
             raise ValueError("an inference pool needs at least one worker")
         self.argv = [sys.executable, "-u", "-m", module]
+        # Confined: each worker gets a private environment and tmp folder, and policy(model spec) at binding.
+        self.confiner = confiner if policy is not None else None
+        self.policy = policy
+        self._spares: list[WorkerProcess] = []
+        self._spare_count = 1 if self.confiner is not None else 0
+        self._spare_gpus = itertools.cycle(list(gpus) or [None])
+        self._threads = threads or default_threads(size)
         self.log_path = log_path
         self.bus = bus
         self.start_timeout_s = start_timeout_s
@@ -174,12 +201,16 @@ class InferencePool:
     @classmethod
     def for_workspace(cls, workspace, **kwargs) -> InferencePool:
         """A pool sized by the workspace's settings (inference_workers), on its GPUs, logging to the jobs folder."""
+        from digits.inference.spec import worker_policy
+
         settings = workspace.settings
         return cls(
             max(1, int(getattr(settings, "inference_workers", 2))),
             list(workspace.gpus or []),
             log_path=os.path.join(settings.jobs_path, LOG_FILE),
             bus=workspace.bus,
+            confiner=workspace.confiner,
+            policy=lambda spec: worker_policy(workspace, spec),
             **kwargs,
         )
 
@@ -202,11 +233,15 @@ class InferencePool:
             self._log_fh = open(self.log_path, "ab")  # noqa: SIM115 - the workers' stderr, for the pool's life
         for slot in self.slots:
             self._spawn(slot)
+        for _ in range(self._spare_count):
+            self._spawn_spare()
 
     def close(self) -> None:
         """Stop every worker; the pool answers no more requests."""
         self._closed = True
-        workers = [slot.worker for slot in self.slots if slot.worker is not None]
+        with self._lock:
+            workers = [slot.worker for slot in self.slots if slot.worker is not None] + self._spares
+            self._spares = []
         for slot in self.slots:
             slot.worker, slot.key = None, None
         for worker in workers:  # all at once, then wait for each
@@ -234,12 +269,75 @@ class InferencePool:
                 return False
         return True
 
+    def _new_worker(self, slot_env: dict[str, str], on_exit: Callable[[WorkerProcess], None]) -> WorkerProcess:
+        if self.confiner is None:
+            return WorkerProcess(self.argv, dict(os.environ, **slot_env), self._log_fh, on_exit)
+        # One BLAS thread until the worker is confined: a process is confined while it has a single thread.
+        tmp = self.confiner.private_tmp("digits-inference-")
+        env = self.confiner.environment({**slot_env, "OPENBLAS_NUM_THREADS": "1"}, tmp)
+        try:
+            return WorkerProcess(self.argv, env, self._log_fh, on_exit, tmp=tmp)
+        except BaseException:
+            Confiner.remove_tmp(tmp)
+            raise
+
+    def _spawn_spare(self) -> None:
+        if self._closed:
+            return
+        gpu = next(self._spare_gpus)
+        env = self._slot_env(0, [gpu] if gpu is not None else [], self._threads)
+        try:
+            worker = self._new_worker(env, self._spare_exited)
+        except OSError as e:
+            log.error("cannot start a spare inference worker: %s", e)
+            return
+        with self._lock:
+            self._spares.append(worker)
+
+    def _spare_exited(self, worker: WorkerProcess) -> None:
+        """A spare died before it was used (a slot's worker it became ends through _exited instead)."""
+        with self._lock:
+            if worker not in self._spares:
+                return
+            self._spares.remove(worker)
+        if not self._closed:
+            timer = threading.Timer(MAX_RESPAWN_DELAY_S / 10, self._spawn_spare)
+            timer.daemon = True
+            timer.start()
+
+    def _take_spare(self, deadline: float) -> WorkerProcess:
+        """A started spare (waiting for one to get ready); a new spare starts in the background."""
+        while True:
+            with self._lock:
+                ready = [w for w in self._spares if w.ready.is_set() and w.alive]
+                if ready:
+                    self._spares.remove(ready[0])
+                    break
+                starting = bool(self._spares)
+            if not starting:
+                self._spawn_spare()
+            if self._closed:
+                raise ServiceUnavailable("the inference workers are stopping")
+            if time.monotonic() >= deadline:
+                raise ServiceUnavailable(f"no inference worker was free within {self.start_timeout_s:g} s; try again")
+            time.sleep(0.05)
+        threading.Thread(target=self._spawn_spare, daemon=True).start()
+        return ready[0]
+
+    def _swap(self, slot: Slot, old: WorkerProcess) -> WorkerProcess:
+        """Give the slot a spare in place of a worker that serves another job; the old one exits."""
+        worker = self._take_spare(time.monotonic() + self.start_timeout_s)
+        slot.worker, slot.key = worker, None
+        worker._on_exit = lambda w, s=slot: self._exited(s, w)
+        old.ask_to_exit()
+        log.info("inference worker %d replaces %d (which serves job %s)", worker.pid, old.pid, old.job)
+        return worker
+
     def _spawn(self, slot: Slot) -> None:
         if self._closed:
             return
-        env = dict(os.environ, **slot.env)
         try:
-            slot.worker = WorkerProcess(self.argv, env, self._log_fh, lambda w, s=slot: self._exited(s, w))
+            slot.worker = self._new_worker(slot.env, lambda w, s=slot: self._exited(s, w))
         except OSError as e:
             log.error("cannot start inference worker %d: %s", slot.index, e)
             slot.quick_deaths += 1
@@ -264,7 +362,7 @@ class InferencePool:
         timer.start()
 
     # ---- requests ----------------------------------------------------------------------------------------
-    def _choose(self, key: str | None) -> Slot:
+    def _choose(self, key: str | None, job: str | None = None) -> Slot:
         """The slot holding `key`; else an empty one; else the least recently used (idle ones first)."""
         with self._lock:
             if self._closed or not self._started:
@@ -272,6 +370,12 @@ class InferencePool:
             if key is not None:
                 for slot in self.slots:
                     if slot.key == key:
+                        slot.last_used = time.monotonic()
+                        return slot
+                # Another epoch of a model whose job a confined worker already serves: that worker.
+                for slot in self.slots:
+                    if job is not None and slot.job == job:
+                        slot.key = key
                         slot.last_used = time.monotonic()
                         return slot
             empty = [s for s in self.slots if s.key is None]
@@ -316,11 +420,22 @@ class InferencePool:
         {job_id, done, total}.
         """
         key = model["key"] if model else None
-        slot = self._choose(key)
+        job = model.get("job_id") if model else None
+        slot = self._choose(key, job)
         if not slot.lock.acquire(timeout=self.busy_timeout_s):
             raise ServiceUnavailable(f"the inference workers stayed busy for {self.busy_timeout_s:g} s; try again")
         try:
             worker = self._ready_worker(slot)
+            if self.policy is not None and job is not None:
+                if worker.job is not None and worker.job != job:
+                    worker = self._swap(slot, worker)
+                    worker = self._ready_worker(slot)
+                if worker.job is None:
+                    try:
+                        model = {**model, "sandbox": self.policy(model)}
+                    except ConfinementError as e:
+                        raise InferenceError("failed", f"the model cannot be served: {e}") from None
+                    worker.job = job
             slot.key = key if key is not None else slot.key
             slot.last_used = time.monotonic()
             try:

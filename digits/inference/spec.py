@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from digits.datapaths import allowed_roots
 from digits.job import Job
-from digits.model.info import snapshots
+from digits.model.info import file_in, snapshots
 from digits.views.errors import Conflict, NotFound
 
 RESULTS_DIR = "results"
@@ -70,15 +71,39 @@ def model_spec(job: Job, job_dir: str, wanted_epoch: str | None) -> dict[str, An
         mtime = os.stat(path).st_mtime_ns
     except OSError:
         raise NotFound(f"model {job.id}: snapshot {snap['path']} is gone") from None
-    network = args.get("network_file") or job.extra.get("network_file") or "network.prototxt"
+    network = file_in(job_dir, args.get("network_file") or job.extra.get("network_file") or "network.prototxt")
+    if network is None:
+        raise NotFound(f"model {job.id}: its network file is gone")
     return {
         "key": f"{job.id}@{epoch_text(snap['epoch'])}@{mtime}",
         "job_id": job.id,
         "epoch": snap["epoch"],
         "snapshot": path,
         "framework": args.get("framework") or job.extra.get("framework") or "caffe",
-        "network_file": os.path.join(job_dir, network),
+        "network_file": network,
         "dataset_dir": dataset_dir(job, job_dir),
         "use_mean": args.get("use_mean") or "none",
         "crop_size": args.get("crop_size") or None,
     }
+
+
+def worker_policy(workspace, spec: dict[str, Any]) -> dict[str, Any]:
+    """What the worker serving a model may touch (digits/sandbox.py): the model's folder and its dataset's to
+    read, the model's results folder to write, and the server paths classify-many may name. Decided from the
+    server's records, not from the model's job.json."""
+    from digits.sandbox import ConfinementError
+
+    store = workspace.store
+    job = store.get(spec.get("job_id") or "")
+    if job is None or job.category != "model":
+        raise ConfinementError(f"no model {spec.get('job_id')!r}")
+    job_dir = store.job_dir(job.id)
+    datasets = [
+        store.job_dir(d) for d in job.depends_on if (dep := store.get(d)) is not None and dep.category == "dataset"
+    ]
+    roots = allowed_roots(workspace.settings)
+    return workspace.confiner.policy(
+        write=[os.path.join(job_dir, RESULTS_DIR)],
+        read_jobs=[job_dir, *datasets],
+        data=[None] if roots is None else roots,
+    )

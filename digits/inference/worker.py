@@ -23,6 +23,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 
+from digits import sandbox
 from digits.config import Settings
 from digits.datapaths import PathRefused
 from digits.formats.caffe_pb import datum_to_array
@@ -92,16 +93,40 @@ class Throttle:
 class InferenceServer:
     """Holds the loaded model and answers requests."""
 
-    def __init__(self, device: torch.device, readers: int):
-        self.device = device
+    def __init__(self, readers: int, threads: int = 0):
+        # Chosen with the first model, once the worker is confined: CUDA and torch's thread pool start threads,
+        # and a process is confined while it has one (digits/sandbox.py).
+        self.device: torch.device | None = None
+        self.threads = threads
+        self.job: str | None = None  # the one model job a confined worker serves
         self.model: LoadedModel | None = None
         self.one_image_threads = 1
         self.paths = PathChecker(Settings())  # which server paths a request may read: its path_policy
         self.readers = ThreadPoolExecutor(max(1, readers))  # Pillow decodes with the GIL released
 
+    def _start_serving(self, spec: dict[str, Any]) -> None:
+        """Apply the model job's policy when the request brings one (the server's pool always does), then
+        start torch: its threads and CUDA come after the confinement."""
+        policy = spec.get("sandbox")
+        if policy is not None:
+            try:
+                log(sandbox.apply(policy))
+            except OSError as e:
+                raise RequestFailed("failed", f"the model's worker could not be confined: {e}") from None
+            self.job = spec.get("job_id")
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
     def load(self, spec: dict[str, Any] | None) -> LoadedModel:
         if not isinstance(spec, dict) or "key" not in spec:
             raise RequestFailed("bad_input", "the request names no model")
+        if self.job is not None and spec.get("job_id") != self.job:
+            raise RequestFailed("failed", f"this worker serves model {self.job} only")
+        if self.device is None:
+            self._start_serving(spec)
         if self.model is None or self.model.key != spec["key"]:
             self.model = None  # let the old one go before the new one takes memory
             if self.device.type == "cuda":
@@ -117,9 +142,21 @@ class InferenceServer:
 
     def handle(self, request: dict[str, Any], progress: Progress) -> dict[str, Any]:
         op = request.get("op")
+        # What this request may read, as the web process decided (digits.inference.inputs.path_policy); a
+        # request without one may read no server path. Its pixel limit applies to every image it decodes.
+        from digits.formats.images import set_max_pixels
+
         policy = request.get("path_policy") or {}
         roots = [str(root) for root in policy.get("data_roots") or []]
-        self.paths = PathChecker(Settings(host=str(policy.get("host", "127.0.0.1")), data_roots=roots))
+        self.paths = PathChecker(
+            Settings(
+                host=str(policy.get("host", "127.0.0.1")),
+                auth=str(policy.get("auth", "password")),
+                data_roots=roots,
+                jobs_dir=str(policy.get("jobs_dir") or os.devnull),
+            )
+        )
+        set_max_pixels(policy.get("max_image_pixels"))
         if op == "ping":
             return {"pid": os.getpid(), "device": str(self.device), "model": self.model.key if self.model else None}
         handler = {
@@ -335,7 +372,7 @@ def serve(server: InferenceServer, requests: IO[str], replies: IO[str]) -> None:
         replies.write(wire.encode(message) + "\n")
         replies.flush()
 
-    send({"type": wire.READY, "pid": os.getpid(), "device": str(server.device)})
+    send({"type": wire.READY, "pid": os.getpid(), "device": str(server.device) if server.device else None})
     for line in requests:
         request = wire.decode(line)
         if request is None:
@@ -365,13 +402,8 @@ def main() -> None:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     threads = int(os.environ.get("DIGITS_INFERENCE_THREADS") or 0)
-    if threads:
-        torch.set_num_threads(threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    server = InferenceServer(device, readers=min(8, os.cpu_count() or 1))
-    log(f"ready on {device}")
+    server = InferenceServer(readers=min(8, os.cpu_count() or 1), threads=threads)
+    log("ready")
     serve(server, sys.stdin, replies)
 
 

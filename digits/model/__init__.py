@@ -1,7 +1,32 @@
 """The model wing: image classification models trained on the PyTorch engine."""
 
+import os
+
 from digits.task_kinds import register_task_kind
 
 MODEL_TYPE = "image-classification-model"
 
-register_task_kind("model.train", "digits.model.worker")
+
+def train_access(workspace, job, task) -> dict:
+    """What a training worker reads besides its own folder: its dataset's folder and, when it starts from
+    weights, that one file. Decided from the server's records and settings, not from the worker's folder."""
+    from digits.datapaths import PathRefused, check_server_path, inside
+    from digits.sandbox import ConfinementError
+
+    store = workspace.store
+    datasets = [d for d in job.depends_on if (dep := store.get(d)) is not None and dep.category == "dataset"]
+    access = {"read_jobs": [store.job_dir(d) for d in datasets], "read_files": [], "data": []}
+    pretrained = (task.args or {}).get("pretrained")
+    if pretrained:
+        path = os.path.realpath(os.path.join(store.job_dir(job.id), pretrained))
+        if inside(path, os.path.realpath(store.jobs_dir)):
+            access["read_files"].append(path)  # a previous model's snapshot; the confiner checks it is one file
+        else:
+            try:
+                access["data"].append(check_server_path(path, workspace.settings, want_dir=False))
+            except PathRefused as e:
+                raise ConfinementError(f"the pretrained weights cannot be read: {e}") from None
+    return access
+
+
+register_task_kind("model.train", "digits.model.worker", train_access)

@@ -20,7 +20,7 @@ from flask import Blueprint, Response, request
 from digits import __version__
 from digits.job import Job
 from digits.model.download_archive import Member, close_members, stream_tar_gz, stream_zip
-from digits.model.info import read_metrics, snapshots
+from digits.model.info import file_in, read_metrics, snapshots
 from digits.model.predict_template import build_predict_script
 from digits.views.common import job_or_404, workspace
 from digits.views.errors import ApiError, Conflict, NotFound
@@ -39,22 +39,12 @@ def safe_name(name: str, fallback: str = "model") -> str:
     return cleaned or fallback
 
 
-def _file_in(folder: str, name: str) -> str | None:
-    """`folder/name` when it is a plain file right inside `folder` (no links out, no subfolders)."""
-    if not name or os.path.basename(name) != name or name in (".", ".."):
-        return None
-    path = os.path.join(folder, name)
-    if os.path.dirname(os.path.realpath(path)) != os.path.realpath(folder) or not os.path.isfile(path):
-        return None
-    return path
-
-
 def _pick_snapshot(job: Job, job_dir: str, wanted: str | None) -> tuple[str, str, float]:
     """(path, epoch label, epoch) of the asked-for snapshot, the latest by default."""
     found = []
     for snap in snapshots(job, job_dir):
         m = SNAPSHOT_RE.match(snap["path"])
-        path = _file_in(job_dir, snap["path"]) if m else None
+        path = file_in(job_dir, snap["path"]) if m else None
         if path:
             found.append((path, m.group(1), float(snap["epoch"])))
     if not found:
@@ -73,8 +63,8 @@ def _pick_snapshot(job: Job, job_dir: str, wanted: str | None) -> tuple[str, str
 
 
 def _deploy_info(job: Job, job_dir: str, label: str) -> tuple[str, dict]:
-    ts = _file_in(job_dir, f"deploy_epoch_{label}.ts")
-    meta = _file_in(job_dir, f"deploy_epoch_{label}.json")
+    ts = file_in(job_dir, f"deploy_epoch_{label}.ts")
+    meta = file_in(job_dir, f"deploy_epoch_{label}.json")
     if not ts or not meta:
         raise Conflict(
             f"model {job.id} has no deployable model for epoch {label} (deploy_epoch_{label}.ts), which the "
@@ -204,15 +194,15 @@ def archive_members(job: Job, epoch_arg: str | None) -> tuple[str, list[Member]]
     snapshot, label, epoch = _pick_snapshot(job, job_dir, epoch_arg)
     ts, deploy = _deploy_info(job, job_dir, label)
     dataset, dataset_dir = _dataset_folder(job)
-    labels_path = _file_in(dataset_dir, "labels.txt")
+    labels_path = file_in(dataset_dir, "labels.txt")
     network_name = job.extra.get("network_file")
-    network = _file_in(job_dir, network_name) if network_name in NETWORK_FILES else None
+    network = file_in(job_dir, network_name) if network_name in NETWORK_FILES else None
     if not labels_path or not network:
         missing = "labels.txt of its dataset" if not labels_path else "network file"
         raise Conflict(f"model {job.id} cannot be downloaded: its {missing} is missing")
     labels = _read_labels(labels_path)
     info = model_info(job, job_dir, dataset, labels, deploy, label, epoch)
-    mean, mean_png = _file_in(dataset_dir, "mean.binaryproto"), _file_in(dataset_dir, "mean.png")
+    mean, mean_png = file_in(dataset_dir, "mean.binaryproto"), file_in(dataset_dir, "mean.png")
     if info["use_mean"] != "none" and not mean:
         raise Conflict(f"model {job.id} subtracts the {info['use_mean']} mean, but its dataset has no mean file")
     with open(network, encoding="utf-8") as fh:

@@ -32,12 +32,25 @@ def latest_metrics(metrics: dict[str, dict[str, list[list[float]]]]) -> dict[str
     }
 
 
+def file_in(folder: str, name: str | None) -> str | None:
+    """`folder/name` when it is a regular file right inside `folder`: no subfolders, no links leading out.
+
+    Names in job.json and in a worker's messages come from a process that may run a member's code, so the
+    server reads no file of a job folder without this check."""
+    if not name or not isinstance(name, str) or os.path.basename(name) != name or name in (".", ".."):
+        return None
+    path = os.path.join(folder, name)
+    if os.path.dirname(os.path.realpath(path)) != os.path.realpath(folder) or not os.path.isfile(path):
+        return None
+    return path
+
+
 def snapshots(job: Job, job_dir: str) -> list[dict[str, Any]]:
     """Snapshots that exist on disk, oldest first: [{"epoch", "path"}]."""
     out = {}
     for task in job.tasks:
         for snap in task.snapshots:
-            if os.path.exists(os.path.join(job_dir, snap["path"])):
+            if file_in(job_dir, snap.get("path")):
                 out[snap["path"]] = snap
     return sorted(out.values(), key=lambda s: s["epoch"])
 

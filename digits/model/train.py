@@ -21,6 +21,14 @@ import torch.nn.functional as F
 
 from digits.model.augment import BatchTransform
 from digits.model.lr_policy import LRPolicy
+from digits.model.quotas import (
+    SNAPSHOT_OVERHEAD,
+    TENSOR_OVERHEAD,
+    human_bytes,
+    snapshot_every,
+    snapshot_files_bytes,
+    snapshot_iterations,
+)
 from digits.model.solvers import set_learning_rate
 from digits.worker_runtime import TaskFailed
 
@@ -77,6 +85,17 @@ def iteration_seed(seed: int, iteration: int) -> int:
     return (seed * 1_000_003 + iteration * 7_919 + 12_345) % (2**63 - 1)
 
 
+def saved_bytes(state: Any) -> int:
+    """About the bytes torch.save writes for a (nested) state dict: its tensors' data and their zip entries."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size() + TENSOR_OVERHEAD
+    if isinstance(state, dict):
+        return sum(saved_bytes(v) for v in state.values())
+    if isinstance(state, list | tuple):
+        return sum(saved_bytes(v) for v in state)
+    return 0
+
+
 def latest_snapshot(job_dir: str) -> str | None:
     """The snapshot with the most training in it."""
     found = []
@@ -111,12 +130,14 @@ class Trainer:
     extra_state: dict[str, Any] | None = None
     # Called after each snapshot is written, with (epoch, path): the worker exports a deployable model there.
     on_snapshot: Callable[[float, str], None] | None = None
+    # The most bytes this model's snapshot files may take together (the server's max_snapshot_bytes); None: no limit.
+    max_snapshot_bytes: int | None = None
 
     def __post_init__(self) -> None:
         self.iters_per_epoch = max(1, math.ceil(len(self.train) / (self.batch_size * self.batch_accumulation)))
         self.max_iter = self.epochs * self.iters_per_epoch
         self.val_every = max(1, round(self.val_interval * self.iters_per_epoch))
-        self.snapshot_every = max(1, round(self.snapshot_interval * self.iters_per_epoch))
+        self.snapshot_every = snapshot_every(self.snapshot_interval, self.iters_per_epoch)
         self.report_every = max(1, self.iters_per_epoch // REPORTS_PER_EPOCH)
         self._perm_epoch = -1
         self._perm: torch.Tensor | None = None
@@ -173,11 +194,14 @@ class Trainer:
         return total
 
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
+    def validate(self, should_abort: Callable[[], bool] = lambda: False) -> dict[str, float]:
+        """Loss and accuracy on the validation split; {} when an abort comes first (it cannot wait a pass)."""
         self.model.module.eval()
         n, loss_sum, top1, top5, classes = 0, 0.0, 0, 0, 0
         batch = self.val_batch_size or self.batch_size
         for start in range(0, len(self.val), batch):
+            if should_abort():
+                return {}
             x, y = self.val.take(torch.arange(start, min(start + batch, len(self.val)), device=self.val.device))
             if not self.val.transformed:
                 x = self.val_transform(x)
@@ -196,6 +220,23 @@ class Trainer:
         return out
 
     # ---- snapshots -------------------------------------------------------------------------------------
+    def snapshots_left(self) -> int:
+        """Snapshots the rest of the run writes (one each interval and one at the end; an abort adds one)."""
+        return snapshot_iterations(self.max_iter, self.snapshot_every, start=self.iteration)
+
+    def _check_snapshot_room(self, state: dict[str, Any], name: str, epoch: float) -> None:
+        """Fail before writing a snapshot that would take this model's snapshots past the quota."""
+        if self.max_snapshot_bytes is None:
+            return
+        used = snapshot_files_bytes(self.snapshot_dir or ".", skip=(name,))  # a snapshot rewritten replaces itself
+        after = used + saved_bytes(state) + SNAPSHOT_OVERHEAD
+        if after > self.max_snapshot_bytes:
+            raise TaskFailed(
+                f"the snapshot at epoch {epoch_label(epoch)} was not written: this model's snapshots would take "
+                f"{human_bytes(after)}, past the {human_bytes(self.max_snapshot_bytes)} this server allows per model "
+                "(setting max_snapshot_bytes); train it again with a larger snapshot interval or fewer epochs"
+            )
+
     def save_snapshot(self, iteration: int) -> str:
         epoch = iteration / self.iters_per_epoch
         name = f"snapshot_epoch_{epoch_label(epoch)}.pt"
@@ -213,6 +254,7 @@ class Trainer:
             },
             **(self.extra_state or {}),
         }
+        self._check_snapshot_room(state, name, epoch)
         path = os.path.join(self.snapshot_dir or ".", name)
         torch.save(state, path + ".tmp")
         os.replace(path + ".tmp", path)
@@ -260,7 +302,7 @@ class Trainer:
                 self.sink.progress(it / self.max_iter, epoch=epoch)
                 running, count = torch.zeros((), device=self.device), 0
             if self.val is not None and (it % self.val_every == 0 or it == self.max_iter):
-                for name, value in self.validate().items():
+                for name, value in self.validate(should_abort).items():
                     self.sink.metric("val", name, value, epoch=epoch, iteration=it)
             if it % self.snapshot_every == 0 or it == self.max_iter:
                 self.save_snapshot(it)

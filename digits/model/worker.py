@@ -24,7 +24,19 @@ from digits.model.data import (
 from digits.model.export import snapshot_exporter
 from digits.model.forms import input_shape
 from digits.model.lr_policy import LRPolicy
-from digits.model.networks_build import build_network, network_crop
+from digits.model.networks_build import (
+    build_network,
+    module_params_problem,
+    network_crop,
+    size_problem_before_building,
+)
+from digits.model.quotas import (
+    Quotas,
+    optimizer_slots,
+    snapshot_bytes,
+    snapshot_files_bytes,
+    snapshots_problem,
+)
 from digits.model.solvers import make_optimizer
 from digits.model.train import Split, Trainer, latest_snapshot
 from digits.worker_runtime import TaskFailed, WorkerContext, run_worker
@@ -63,6 +75,26 @@ def prepare_split(
     return Split(out, labels, transformed=True)
 
 
+def planned_snapshots_problem(trainer: Trainer, s: dict, job_dir: str, quotas: Quotas) -> str | None:
+    """Why the snapshots this run will write do not fit in the model's snapshot quota, or None."""
+    if quotas.max_snapshot_bytes is None:
+        return None
+    module = trainer.model.module
+    params = sum(p.numel() for p in module.parameters())
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    buffers = sum(b.numel() for b in module.buffers())
+    slots = optimizer_slots(s["framework"], s["solver_type"], s["momentum"])
+    return snapshots_problem(
+        epochs=s["epochs"],
+        interval=s["snapshot_interval"],
+        per_snapshot=snapshot_bytes(params, buffers, trainable, slots, tensors=len(module.state_dict())),
+        count=trainer.snapshots_left(),
+        limit=quotas.max_snapshot_bytes,
+        already=snapshot_files_bytes(job_dir),
+        iters_per_epoch=trainer.iters_per_epoch,
+    )
+
+
 def run_train(ctx: WorkerContext) -> str | None:
     s = ctx.args
     torch.set_num_threads(os.cpu_count() or 1)
@@ -80,8 +112,16 @@ def run_train(ctx: WorkerContext) -> str | None:
     crop = s.get("crop_size") or network_crop(text, s["framework"])
     shape = input_shape(dataset.image, crop if crop and (crop < height or crop < width) else None)
     num_classes = len(dataset.labels)
+    quotas = Quotas.from_args(s)
+    build = dict(input_shape=shape, num_classes=num_classes)
+    problem = size_problem_before_building(text, s["framework"], **build, limit=quotas.max_model_params)
+    if problem:
+        raise TaskFailed(problem)
     torch.manual_seed(s["seed"])
-    net = build_network(text, s["framework"], input_shape=shape, num_classes=num_classes)
+    net = build_network(text, s["framework"], **build)
+    problem = module_params_problem(net.module, quotas.max_model_params)
+    if problem:
+        raise TaskFailed(problem)
     # channels_last lets oneDNN (CPU) and cuDNN (GPU) pick their fastest convolutions.
     net.module.to(device, memory_format=torch.channels_last)
     if s.get("pretrained"):
@@ -141,10 +181,15 @@ def run_train(ctx: WorkerContext) -> str | None:
         on_snapshot=snapshot_exporter(
             net, shape, image_shape=dataset.shape, use_mean=s["use_mean"], log=ctx.reporter.log
         ),
+        max_snapshot_bytes=quotas.max_snapshot_bytes,
     )
     resume_from = latest_snapshot(ctx.job_dir)
     if resume_from:
         trainer.load_snapshot(resume_from)
+        ctx.reporter.log(f"resuming from {os.path.basename(resume_from)} (iteration {trainer.iteration})")
+    problem = planned_snapshots_problem(trainer, s, ctx.job_dir, quotas)
+    if problem:
+        raise TaskFailed(problem)
     print(f"training {trainer.max_iter} iterations ({iters_per_epoch} per epoch, batch {batch})", file=sys.stderr)
     return trainer.run(lambda: ctx.abort_requested)
 

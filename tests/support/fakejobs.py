@@ -7,6 +7,8 @@ from digits.task_kinds import register_task_kind
 
 FAKE_KIND = "fake"
 register_task_kind(FAKE_KIND, "tests.workers.fake_worker")
+# Tries what a hostile member's code would (tests/test_sandbox.py).
+register_task_kind("probe", "tests.workers.probe_worker")
 
 
 def fake_job(

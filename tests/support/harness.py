@@ -29,3 +29,10 @@ def create_fake_job():
 @bp.route("/modules")
 def modules():
     return jsonify({"torch": "torch" in sys.modules, "count": len(sys.modules)})
+
+
+@bp.route("/inference")
+def inference():
+    """Which inference worker (pid) holds which model key."""
+    pool = workspace().inference
+    return jsonify({"loaded": pool.loaded() if pool else {}})
