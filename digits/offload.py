@@ -7,19 +7,33 @@ The function must not use gevent-patched objects (locks, sockets, SQLAlchemy ses
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
+# The niceness of the threads doing heavy work: the event loop (nice 0) comes first, so a flood of wrong
+# passwords or a big upload slows itself, not everyone else's pages. Linux sets it per thread.
+HEAVY_NICE = 10
+
+
+def _at_low_priority(fn: Callable[..., T], *args, **kwargs) -> T:
+    try:
+        if os.getpriority(os.PRIO_PROCESS, 0) < HEAVY_NICE:
+            os.setpriority(os.PRIO_PROCESS, 0, HEAVY_NICE)
+    except OSError:  # a platform without per-thread priorities: the work runs at normal priority
+        pass
+    return fn(*args, **kwargs)
 
 
 def off_loop(fn: Callable[..., T], *args, **kwargs) -> T:
-    """fn(*args, **kwargs) on a native thread when gevent patched this process; its result or its exception."""
+    """fn(*args, **kwargs) on a native thread of lower priority when gevent patched this process; its result
+    or its exception."""
     from gevent import monkey
 
     if monkey.is_module_patched("threading"):
         import gevent
 
-        return gevent.get_hub().threadpool.spawn(fn, *args, **kwargs).get()
+        return gevent.get_hub().threadpool.spawn(_at_low_priority, fn, *args, **kwargs).get()
     # Not patched (in-process tests with async_mode threading): each request has its own real thread already.
     return fn(*args, **kwargs)

@@ -16,7 +16,7 @@ from digits.inference import views as inference_views
 from digits.model import download as model_download
 from digits.model import tools as model_tools
 from digits.model import views as model_views
-from digits.views import auth, console, errors, files, filters, jobs
+from digits.views import auth, console, errors, files, filters, guards, jobs
 from digits.views.common import job_url
 from digits.workspace import Workspace
 
@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.extensions["digits"] = workspace
 
     socketio = SocketIO(app, async_mode=settings.async_mode)
-    live.init_app(socketio, workspace.bus)
+    live.init_app(socketio, workspace.bus, workspace.accounts)
     errors.init_app(app)
     filters.init_app(app)
     auth.init_app(app)
@@ -97,6 +97,8 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     ):
         app.register_blueprint(blueprint)
     hardware.init_app(app)
+    # Around Socket.IO too (SocketIO(app) wrapped wsgi_app above), and inside ProxyFix: the forwarded host counts.
+    app.wsgi_app = guards.protect(app.wsgi_app, settings)
     if settings.proxy_fix:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

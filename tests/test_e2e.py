@@ -160,10 +160,11 @@ def test_two_people_share_the_job_list_and_only_the_owner_deletes(tmp_path, brow
             check=True,
             capture_output=True,
         )
-    server = Server(jobs, args=["--auth", "password"])
+    make_shapes(str(tmp_path / "images"), per_class=6, size=(24, 40))
+    # A team server reads server folders only inside its data roots.
+    server = Server(jobs, args=["--auth", "password", "--data-root", str(tmp_path / "images")])
     server.start()
     try:
-        make_shapes(str(tmp_path / "images"), per_class=6, size=(24, 40))
         pages = {}
         for name in ("alice", "bob"):
             page = browser.new_context().new_page()

@@ -163,15 +163,25 @@ def test_users_command_line(tmp_path):
     assert users("add", "carol", "--admin", stdin="carol-password\n").returncode == 0
     assert users("add", "dave", stdin="short\n").returncode == 1
     assert users("add", "dave", stdin="dave-password\n").returncode == 0
-    assert users("list").stdout.split("\n")[:2] == ["carol  admin", "dave"]
+    assert users("list").stdout.split("\n")[:2] == ["carol  admin  code", "dave"]  # an admin holds every permission
+    assert users("grant", "dave", "code").returncode == 0
+    assert users("list").stdout.split("\n")[:2] == ["carol  admin  code", "dave  code"]
+    wrong = users("grant", "dave", "root")
+    assert wrong.returncode == 1 and "known permissions: code" in wrong.stderr
+    assert users("revoke", "dave", "code").returncode == 0
+    assert users("list").stdout.split("\n")[1] == "dave"
     token = users("token", "dave").stdout.strip()
     assert len(token) > 30
-    assert users("passwd", "dave", stdin="new-dave-password\n").returncode == 0
     from digits.accounts import AccountStore
 
     store = AccountStore(str(tmp_path))
-    assert store.verify("dave", "new-dave-password") == ("dave", False)
     assert store.user_for_token(token) == ("dave", False)
+    # A new password ends the user's sessions and tokens: whoever held the old one is out.
+    changed = users("passwd", "dave", stdin="new-dave-password\n")
+    assert changed.returncode == 0 and "revoked 1 token" in changed.stdout
+    assert store.verify("dave", "new-dave-password") == ("dave", False)
+    assert store.user_for_token(token) is None
+    token = users("token", "dave").stdout.strip()
     assert stat.S_IMODE(os.stat(tmp_path / "users.db").st_mode) == 0o600
     assert b"new-dave-password" not in (tmp_path / "users.db").read_bytes()
     assert users("remove", "dave").returncode == 0
