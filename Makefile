@@ -11,7 +11,7 @@ PORT ?= 5000
 JOBS_DIR ?= ./jobs
 
 .PHONY: install run test lint bench clean
-BENCHES := create_db train classify live_latency chart_100k console_jobs
+BENCHES := create_db train classify live_latency chart_100k console_jobs login_flood zip_bomb server_kill
 
 install: $(VENV)/.installed $(VENDOR)/.installed
 

@@ -69,3 +69,18 @@ def get_network(name: str) -> StandardNetwork:
 
 def list_networks(framework: str | None = None) -> list[StandardNetwork]:
     return [n for n in _REGISTRY.values() if framework is None or framework in n.frameworks]
+
+
+def is_standard_text(framework: str, text: str) -> bool:
+    """Whether `text` is, byte for byte (but a final newline), one of the networks shipped for `framework`."""
+    wanted = text.rstrip("\n")
+    for network in list_networks(framework):
+        if network.text(framework).rstrip("\n") == wanted:
+            return True
+    return False
+
+
+def runs_code(framework: str, text: str) -> bool:
+    """Whether training or serving this network runs Python that a person wrote: a PyTorch network that is not
+    one we ship. Caffe prototxt is data for our own parser and compiler, never run."""
+    return framework == "torch" and not is_standard_text(framework, text)

@@ -6,21 +6,23 @@ import os
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
 
+from digits import sandbox
 from digits.audit import audit
-from digits.job import Job, Task, new_job_id
+from digits.job import Job, Task
 from digits.model import MODEL_TYPE
 from digits.model.forms import LR_PARAMS, ModelForm, read_model_form
-from digits.model.info import latest_metrics, model_json, snapshots
-from digits.model.standard import FRAMEWORKS, get_network, list_networks
+from digits.model.info import file_in, latest_metrics, model_json, snapshots
+from digits.model.standard import FRAMEWORKS, get_network, list_networks, runs_code
 from digits.status import Status
+from digits.views.auth import has_permission
 from digits.views.common import current_user, job_or_404, require_owner, require_user, workspace
-from digits.views.errors import Conflict, FormErrors, NotFound, wants_json
-from digits.views.jobs import first_error, status_json
+from digits.views.errors import Conflict, Forbidden, FormErrors, NotFound, wants_json
+from digits.views.jobs import first_error, status_json, storage_error
 
 bp = Blueprint("models", __name__)
 
 
-def build_job(form: ModelForm, owner: str, values: dict) -> Job:
+def build_job(form: ModelForm, owner: str, values: dict, job_id: str) -> Job:
     settings = form.settings.to_dict()
     if form.previous_job and not settings.get("pretrained"):
         prev_dir = workspace().store.job_dir(form.previous_job)
@@ -38,7 +40,7 @@ def build_job(form: ModelForm, owner: str, values: dict) -> Job:
         resources = {"cpu": 1}
     task = Task("train", "model.train", args, resources)
     return Job(
-        id=new_job_id(),
+        id=job_id,
         type=MODEL_TYPE,
         category="model",
         name=form.model_name,
@@ -58,18 +60,70 @@ def build_job(form: ModelForm, owner: str, values: dict) -> Job:
     )
 
 
+CODE_PERMISSION = "code"
+
+
+def code_refusal() -> str | None:
+    """Why the signed-in person may not run a network written as Python here, or None when they may."""
+    settings = workspace().settings
+    if not has_permission(CODE_PERMISSION):
+        return (
+            "A PyTorch network written as Python runs as code on this server, which needs the 'code' permission "
+            "(an admin grants it: python -m digits.users grant NAME code). Standard networks and Caffe prototxt "
+            "networks need no permission."
+        )
+    if settings.auth == "password" and not sandbox.landlock_abi() and not settings.allow_unisolated_code:
+        return (
+            "This server cannot confine a member's Python code (its kernel has no Landlock), so it runs none; "
+            "an admin may allow it anyway with the setting allow_unisolated_code."
+        )
+    return None
+
+
+def _check_code(framework: str | None, text: str | None) -> None:
+    if framework and text and runs_code(framework, text):
+        refusal = code_refusal()
+        if refusal:
+            raise Forbidden(refusal)
+
+
+def model_runs_code(job: Job) -> bool:
+    """Whether a model job's network is Python a person wrote (so training or resuming it runs their code)."""
+    framework = job.extra.get("framework")
+    if framework != "torch":
+        return False
+    path = file_in(workspace().store.job_dir(job.id), job.extra.get("network_file"))
+    if path is None:
+        return True  # unknown: treated as code
+    with open(path, encoding="utf-8") as fh:
+        return runs_code(framework, fh.read())
+
+
 def create_from_request() -> Job:
     owner = require_user()
     ws = workspace()
+    if request.form.get("method") == "custom":  # refused before the rest of the form is checked
+        _check_code(request.form.get("framework"), request.form.get("custom_network"))
     form, errors = read_model_form(request.form, ws.store, ws.gpus, ws.settings)
     if errors:
         raise FormErrors(errors)
-    job = build_job(form, owner, dict(request.form.items()))
-    job_dir = ws.store.job_dir(job.id)
-    os.makedirs(job_dir, exist_ok=True)
-    with open(os.path.join(job_dir, form.settings.network_file), "w", encoding="utf-8") as fh:
-        fh.write(form.network_text)
-    ws.add_job(job)
+    _check_code(form.settings.framework, form.network_text)
+    try:
+        job_id = ws.store.reserve()  # a folder of its own, made exclusively
+    except OSError as e:
+        raise storage_error(e) from None
+    try:
+        job = build_job(form, owner, dict(request.form.items()), job_id)
+        path = os.path.join(ws.store.job_dir(job_id), form.settings.network_file)
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(form.network_text)
+            ws.add_job(job)
+        except OSError as e:
+            raise storage_error(e, form.settings.network_file) from None
+    except BaseException:
+        ws.store.release(job_id)
+        raise
     audit("create", job=job)
     return job
 
@@ -84,6 +138,8 @@ def _form_context(values, errors):
         errors=errors,
         datasets=sorted(datasets, key=lambda j: j.id, reverse=True),
         previous=sorted(models, key=lambda j: j.id, reverse=True),
+        previous_code={j.id for j in models if model_runs_code(j)},
+        code_refusal=code_refusal(),
         frameworks=FRAMEWORKS,
         networks=list_networks(),
         gpus=workspace().gpus,
@@ -151,6 +207,10 @@ def resume(job_id: str):
     user = require_owner(job)
     if job.status not in (Status.ABORTED, Status.ERROR):
         raise Conflict(f"model {job.id} is {job.status.value}; only an aborted or failed model can be resumed")
+    if model_runs_code(job):
+        refusal = code_refusal()
+        if refusal:
+            raise Forbidden(refusal)
     workspace().scheduler.submit(job, message=f"resumed by {user}")
     audit("resume", job=job)
     if wants_json():
@@ -161,9 +221,10 @@ def resume(job_id: str):
 @bp.route("/models/<job_id>/<any('network.prototxt', 'network.py'):name>")
 def network_file(job_id: str, name: str):
     job = job_or_404(job_id, "model")
-    if job.extra.get("network_file") != name:
+    path = file_in(workspace().store.job_dir(job.id), name) if job.extra.get("network_file") == name else None
+    if path is None:
         raise NotFound(f"model {job.id} has no {name}")
-    with open(os.path.join(workspace().store.job_dir(job.id), name), encoding="utf-8") as fh:
+    with open(path, encoding="utf-8") as fh:
         return Response(fh.read(), mimetype="text/plain; charset=utf-8")
 
 

@@ -5,9 +5,30 @@
   const form = document.getElementById("model-form");
   const checked = (name) => (form.querySelector(`input[name="${name}"]:checked`) || {}).value;
 
+  // Without the 'code' permission a PyTorch network cannot be written or reused as Python: the Custom tab,
+  // Customize and previous models with Python code are off for that framework, and the note says why.
+  // getAttribute: on a form, .dataset is the control named "dataset" (the dataset select), not the data-* map.
+  const codeAllowed = form.getAttribute("data-code-allowed") !== "0";
+
+  function syncCode(framework) {
+    const noCode = framework === "torch" && !codeAllowed;
+    const custom = document.getElementById("method-custom");
+    custom.disabled = noCode;
+    form.querySelector('label[for="method-custom"]').classList.toggle("disabled", noCode);
+    if (noCode && custom.checked) document.getElementById("method-standard").checked = true;
+    form.querySelectorAll("#previous_networks option[data-code]").forEach((o) => {
+      o.disabled = noCode;
+      if (noCode && o.selected) o.selected = false;
+    });
+    const note = document.getElementById("code-refusal");
+    if (note) note.hidden = !noCode;
+    return noCode;
+  }
+
   function sync() {
-    const method = checked("method");
     const framework = checked("framework");
+    const noCode = syncCode(framework);
+    const method = checked("method");
     form.querySelectorAll("[data-method]").forEach((el) => { el.hidden = el.dataset.method !== method; });
     const policy = document.getElementById("lr_policy").value;
     form.querySelectorAll("[data-policy]").forEach((el) => { el.hidden = el.dataset.policy !== policy; });
@@ -15,6 +36,7 @@
       const ok = tr.dataset.frameworks.split(" ").includes(framework);
       tr.classList.toggle("text-muted", !ok);
       tr.querySelectorAll("input, button").forEach((el) => { el.disabled = !ok; });
+      tr.querySelectorAll("[data-customize]").forEach((el) => { el.disabled = !ok || noCode; });
     });
   }
   form.addEventListener("change", sync);

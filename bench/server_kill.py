@@ -1,0 +1,101 @@
+"""Benchmark: the server is killed (kill -9) while LeNet trains. How long its orphaned training worker takes to
+write the abort snapshot and exit (goal: within 2 s, with the snapshot).
+Prints {"name": "server_kill", "snapshot_s", "stop_s", "runs"} (medians over the runs; the worst too).
+
+    .venv/bin/python bench/server_kill.py [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tests.conftest import LiveServer  # noqa: E402
+from tests.support.imagegen import make_shapes  # noqa: E402
+
+
+def one_run(tmp: Path) -> tuple[float, float]:
+    server = LiveServer(tmp / "jobs").start()
+    try:
+        web = requests.Session()
+        web.post(server.url + "/login", data={"username": "bench"}, timeout=10)
+        form = {
+            "method": "folder",
+            "folder_train": str(tmp / "images"),
+            "resize_channels": "1",
+            "resize_width": "28",
+            "resize_height": "28",
+            "dataset_name": "shapes",
+        }
+        dataset = web.post(server.url + "/datasets/images/classification/json", data=form, timeout=60).json()["id"]
+        server.wait_status(dataset, timeout=300)
+        form = {
+            "dataset": dataset,
+            "method": "standard",
+            "standard_networks": "lenet",
+            "framework": "torch",
+            "train_epochs": "1000",
+            "model_name": "long",
+        }
+        model = web.post(server.url + "/models/images/classification/json", data=form, timeout=60).json()["id"]
+        server.wait_progress(model, timeout=300)
+        time.sleep(1.0)  # well inside an epoch
+        worker = next(
+            p for p in psutil.Process(server.proc.pid).children(recursive=True) if "digits.model.worker" in p.cmdline()
+        )
+        killed = time.time()
+        os.kill(server.proc.pid, signal.SIGKILL)
+        worker.wait(60)
+        stopped = time.time() - killed
+        newest = max((tmp / "jobs" / model).glob("snapshot_epoch_*.pt"), key=lambda p: p.stat().st_mtime)
+        written = newest.stat().st_mtime - killed
+        if written < 0:
+            raise SystemExit("no snapshot was written after the kill")
+        return written, stopped
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--runs", type=int, default=3)
+    args = p.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-kill-") as folder:
+        make_shapes(os.path.join(folder, "images"), per_class=200, size=(24, 40))
+        for n in range(args.runs):
+            run = Path(folder) / f"run{n}"
+            run.mkdir()
+            (run / "images").symlink_to(Path(folder) / "images")
+            results.append(one_run(run))
+            print(f"run {n}: snapshot after {results[-1][0]:.2f} s, exit after {results[-1][1]:.2f} s", file=sys.stderr)
+    snap, stop = zip(*results, strict=True)
+    print(
+        json.dumps(
+            {
+                "name": "server_kill",
+                "snapshot_s": round(statistics.median(snap), 2),
+                "stop_s": round(statistics.median(stop), 2),
+                "stop_max_s": round(max(stop), 2),
+                "runs": len(results),
+                "goal_s": 2.0,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
