@@ -27,11 +27,12 @@ import sys
 from torch import nn
 
 JOBS = {jobs!r}
+OTHER = {other!r}  # another member's model
 
 
 def probe():
     found = []
-    for name in (".secret_key", "users.db", "audit.log"):
+    for name in (".secret_key", "users.db", "audit.log", os.path.join(OTHER, "job.json")):
         try:
             with open(os.path.join(JOBS, name), "rb") as fh:
                 found.append(name + " READ " + fh.read(8).hex())
@@ -128,16 +129,15 @@ def test_code_needs_the_permission_and_runs_confined_in_workers_of_its_own(team)
     assert r.status_code == 200, r.text
     dataset = r.json()["id"]
     assert team.wait(dataset)["status"] == "Done"
-    hostile = HOSTILE.format(jobs=str(team.jobs))
-
     # Without the permission: refused with 403 naming it, before any job exists.
-    r = team.model("alice", dataset, method="custom", custom_network=hostile)
+    r = team.model("alice", dataset, method="custom", custom_network=HOSTILE.format(jobs=str(team.jobs), other=""))
     assert r.status_code == 403 and "'code' permission" in r.json()["error"]["message"]
     # A standard network, and a standard network's text unchanged in the editor, are not a member's code.
     lenet = get_network("lenet").text("torch")
     r = team.model("alice", dataset, method="custom", custom_network=lenet, model_name="alice-lenet")
     assert r.status_code == 200, r.text
     alice_model = r.json()["id"]
+    hostile = HOSTILE.format(jobs=str(team.jobs), other=alice_model)
 
     # With it: the network runs, confined; it finds none of the server's secrets, so training ends Done.
     r = team.model("bob", dataset, method="custom", custom_network=hostile)

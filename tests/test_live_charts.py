@@ -177,7 +177,9 @@ def test_model_page_charts_follow_a_run_and_survive_reloads(server, browser):
         page.click("text=Reset zoom >> nth=0")
         page.wait_for_function("DIGITS.modelCharts.group.view === null")
         # Mouse: dragging across the loss chart zooms into that stretch of epochs.
-        box = page.locator("#chart-loss .u-over").bounding_box()
+        over = page.locator("#chart-loss .u-over")
+        over.wait_for(state="visible")  # a redraw may be replacing it on a busy machine
+        box = over.bounding_box()
         page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2)
         page.mouse.down()
         page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2, steps=5)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import heapq
 import json
 import os
@@ -33,6 +32,7 @@ from digits.inference import render, wire
 from digits.inference.evaluate import evaluate
 from digits.inference.model import TOP_K, LoadedModel, RequestFailed
 from digits.inference.paths import PathChecker
+from digits.inference.threads import threads_for_one, torch_threads
 from digits.inference.visualize import visualize
 
 PROGRESS_EVERY_S = 0.5
@@ -40,37 +40,6 @@ MAX_TOP_N = 100
 THUMBNAIL_SIDE = 96  # top-N pictures are shrunk to fit this many pixels a side
 
 Progress = Callable[[int, int], None]
-
-
-@contextlib.contextmanager
-def torch_threads(count: int):
-    threads = torch.get_num_threads()
-    if count != threads:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        if count != threads:
-            torch.set_num_threads(threads)
-
-
-def threads_for_one(model: LoadedModel) -> int:
-    """How many CPU threads score one image fastest: one for a small network (waking a thread pool costs more
-    than it saves, far more when training keeps the cores busy), all of them for a large one. Timed once."""
-    threads = torch.get_num_threads()
-    if model.device.type != "cpu" or threads == 1:
-        return threads
-    x = torch.zeros((1, *model.dataset.shape), dtype=torch.uint8)
-    best = {}
-    for count in (1, threads):
-        with torch_threads(count):
-            times = []
-            for _ in range(3):
-                started = time.perf_counter()
-                model.logits(model.transform(x))
-                times.append(time.perf_counter() - started)
-        best[count] = min(times)
-    return min(best, key=best.get)
 
 
 def log(message: str) -> None:
