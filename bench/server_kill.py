@@ -32,16 +32,7 @@ def one_run(tmp: Path) -> tuple[float, float]:
     try:
         web = requests.Session()
         web.post(server.url + "/login", data={"username": "bench"}, timeout=10)
-        form = {
-            "method": "folder",
-            "folder_train": str(tmp / "images"),
-            "resize_channels": "1",
-            "resize_width": "28",
-            "resize_height": "28",
-            "dataset_name": "shapes",
-        }
-        dataset = web.post(server.url + "/datasets/images/classification/json", data=form, timeout=60).json()["id"]
-        server.wait_status(dataset, timeout=300)
+        dataset = server.folder_dataset(web, tmp / "images")
         form = {
             "dataset": dataset,
             "method": "standard",

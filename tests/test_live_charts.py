@@ -56,19 +56,7 @@ def server(tmp_path_factory):
     server = TrainingServer(root / "jobs").start()
     http = server.signed_in()
     make_shapes(str(root / "images"), per_class=40, size=(24, 40))
-    form = {
-        "method": "folder",
-        "folder_train": str(root / "images"),
-        "folder_pct_val": "25",
-        "resize_channels": "1",
-        "resize_width": "28",
-        "resize_height": "28",
-        "dataset_name": "shapes",
-    }
-    r = http.post(server.url + "/datasets/images/classification/json", data=form, headers=JSON)
-    assert r.status_code == 200, r.text
-    server.dataset_id = r.json()["id"]
-    assert server.wait_status(server.dataset_id, timeout=60)["status"] == "Done"
+    server.dataset_id = server.folder_dataset(http, root / "images", folder_pct_val="25")
     yield server
     server.stop()
 

@@ -20,16 +20,7 @@ def test_a_killed_server_leaves_an_abort_snapshot_and_a_resumable_model(tmp_path
     try:
         web = requests.Session()
         web.post(server.url + "/login", data={"username": "me"}, timeout=10)
-        form = {
-            "method": "folder",
-            "folder_train": str(tmp_path / "images"),
-            "resize_channels": "1",
-            "resize_width": "28",
-            "resize_height": "28",
-            "dataset_name": "shapes",
-        }
-        dataset = web.post(server.url + "/datasets/images/classification/json", data=form, timeout=30).json()["id"]
-        assert server.wait_status(dataset, timeout=120)["status"] == "Done"
+        dataset = server.folder_dataset(web, tmp_path / "images")
         form = {
             "dataset": dataset,
             "method": "standard",
