@@ -27,6 +27,22 @@ from tests.conftest import LiveServer  # noqa: E402
 from tests.support.imagegen import make_shapes  # noqa: E402
 
 
+def exited_after(worker: psutil.Process, since: float, timeout: float = 60.0) -> float:
+    """Seconds from `since` until the worker has exited. An orphan becomes a zombie until the init process
+    reaps it, which can take a while here: a zombie has stopped."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if worker.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.005)
+    else:
+        raise SystemExit(f"the worker still runs {timeout:g} s after the server was killed")
+    return time.time() - since
+
+
 def one_run(tmp: Path) -> tuple[float, float]:
     server = LiveServer(tmp / "jobs").start()
     try:
@@ -49,8 +65,7 @@ def one_run(tmp: Path) -> tuple[float, float]:
         )
         killed = time.time()
         os.kill(server.proc.pid, signal.SIGKILL)
-        worker.wait(60)
-        stopped = time.time() - killed
+        stopped = exited_after(worker, killed)
         newest = max((tmp / "jobs" / model).glob("snapshot_epoch_*.pt"), key=lambda p: p.stat().st_mtime)
         written = newest.stat().st_mtime - killed
         if written < 0:
