@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from typing import Any
 
 from digits.job import Job
@@ -40,9 +41,11 @@ def file_in(folder: str, name: str | None) -> str | None:
     if not name or not isinstance(name, str) or os.path.basename(name) != name or name in (".", ".."):
         return None
     path = os.path.join(folder, name)
-    if os.path.dirname(os.path.realpath(path)) != os.path.realpath(folder) or not os.path.isfile(path):
+    try:
+        mode = os.lstat(path).st_mode  # a link is not followed: it is not a regular file
+    except (OSError, ValueError):
         return None
-    return path
+    return path if stat.S_ISREG(mode) else None
 
 
 def snapshots(job: Job, job_dir: str) -> list[dict[str, Any]]:
