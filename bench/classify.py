@@ -198,11 +198,12 @@ def bare_classifier(job_dir: str, dataset_dir: str):
     import torch
 
     from digits.config import Settings
+    from digits.engine.augment import BatchTransform
+    from digits.engine.data import load_mean
+    from digits.engine.networks import build_network
+    from digits.folders.dataset import open_dataset
     from digits.formats.images import load_for_network
     from digits.inference.pool import default_threads
-    from digits.model.augment import BatchTransform
-    from digits.model.data import load_mean, open_dataset
-    from digits.model.networks_build import build_network
 
     torch.set_num_threads(default_threads(Settings().inference_workers))  # as many as each warm worker has
     with open(os.path.join(job_dir, "job.json")) as fh:

@@ -61,7 +61,9 @@ def one_run(tmp: Path) -> tuple[float, float]:
         server.wait_progress(model, timeout=300)
         time.sleep(1.0)  # well inside an epoch
         worker = next(
-            p for p in psutil.Process(server.proc.pid).children(recursive=True) if "digits.model.worker" in p.cmdline()
+            p
+            for p in psutil.Process(server.proc.pid).children(recursive=True)
+            if "digits.engine.train_worker" in p.cmdline()
         )
         killed = time.time()
         os.kill(server.proc.pid, signal.SIGKILL)

@@ -23,11 +23,12 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from digits import protocol  # noqa: E402
+from digits.engine.data import decode_split, load_mean  # noqa: E402
+from digits.engine.networks import build_network  # noqa: E402
+from digits.engine.solvers import make_optimizer  # noqa: E402
+from digits.folders.dataset import open_dataset  # noqa: E402
 from digits.job import Job, Task, new_job_id  # noqa: E402
-from digits.model.data import decode_split, load_mean, open_dataset  # noqa: E402
 from digits.model.forms import TrainSettings  # noqa: E402
-from digits.model.networks_build import build_network  # noqa: E402
-from digits.model.solvers import make_optimizer  # noqa: E402
 from digits.model.standard import get_network  # noqa: E402
 from digits.store import write_json_atomic  # noqa: E402
 
@@ -108,7 +109,7 @@ def worker_rate(dataset: str, framework: str, epochs: int) -> float:
             fh.write(get_network("lenet").text(framework))
         write_json_atomic(os.path.join(job_dir, "job.json"), job.to_dict())
         proc = subprocess.Popen(
-            [sys.executable, "-m", "digits.model.worker", job_dir, "--task", "train"],
+            [sys.executable, "-m", "digits.engine.train_worker", job_dir, "--task", "train"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

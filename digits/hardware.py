@@ -20,13 +20,12 @@ from flask import Blueprint, Flask, jsonify, request
 
 from digits.events import EventBus
 from digits.job import Job, Task
-from digits.store import JobStore
+from digits.store import HARDWARE_FILE, JobStore
 from digits.views.common import job_or_404, workspace
 
 log = logging.getLogger(__name__)
 
 HARDWARE = "hardware"  # the bus event; live.py forwards every event to the job's room
-HISTORY_FILE = "hardware.jsonl"
 SAMPLE_INTERVAL_S = 2.0
 # The history route thins longer files to about this many samples; the page decimates again per pixel.
 MAX_HISTORY_SAMPLES = 4000
@@ -215,7 +214,7 @@ class HardwareMonitor:
         if self.store.get(job_id) is None:  # deleted: its folder is being removed, do not write into it
             return
         try:
-            with open(os.path.join(self.store.job_dir(job_id), HISTORY_FILE), "a") as fh:
+            with open(os.path.join(self.store.job_dir(job_id), HARDWARE_FILE), "a") as fh:
                 fh.write(json.dumps(sample) + "\n")
         except OSError as e:  # the job was deleted between listing and writing
             log.debug("hardware monitor: cannot write history of %s: %s", job_id, e)
@@ -225,7 +224,7 @@ def read_history(job_dir: str, limit: int = MAX_HISTORY_SAMPLES, since: float | 
     """hardware.jsonl in order, thinned by a stride to at most `limit` samples (the latest always kept)."""
     samples = []
     try:
-        with open(os.path.join(job_dir, HISTORY_FILE)) as fh:
+        with open(os.path.join(job_dir, HARDWARE_FILE)) as fh:
             for line in fh:
                 try:
                     sample = json.loads(line)

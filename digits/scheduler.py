@@ -21,7 +21,7 @@ from digits.resources import ResourcePools
 from digits.runner import TaskProcess, describe_exit
 from digits.sandbox import ConfinementError, Confiner
 from digits.status import Status
-from digits.store import JobStore
+from digits.store import METRICS_FILE, JobStore
 from digits.task_kinds import worker_module
 
 log = logging.getLogger(__name__)
@@ -347,7 +347,7 @@ class Scheduler:
                     point.update(
                         phase=msg.phase, name=msg.name, value=msg.value, epoch=msg.epoch, iteration=msg.iteration
                     )
-                with open(os.path.join(self.store.job_dir(job.id), "metrics.jsonl"), "a") as fh:
+                with open(os.path.join(self.store.job_dir(job.id), METRICS_FILE), "a") as fh:
                     fh.write(json.dumps(point) + "\n")
                 self.bus.publish(events.METRIC, {"job_id": job.id, **point})
             elif isinstance(msg, protocol.Snapshot):

@@ -13,7 +13,10 @@ import threading
 from digits.job import Job, is_job_id, new_job_id
 
 log = logging.getLogger(__name__)
+# Files every job folder may hold, whatever its kind (the kinds' own: digits/folders/).
 JOB_FILE = "job.json"
+METRICS_FILE = "metrics.jsonl"  # every metric its workers reported, one JSON object a line
+HARDWARE_FILE = "hardware.jsonl"  # the hardware samples taken while it ran
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 RESERVE_TRIES = 1000
 

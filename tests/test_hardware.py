@@ -105,7 +105,7 @@ def test_history_route_is_for_models_only(client, workspace):
 
 
 def test_long_histories_are_thinned_keeping_the_latest(tmp_path):
-    with open(tmp_path / hardware.HISTORY_FILE, "w") as fh:
+    with open(tmp_path / hardware.HARDWARE_FILE, "w") as fh:
         for i in range(10_001):
             fh.write(json.dumps({"time": float(i), "cpu_percent": 1.0}) + "\n")
         fh.write('{"time": 99999, "cpu_per')  # cut short by a crash

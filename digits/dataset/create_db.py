@@ -17,6 +17,7 @@ import lmdb
 import numpy as np
 from PIL import Image
 
+from digits.folders.dataset import MEAN, MEAN_PNG, db_labels_path
 from digits.formats.caffe_pb import array_to_datum, write_mean
 from digits.formats.images import ImageError, encode_image, load_for_network
 from digits.formats.lmdb_io import LmdbWriter, record_key
@@ -201,7 +202,7 @@ def build_db(
             pool.join()
     shutil.rmtree(db_path, ignore_errors=True)
     os.rename(partial, db_path)
-    with open(db_path + "_labels.bin", "wb") as fh:  # record index -> label, for the explorer
+    with open(db_labels_path(db_path), "wb") as fh:  # record index -> label, for the explorer
         labels.tofile(fh)
     mean = pixel_sum / len(labels) if pixel_sum is not None and len(labels) else None
     return DbResult(len(labels), per_class, skipped, size_summary(sizes), time.perf_counter() - started, mean)
@@ -209,6 +210,6 @@ def build_db(
 
 def save_mean(job_dir: str, mean: np.ndarray) -> None:
     """mean.binaryproto (Caffe, BGR) and mean.png (for people) from the training split's mean image."""
-    write_mean(os.path.join(job_dir, "mean.binaryproto"), mean)
+    write_mean(os.path.join(job_dir, MEAN), mean)
     pixels = np.clip(np.round(mean), 0, 255).astype(np.uint8)
-    Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels).save(os.path.join(job_dir, "mean.png"))
+    Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels).save(os.path.join(job_dir, MEAN_PNG))

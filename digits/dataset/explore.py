@@ -8,7 +8,7 @@ import os
 from flask import Blueprint, current_app, jsonify, render_template, request, send_file
 
 from digits.datapaths import PathRefused, check_server_path, inside, no_paths_message, path_rules
-from digits.dataset.info import read_labels, record_labels
+from digits.folders.dataset import SPLITS, db_name, read_labels, record_labels
 from digits.formats.caffe_pb import Datum
 from digits.formats.lmdb_io import LmdbReader, record_key
 from digits.offload import off_loop
@@ -17,7 +17,6 @@ from digits.views.errors import ApiError, NotFound
 
 bp = Blueprint("dataset_explore", __name__)
 PAGE_SIZE = 48
-SPLITS = ("train", "val", "test")
 
 
 def _db_path(job_id: str, split: str) -> tuple[str, str]:
@@ -25,7 +24,7 @@ def _db_path(job_id: str, split: str) -> tuple[str, str]:
     if split not in SPLITS:
         raise NotFound(f"no split {split!r}; splits are {', '.join(SPLITS)}")
     job_dir = workspace().store.job_dir(job.id)
-    path = os.path.join(job_dir, f"{split}_db")
+    path = os.path.join(job_dir, db_name(split))
     if not os.path.isdir(path):
         raise NotFound(f"dataset {job.id} has no {split} database (yet)")
     return job_dir, path
@@ -50,7 +49,7 @@ def explore(job_id: str):
         (i, labels[record_label[i]] if record_label[i] < len(labels) else str(record_label[i]))
         for i in indices[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
     ]
-    splits = [s for s in SPLITS if os.path.isdir(os.path.join(job_dir, f"{s}_db"))]
+    splits = [s for s in SPLITS if os.path.isdir(os.path.join(job_dir, db_name(s)))]
     return render_template(
         "datasets/explore.html",
         job=job,

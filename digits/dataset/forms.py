@@ -8,6 +8,7 @@ from typing import Any
 
 from digits.config import Settings
 from digits.datapaths import PathRefused, check_server_path
+from digits.folders.dataset import upload_list_name
 from digits.formats.images import ENCODINGS, RESIZE_MODES
 from digits.forms import FormReader
 
@@ -47,8 +48,8 @@ class DatasetForm:
     labels_file: str | None = None
     shuffle: bool = True
     seed: int = 0
-    # files uploaded with the form, saved into the job folder by the view: field -> FileStorage
-    uploads: dict[str, Any] = field(default_factory=dict)
+    # files uploaded with the form, saved into the job folder by the view: field -> (FileStorage, file name)
+    uploads: dict[str, tuple[Any, str]] = field(default_factory=dict)
 
     @property
     def splits(self) -> list[str]:
@@ -187,8 +188,8 @@ def read_dataset_form(
                 if path:
                     form.lists[split] = path
             elif files.get(upload_field) and files[upload_field].filename:
-                form.uploads[upload_field] = files[upload_field]
-                form.lists[split] = f"upload_{split}.txt"
+                form.lists[split] = upload_list_name(split)
+                form.uploads[upload_field] = (files[upload_field], form.lists[split])
             else:
                 r.error(upload_field, f"Upload the {split} list (lines of 'path label').")
             folder = r.text(f"textfile_{split}_folder")
@@ -199,8 +200,8 @@ def read_dataset_form(
         if local:
             form.labels_file = _server_path(r, "textfile_local_labels_file", settings, want_dir=False)
         elif files.get("textfile_labels_file") and files["textfile_labels_file"].filename:
-            form.uploads["textfile_labels_file"] = files["textfile_labels_file"]
-            form.labels_file = "upload_labels.txt"
+            form.labels_file = upload_list_name("labels")
+            form.uploads["textfile_labels_file"] = (files["textfile_labels_file"], form.labels_file)
         else:
             r.error("textfile_labels_file", "Upload the labels file (one class name per line).")
         form.shuffle = r.boolean("textfile_shuffle", True)

@@ -2,48 +2,19 @@
 
 from __future__ import annotations
 
-import array
-import json
 import os
 from typing import Any
 
+from digits.folders.dataset import LABELS, MEAN, SPLITS, read_labels, read_stats
 from digits.job import Job
 from digits.status import Status
 
 SPLIT_TITLES = {"train": "train", "val": "val", "test": "test"}
 
 
-def read_stats(job_dir: str) -> dict[str, Any]:
-    try:
-        with open(os.path.join(job_dir, "stats.json")) as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
-
-
-def read_labels(job_dir: str) -> list[str]:
-    try:
-        with open(os.path.join(job_dir, "labels.txt"), encoding="utf-8") as fh:
-            return [line.rstrip("\n") for line in fh if line.strip()]
-    except OSError:
-        return []
-
-
-def record_labels(job_dir: str, split: str) -> array.array:
-    """Label of each record of a split's DB, in key order (written by create_db)."""
-    labels = array.array("i")
-    path = os.path.join(job_dir, f"{split}_db_labels.bin")
-    try:
-        with open(path, "rb") as fh:
-            labels.frombytes(fh.read())
-    except OSError:
-        pass
-    return labels
-
-
 def skipped_files(stats: dict[str, Any]) -> list[dict[str, str]]:
     out = [{**item, "stage": "parse"} for item in stats.get("parse", {}).get("skipped", [])]
-    for split in ("train", "val", "test"):
+    for split in SPLITS:
         out += [{**item, "stage": f"create_db_{split}"} for item in stats.get(split, {}).get("skipped", [])]
     return out
 
@@ -66,8 +37,8 @@ def dataset_json(job: Job, job_dir: str) -> dict[str, Any]:
         "progress": round(job.progress, 4),
         "image": image,
         "labels": parse.get("labels") or read_labels(job_dir),
-        "labels file": "labels.txt",
-        "mean file": "mean.binaryproto" if os.path.exists(os.path.join(job_dir, "mean.binaryproto")) else None,
+        "labels file": LABELS,
+        "mean file": MEAN if os.path.exists(os.path.join(job_dir, MEAN)) else None,
         "ParseFolderTasks": [
             {
                 "name": "Parse Folder" if job.form.get("method", "folder") == "folder" else "Parse Lists",

@@ -1,4 +1,4 @@
-"""Turn class folders or text lists into labels.txt and train/val/test lists ("absolute-path label-index")."""
+"""Turn class folders or text lists into a dataset folder's labels and train/val/test lists ("absolute-path label")."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from digits.datapaths import PathRules
+from digits.folders.dataset import UPLOAD_DIR, write_labels, write_list
 from digits.formats.images import IMAGE_EXTENSIONS
 from digits.worker_runtime import TaskFailed
 
 SPLITS = ("train", "val", "test")
 MAX_REPORTED_PROBLEMS = 20
-UPLOAD_DIR = "upload"  # a job's unpacked zips: jobs/<id>/upload/<split>
 # What ends a line for Python's text files or str.splitlines: a path holding one cannot sit on a list line.
 LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
@@ -296,18 +296,7 @@ def parse_textfiles(args: dict[str, Any], job_dir: str) -> ParseResult:
 
 
 def write_lists(job_dir: str, result: ParseResult) -> None:
-    with open(os.path.join(job_dir, "labels.txt"), "w", encoding="utf-8") as fh:
-        fh.writelines(label + "\n" for label in result.labels)
+    write_labels(job_dir, result.labels)
     for split, entries in result.splits.items():
         if entries:
-            with open(os.path.join(job_dir, f"{split}.txt"), "w", encoding="utf-8") as fh:
-                fh.writelines(f"{path} {label}\n" for path, label in entries)
-
-
-def read_list(path: str) -> list[tuple[str, int]]:
-    with open(path, encoding="utf-8") as fh:
-        out = []
-        for line in fh:
-            image, label = line.rstrip("\n").rsplit(" ", 1)
-            out.append((image, int(label)))
-        return out
+            write_list(job_dir, split, entries)

@@ -11,7 +11,8 @@ from digits.datapaths import path_rules
 from digits.dataset import DATASET_TYPE
 from digits.dataset.forms import DatasetForm, attach_unpacked, pending_zips, read_dataset_form
 from digits.dataset.info import dataset_json
-from digits.dataset.parse import UPLOAD_DIR
+from digits.folders import file_in
+from digits.folders.dataset import LABELS, MEAN, MEAN_PNG, UPLOAD_DIR
 from digits.job import Job, Task
 from digits.offload import off_loop
 from digits.uploads import UploadRefused, ZipLimits, extract_zip, save_upload
@@ -70,8 +71,7 @@ def _unpack_zips(form: DatasetForm, job_dir: str, limits: ZipLimits) -> dict[str
 
 
 def _save_lists(form: DatasetForm, job_dir: str, max_bytes: int) -> None:
-    for field_name, storage in form.uploads.items():
-        name = "upload_labels.txt" if field_name == "textfile_labels_file" else f"upload_{field_name.split('_')[1]}.txt"
+    for field_name, (storage, name) in form.uploads.items():
         try:
             save_upload(storage, os.path.join(job_dir, name), max_bytes)
         except UploadRefused as e:
@@ -150,7 +150,7 @@ def show(job_id: str):
         job=job,
         info=info,
         error=first_error(job),
-        labels=info["labels"],  # dataset_json read labels.txt and stats.json already
+        labels=info["labels"],  # dataset_json read the labels and stats already
         stats=info["stats"],
     )
 
@@ -164,13 +164,13 @@ def show_json(job_id: str):
     return jsonify(info)
 
 
-@bp.route("/datasets/<job_id>/<any('mean.png', 'mean.binaryproto', 'labels.txt'):name>")
+SERVED = {MEAN_PNG: "image/png", LABELS: "text/plain; charset=utf-8", MEAN: "application/octet-stream"}
+
+
+@bp.route(f"/datasets/<job_id>/<any({', '.join(map(repr, SERVED))}):name>")
 def job_file(job_id: str, name: str):
     job = job_or_404(job_id, "dataset")
-    path = os.path.join(workspace().store.job_dir(job.id), name)
-    if not os.path.isfile(path):
+    path = file_in(workspace().store.job_dir(job.id), name)
+    if path is None:
         raise NotFound(f"dataset {job.id} has no {name} (yet)")
-    mimetype = {"mean.png": "image/png", "labels.txt": "text/plain; charset=utf-8"}.get(
-        name, "application/octet-stream"
-    )
-    return send_file(path, mimetype=mimetype, max_age=0, as_attachment=name == "mean.binaryproto")
+    return send_file(path, mimetype=SERVED[name], max_age=0, as_attachment=name == MEAN)

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 from digits.dataset.create_db import ImageSettings, build_db, disk_problem, save_mean
-from digits.dataset.parse import parse_folders, parse_textfiles, read_list, write_lists
+from digits.dataset.parse import parse_folders, parse_textfiles, write_lists
+from digits.folders.dataset import db_name, list_name, read_labels, read_list, update_stats
 from digits.formats.images import set_max_pixels
-from digits.store import write_json_atomic
 from digits.worker_runtime import TaskFailed, WorkerContext, run_worker
-
-STATS_FILE = "stats.json"
-
-
-def update_stats(job_dir: str, key: str, value) -> None:
-    """Merge one section into stats.json; a dataset's tasks run one after another, so nothing races here."""
-    path = os.path.join(job_dir, STATS_FILE)
-    stats = {}
-    if os.path.exists(path):
-        with open(path) as fh:
-            stats = json.load(fh)
-    stats[key] = value
-    write_json_atomic(path, stats)
 
 
 def run_parse(ctx: WorkerContext) -> str | None:
@@ -54,12 +40,11 @@ def run_create_db(ctx: WorkerContext) -> str | None:
     split = ctx.args["split"]
     settings = ImageSettings.from_dict(ctx.args["image"])
     set_max_pixels(ctx.args.get("max_image_pixels"))  # a larger image is skipped, named, before it is decoded
-    entries = read_list(ctx.path(f"{split}.txt"))
-    with open(ctx.path("labels.txt")) as fh:
-        n_labels = sum(1 for line in fh if line.strip())
+    entries = read_list(ctx.path(list_name(split)))
+    n_labels = len(read_labels(ctx.job_dir))
     result = build_db(
         entries,
-        ctx.path(f"{split}_db"),
+        ctx.path(db_name(split)),
         settings,
         n_labels,
         with_mean=split == "train",
@@ -85,7 +70,8 @@ def run_create_db(ctx: WorkerContext) -> str | None:
         },
     )
     print(
-        f"{split}_db: {result.entries} records in {result.seconds:.1f}s, {len(result.skipped)} skipped", file=sys.stderr
+        f"{db_name(split)}: {result.entries} records in {result.seconds:.1f}s, {len(result.skipped)} skipped",
+        file=sys.stderr,
     )
     return None
 

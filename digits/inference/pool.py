@@ -1,6 +1,6 @@
 """Warm inference workers, seen from the web process (torch-free).
 
-The pool starts its workers ahead (`python -m digits.inference.worker`, one per slot) and keeps them: a slot
+The pool starts its workers ahead (`python -m digits.engine.inference.worker`, one per slot) and keeps them: a slot
 holds at most one loaded model, so the slots are an LRU map (model key) -> worker, as large as the setting
 `inference_workers`. A request takes its slot's lock (gevent-friendly: threading and subprocess are patched),
 writes one request line and waits for the reply. A request never starts a process: a worker that exits is
@@ -34,7 +34,7 @@ from digits.sandbox import ConfinementError, Confiner
 
 log = logging.getLogger(__name__)
 
-WORKER_MODULE = "digits.inference.worker"
+WORKER_MODULE = "digits.engine.inference.worker"
 PROGRESS_EVENT = "inference_progress"
 LOG_FILE = "inference.log"
 # A worker that dies sooner than this after starting counts as a failed start: the next one waits longer.

@@ -6,33 +6,22 @@ import os
 from typing import Any
 
 from digits.datapaths import allowed_roots
+from digits.folders import file_in
+from digits.folders.dataset import LABELS, read_labels
+from digits.folders.model import NETWORK_FILES, RESULTS_DIR, Snapshot, epochs_text, pick_snapshot, snapshots
 from digits.job import Job
-from digits.model.info import file_in, snapshots
 from digits.views.errors import Conflict, NotFound
 
-RESULTS_DIR = "results"
 
-
-def epoch_text(epoch: float) -> str:
-    return str(int(epoch)) if float(epoch).is_integer() else f"{epoch:g}"
-
-
-def choose_snapshot(job: Job, job_dir: str, wanted: str | None) -> dict[str, Any]:
+def choose_snapshot(job: Job, job_dir: str, wanted: str | None) -> Snapshot:
     """The snapshot for `wanted` (an epoch; empty: the latest). 404 listing the epochs when there is none."""
     snaps = snapshots(job, job_dir)
     if not snaps:
         raise Conflict(f"model {job.id} has no snapshot yet (it is {job.status.value})")
-    if not wanted:
-        return snaps[-1]
-    try:
-        value = float(wanted)
-    except ValueError:
-        value = None
-    for snap in snaps:
-        if value is not None and float(snap["epoch"]) == value:
-            return snap
-    epochs = ", ".join(epoch_text(s["epoch"]) for s in snaps)
-    raise NotFound(f"model {job.id} has no snapshot for epoch {wanted!s:.40} (epochs: {epochs})")
+    snap = pick_snapshot(snaps, wanted)
+    if snap is None:
+        raise NotFound(f"model {job.id} has no snapshot for epoch {wanted!s:.40} (epochs: {epochs_text(snaps)})")
+    return snap
 
 
 def training_args(job: Job) -> dict[str, Any]:
@@ -49,13 +38,12 @@ def dataset_dir(job: Job, job_dir: str) -> str:
     return os.path.normpath(os.path.join(job_dir, relative))
 
 
-def read_labels(folder: str) -> list[str]:
-    """The class names of a dataset folder (labels.txt); 404 when the dataset is gone."""
-    try:
-        with open(os.path.join(folder, "labels.txt"), encoding="utf-8") as fh:
-            return [line.rstrip("\n") for line in fh if line.strip()]
-    except OSError:
-        raise NotFound(f"the model's dataset ({os.path.basename(folder)}) is gone: it has no labels.txt") from None
+def dataset_labels(folder: str) -> list[str]:
+    """The class names of a model's dataset folder; 404 when the dataset is gone."""
+    labels = read_labels(folder)
+    if not labels:
+        raise NotFound(f"the model's dataset ({os.path.basename(folder)}) is gone: it has no {LABELS}")
+    return labels
 
 
 def model_spec(job: Job, job_dir: str, wanted_epoch: str | None) -> dict[str, Any]:
@@ -66,20 +54,21 @@ def model_spec(job: Job, job_dir: str, wanted_epoch: str | None) -> dict[str, An
     """
     snap = choose_snapshot(job, job_dir, wanted_epoch)
     args = training_args(job)
-    path = os.path.join(job_dir, snap["path"])
+    path = os.path.join(job_dir, snap.name)
     try:
         mtime = os.stat(path).st_mtime_ns
     except OSError:
-        raise NotFound(f"model {job.id}: snapshot {snap['path']} is gone") from None
-    network = file_in(job_dir, args.get("network_file") or job.extra.get("network_file") or "network.prototxt")
+        raise NotFound(f"model {job.id}: snapshot {snap.name} is gone") from None
+    framework = args.get("framework") or job.extra.get("framework") or "caffe"
+    network = file_in(job_dir, args.get("network_file") or job.extra.get("network_file") or NETWORK_FILES[framework])
     if network is None:
         raise NotFound(f"model {job.id}: its network file is gone")
     return {
-        "key": f"{job.id}@{epoch_text(snap['epoch'])}@{mtime}",
+        "key": f"{job.id}@{snap.label}@{mtime}",
         "job_id": job.id,
-        "epoch": snap["epoch"],
+        "epoch": snap.epoch,
         "snapshot": path,
-        "framework": args.get("framework") or job.extra.get("framework") or "caffe",
+        "framework": framework,
         "network_file": network,
         "dataset_dir": dataset_dir(job, job_dir),
         "use_mean": args.get("use_mean") or "none",

@@ -16,10 +16,11 @@ from typing import Any
 from flask import Blueprint, jsonify, render_template, request, send_file, url_for
 
 from digits.datapaths import PathRefused, check_server_path
+from digits.folders.model import RESULTS_DIR
 from digits.forms import FormReader
 from digits.inference import inputs
 from digits.inference.errors import InferenceError
-from digits.inference.spec import RESULTS_DIR, dataset_dir, model_spec, read_labels
+from digits.inference.spec import dataset_dir, dataset_labels, model_spec
 from digits.views.common import job_or_404, workspace
 from digits.views.errors import ApiError, FormErrors, NotFound, wants_json
 
@@ -163,7 +164,7 @@ def classify_many():
     started = time.perf_counter()
     r = FormReader(request.form)
     job, job_dir, spec = _model(r)
-    labels = read_labels(dataset_dir(job, job_dir))
+    labels = dataset_labels(dataset_dir(job, job_dir))
     with tempfile.TemporaryDirectory(prefix="digits-classify-") as work_dir:
         items, errors = _gather(r, labels, work_dir)
         picture = os.path.join(_results_dir(job_dir), f"confusion-{secrets.token_hex(8)}.png")
@@ -210,7 +211,7 @@ def top_n():
     n = r.integer("top_n", 9, minimum=1, maximum=MAX_TOP_N)
     if r.errors:
         raise FormErrors(r.errors)
-    labels = read_labels(dataset_dir(job, job_dir))
+    labels = dataset_labels(dataset_dir(job, job_dir))
     with tempfile.TemporaryDirectory(prefix="digits-topn-") as work_dir:
         items, errors = _gather(r, labels, work_dir)
         policy = inputs.path_policy(workspace().settings)

@@ -29,4 +29,4 @@ def train_access(workspace, job, task) -> dict:
     return access
 
 
-register_task_kind("model.train", "digits.model.worker", train_access)
+register_task_kind("model.train", "digits.engine.train_worker", train_access)

@@ -18,9 +18,20 @@ import re
 from flask import Blueprint, Response, request
 
 from digits import __version__
+from digits.folders import file_in
+from digits.folders.dataset import LABELS, MEAN, MEAN_PNG, read_labels
+from digits.folders.model import (
+    NETWORK_FILES,
+    deploy_names,
+    epochs_text,
+    metric_lines,
+    pick_snapshot,
+    read_metrics,
+    snapshot_name,
+    snapshots,
+)
 from digits.job import Job
 from digits.model.download_archive import Member, close_members, stream_tar_gz, stream_zip
-from digits.model.info import file_in, read_metrics, snapshots
 from digits.model.predict_template import build_predict_script
 from digits.views.common import job_or_404, workspace
 from digits.views.errors import ApiError, Conflict, NotFound
@@ -28,8 +39,6 @@ from digits.views.errors import ApiError, Conflict, NotFound
 bp = Blueprint("model_download", __name__)
 
 FORMATS = {"tar.gz": ("application/gzip", stream_tar_gz), "zip": ("application/zip", stream_zip)}
-NETWORK_FILES = ("network.prototxt", "network.py")
-SNAPSHOT_RE = re.compile(r"^snapshot_epoch_(\d+(?:\.\d+)?)\.pt$")
 METRICS_COLUMNS = ("phase", "name", "epoch", "iteration", "value", "time")
 
 
@@ -41,35 +50,28 @@ def safe_name(name: str, fallback: str = "model") -> str:
 
 def _pick_snapshot(job: Job, job_dir: str, wanted: str | None) -> tuple[str, str, float]:
     """(path, epoch label, epoch) of the asked-for snapshot, the latest by default."""
-    found = []
-    for snap in snapshots(job, job_dir):
-        m = SNAPSHOT_RE.match(snap["path"])
-        path = file_in(job_dir, snap["path"]) if m else None
-        if path:
-            found.append((path, m.group(1), float(snap["epoch"])))
-    if not found:
+    snaps = snapshots(job, job_dir)
+    if not snaps:
         raise Conflict(f"model {job.id} has no snapshot yet; one is written at the end of each epoch")
-    if wanted is None:
-        return found[-1]
-    try:
-        epoch = float(wanted)
-    except ValueError:
-        raise ApiError(f"epoch must be a number, not {wanted!r}") from None
-    for snap in found:
-        if abs(snap[2] - epoch) < 1e-6:
-            return snap
-    listed = ", ".join(label for _, label, _ in found)
-    raise NotFound(f"model {job.id} has no snapshot at epoch {wanted} (its snapshots: epochs {listed})")
+    if wanted is not None:
+        try:
+            float(wanted)
+        except ValueError:
+            raise ApiError(f"epoch must be a number, not {wanted!r}") from None
+    snap = pick_snapshot(snaps, wanted)
+    if snap is None:
+        raise NotFound(f"model {job.id} has no snapshot at epoch {wanted} (its snapshots: epochs {epochs_text(snaps)})")
+    return os.path.join(job_dir, snap.name), snap.label, snap.epoch
 
 
 def _deploy_info(job: Job, job_dir: str, label: str) -> tuple[str, dict]:
-    ts = file_in(job_dir, f"deploy_epoch_{label}.ts")
-    meta = file_in(job_dir, f"deploy_epoch_{label}.json")
+    ts_name, meta_name = deploy_names(label)
+    ts, meta = file_in(job_dir, ts_name), file_in(job_dir, meta_name)
     if not ts or not meta:
         raise Conflict(
-            f"model {job.id} has no deployable model for epoch {label} (deploy_epoch_{label}.ts), which the "
+            f"model {job.id} has no deployable model for epoch {label} ({ts_name}), which the "
             "archive needs. Models trained from now on write one with each snapshot; resuming or retraining this "
-            f"model creates it, and so does `python -m digits.model.export <jobs dir>/{job.id}` on the server."
+            f"model creates it, and so does `python -m digits.engine.export <jobs dir>/{job.id}` on the server."
         )
     with open(meta) as fh:
         return ts, json.load(fh)
@@ -81,15 +83,10 @@ def _dataset_folder(job: Job) -> tuple[Job, str]:
     folder = workspace().store.job_dir(dataset_id) if dataset else None
     if dataset is None or not os.path.isdir(folder):
         raise Conflict(
-            f"the dataset of model {job.id} ({dataset_id}) was deleted; the archive needs its labels.txt and "
+            f"the dataset of model {job.id} ({dataset_id}) was deleted; the archive needs its {LABELS} and "
             "mean image, so this model can no longer be downloaded"
         )
     return dataset, folder
-
-
-def _read_labels(path: str) -> list[str]:
-    with open(path, encoding="utf-8") as fh:  # as the training worker reads them
-        return [line.rstrip("\n") for line in fh if line.strip()]
 
 
 def _metrics_until(job_dir: str, epoch: float) -> dict[str, dict[str, float]]:
@@ -118,7 +115,7 @@ def model_info(job: Job, job_dir: str, dataset: Job, labels: list[str], deploy: 
         "network": job.extra.get("network_name"),
         "network_file": job.extra.get("network_file"),
         "epoch": int(epoch) if float(epoch).is_integer() else epoch,
-        "snapshot": f"snapshot_epoch_{label}.pt",
+        "snapshot": snapshot_name(float(label)),
         "image": {
             "width": image_shape[2],
             "height": image_shape[1],
@@ -194,15 +191,15 @@ def archive_members(job: Job, epoch_arg: str | None) -> tuple[str, list[Member]]
     snapshot, label, epoch = _pick_snapshot(job, job_dir, epoch_arg)
     ts, deploy = _deploy_info(job, job_dir, label)
     dataset, dataset_dir = _dataset_folder(job)
-    labels_path = file_in(dataset_dir, "labels.txt")
+    labels_path = file_in(dataset_dir, LABELS)
     network_name = job.extra.get("network_file")
-    network = file_in(job_dir, network_name) if network_name in NETWORK_FILES else None
+    network = file_in(job_dir, network_name) if network_name in NETWORK_FILES.values() else None
     if not labels_path or not network:
-        missing = "labels.txt of its dataset" if not labels_path else "network file"
+        missing = f"{LABELS} of its dataset" if not labels_path else "network file"
         raise Conflict(f"model {job.id} cannot be downloaded: its {missing} is missing")
-    labels = _read_labels(labels_path)
+    labels = read_labels(dataset_dir)
     info = model_info(job, job_dir, dataset, labels, deploy, label, epoch)
-    mean, mean_png = file_in(dataset_dir, "mean.binaryproto"), file_in(dataset_dir, "mean.png")
+    mean, mean_png = file_in(dataset_dir, MEAN), file_in(dataset_dir, MEAN_PNG)
     if info["use_mean"] != "none" and not mean:
         raise Conflict(f"model {job.id} subtracts the {info['use_mean']} mean, but its dataset has no mean file")
     with open(network, encoding="utf-8") as fh:
@@ -221,8 +218,8 @@ def archive_members(job: Job, epoch_arg: str | None) -> tuple[str, list[Member]]
         Member.from_bytes("predict.py", build_predict_script().encode(), mode=0o755),
         Member.from_bytes("README.txt", _readme(info, bool(generated)).encode()),
     ]
-    files = [(network_name, network), (f"snapshot_epoch_{label}.pt", snapshot), ("model.ts", ts)]
-    files += [("labels.txt", labels_path), ("mean.binaryproto", mean), ("mean.png", mean_png)]
+    files = [(network_name, network), (os.path.basename(snapshot), snapshot), ("model.ts", ts)]
+    files += [(LABELS, labels_path), (MEAN, mean), (MEAN_PNG, mean_png)]
     members: list[Member] = []
     try:
         members += [Member.from_path(name, path) for name, path in files if path]
@@ -255,17 +252,8 @@ def metrics_csv(job_id: str):
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(METRICS_COLUMNS)
-    try:
-        with open(os.path.join(workspace().store.job_dir(job.id), "metrics.jsonl"), encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    point = json.loads(line)
-                except ValueError:
-                    continue  # a line cut short by a crash
-                if isinstance(point, dict):
-                    writer.writerow([point.get(column) for column in METRICS_COLUMNS])
-    except FileNotFoundError:
-        pass
+    for point in metric_lines(workspace().store.job_dir(job.id)):
+        writer.writerow([point.get(column) for column in METRICS_COLUMNS])
     response = Response(out.getvalue(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{safe_name(job.name)}-metrics.csv"'
     return response

@@ -6,13 +6,14 @@ process; a custom PyTorch network is only compiled for syntax (it runs in the tr
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from digits.config import Settings
+from digits.folders import file_in
+from digits.folders.dataset import read_labels, training_images
+from digits.folders.model import NETWORK_FILES
 from digits.forms import FormReader
 from digits.model.quotas import (
     caffe_params_problem,
@@ -260,6 +261,8 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
         elif prev is not None:
             framework = prev.extra.get("framework", framework)
             text = _read_network(store, prev)
+            if not text:
+                r.error("previous_networks", f"Model {prev.name}'s network file is gone from its folder.")
     else:
         text = r.text("custom_network", required=True, max_length=2_000_000)
         if text and not text.endswith("\n"):
@@ -279,7 +282,7 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
     crop = r.integer("crop_size", None, minimum=1, maximum=4096)
     train = TrainSettings(
         framework=framework,
-        network_file="network" + (".prototxt" if framework == "caffe" else ".py"),
+        network_file=NETWORK_FILES[framework],
         epochs=epochs or 30,
         snapshot_interval=interval,
         val_interval=r.number("val_interval", 1.0, minimum=0.0, exclusive_minimum=True) or 1.0,
@@ -320,26 +323,19 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
 
 
 def _label_count(store, dataset) -> int:
-    try:
-        with open(os.path.join(store.job_dir(dataset.id), "labels.txt")) as fh:
-            return sum(1 for line in fh if line.strip())
-    except OSError:
-        return 0
+    return len(read_labels(store.job_dir(dataset.id)))
 
 
 def _train_entries(store, dataset) -> int | None:
-    """Training images in the dataset, when its folder says (stats.json), for the iterations per epoch."""
-    try:
-        with open(os.path.join(store.job_dir(dataset.id), "stats.json")) as fh:
-            stats = json.load(fh)
-        count = (stats.get("train") or {}).get("entries") or (stats.get("parse") or {}).get("counts", {}).get("train")
-        return int(count) if count else None
-    except (OSError, ValueError, TypeError, AttributeError):
-        return None
+    """Training images in the dataset, when its folder says, for the iterations per epoch."""
+    return training_images(store.job_dir(dataset.id))
 
 
 def _read_network(store, job) -> str:
-    with open(os.path.join(store.job_dir(job.id), job.extra["network_file"]), encoding="utf-8") as fh:
+    path = file_in(store.job_dir(job.id), job.extra.get("network_file"))
+    if path is None:
+        return ""
+    with open(path, encoding="utf-8") as fh:
         return fh.read()
 
 

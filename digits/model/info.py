@@ -4,58 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from typing import Any
 
+from digits.folders.dataset import LABELS, MEAN
+from digits.folders.model import read_metrics, snapshots
 from digits.job import Job
-
-
-def read_metrics(job_dir: str) -> dict[str, dict[str, list[list[float]]]]:
-    """metrics.jsonl as {phase: {name: [[epoch, value], ...]}}, in the order they were reported."""
-    out: dict[str, dict[str, list[list[float]]]] = {}
-    try:
-        with open(os.path.join(job_dir, "metrics.jsonl")) as fh:
-            for line in fh:
-                try:
-                    m = json.loads(line)
-                except ValueError:
-                    continue
-                series = out.setdefault(m.get("phase", "train"), {}).setdefault(m.get("name", "?"), [])
-                series.append([m.get("epoch"), m.get("value")])
-    except OSError:
-        pass
-    return out
+from digits.store import METRICS_FILE
 
 
 def latest_metrics(metrics: dict[str, dict[str, list[list[float]]]]) -> dict[str, float]:
     return {
         f"{phase} {name}": series[-1][1] for phase, names in metrics.items() for name, series in names.items() if series
     }
-
-
-def file_in(folder: str, name: str | None) -> str | None:
-    """`folder/name` when it is a regular file right inside `folder`: no subfolders, no links leading out.
-
-    Names in job.json and in a worker's messages come from a process that may run a member's code, so the
-    server reads no file of a job folder without this check."""
-    if not name or not isinstance(name, str) or os.path.basename(name) != name or name in (".", ".."):
-        return None
-    path = os.path.join(folder, name)
-    try:
-        mode = os.lstat(path).st_mode  # a link is not followed: it is not a regular file
-    except (OSError, ValueError):
-        return None
-    return path if stat.S_ISREG(mode) else None
-
-
-def snapshots(job: Job, job_dir: str) -> list[dict[str, Any]]:
-    """Snapshots that exist on disk, oldest first: [{"epoch", "path"}]."""
-    out = {}
-    for task in job.tasks:
-        for snap in task.snapshots:
-            if file_in(job_dir, snap.get("path")):
-                out[snap["path"]] = snap
-    return sorted(out.values(), key=lambda s: s["epoch"])
 
 
 def model_json(job: Job, job_dir: str, dataset: Job | None) -> dict[str, Any]:
@@ -78,10 +38,10 @@ def model_json(job: Job, job_dir: str, dataset: Job | None) -> dict[str, Any]:
         "network file": job.extra.get("network_file"),
         "image dimensions": [image.get("height"), image.get("width"), image.get("channels")],
         "image resize mode": image.get("resize_mode"),
-        "labels file": "labels.txt",
-        "mean file": "mean.binaryproto" if job.extra.get("settings", {}).get("use_mean") != "none" else None,
-        "snapshots": [s["epoch"] for s in snaps],
-        "snapshot files": [s["path"] for s in snaps],
+        "labels file": LABELS,
+        "mean file": MEAN if job.extra.get("settings", {}).get("use_mean") != "none" else None,
+        "snapshots": [s.epoch for s in snaps],
+        "snapshot files": [s.name for s in snaps],
         "progress": round(job.progress, 4),
         "epoch": train.epoch if train else None,
         "solver": job.extra.get("settings", {}),
@@ -98,7 +58,7 @@ SPARK_TAIL_BYTES = 64 * 1024
 
 def sparkline(job_dir: str) -> dict[str, Any] | None:
     """A model's val accuracy (or train loss before any validation) as ~40 points for the console, cached by mtime."""
-    path = os.path.join(job_dir, "metrics.jsonl")
+    path = os.path.join(job_dir, METRICS_FILE)
     try:
         mtime = os.stat(path).st_mtime
     except OSError:

@@ -3,9 +3,9 @@
 predict.py needs only torch, numpy and Pillow. So that it reads an image exactly as the server does, the
 functions that do it are not copied by hand: `build_predict_script()` carries their source text, as it is in
 this checkout, out of `digits.formats.images` (open, orient, convert, resize by DIGITS' resize modes) and
-`digits.model.augment` (BatchTransform: mean, center crop, input scale), together with every top-level name
+`digits.engine.augment` (BatchTransform: mean, center crop, input scale), together with every top-level name
 they use. The source is read with `ast` rather than `inspect.getsource`, because importing
-`digits.model.augment` would import torch, which the web process never does.
+`digits.engine.augment` would import torch, which the web process never does.
 
 The mean is read from mean.binaryproto by a small protobuf wire-format reader in the template, so the archive
 keeps DIGITS' (and Caffe's) files and needs no protobuf package.
@@ -28,7 +28,7 @@ TEMPLATE_IMPORTS = ("import argparse", "import json", "import os", "import sys",
 # (module, the names predict.py calls, decorators whose functions are reached through a registry)
 CARRIED = (
     ("digits.formats.images", ("ImageError", "load_for_network"), ("register_resize_mode",)),
-    ("digits.model.augment", ("BatchTransform",), ()),
+    ("digits.engine.augment", ("BatchTransform",), ()),
 )
 
 

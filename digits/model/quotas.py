@@ -11,19 +11,18 @@ keeps to resume from, and a PyTorch network that cannot be traced has none.
 
 from __future__ import annotations
 
-import glob
 import math
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
+
+from digits.folders.model import snapshots_on_disk
 
 BYTES_PER_VALUE = 4  # float32: parameters, buffers and solver state stay float32 under autocast
 # What torch.save writes besides tensor data: the pickled structure and RNG state (per snapshot), a zip entry
 # with its alignment (per tensor); measured on LeNet and ResNet-18 snapshots, rounded up.
 SNAPSHOT_OVERHEAD = 16 * 1024
 TENSOR_OVERHEAD = 512
-SNAPSHOT_FILE = re.compile(r"^snapshot_epoch_\d+(\.\d+)?\.pt$")
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class Quotas:
 
 
 def optimizer_slots(framework: str, solver_type: str, momentum: float | None) -> int:
-    """Tensors the solver keeps per trainable parameter (what digits.model.solvers' optimizers store)."""
+    """Tensors the solver keeps per trainable parameter (what digits.engine.solvers' optimizers store)."""
     kind = solver_type.upper()
     if kind in ("ADADELTA", "ADAM"):
         return 2
@@ -77,9 +76,8 @@ def snapshot_count(epochs: int, interval: float, iters_per_epoch: int | None = N
 def snapshot_files_bytes(job_dir: str, *, skip: tuple[str, ...] = ()) -> int:
     """Bytes the model's snapshots take in `job_dir` now (files named in `skip` left out)."""
     total = 0
-    for path in glob.glob(os.path.join(glob.escape(job_dir), "snapshot_epoch_*.pt")):
-        name = os.path.basename(path)
-        if SNAPSHOT_FILE.match(name) and name not in skip:
+    for _, path in snapshots_on_disk(job_dir):
+        if os.path.basename(path) not in skip:
             try:
                 total += os.path.getsize(path)
             except OSError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from digits.folders.dataset import read_labels
 from digits.forms import FormReader
 from digits.model.caffe import analyze_for_display
 from digits.model.forms import LR_POLICIES, input_shape, network_crop, read_lr_policy
@@ -37,12 +38,7 @@ def visualize():
     dataset = workspace().store.get(r.text("dataset")) if r.text("dataset") else None
     if dataset is not None and dataset.category == "dataset":
         image = dataset.extra.get("image") or DEFAULT_IMAGE
-        labels = dataset.path(workspace().store.jobs_dir, "labels.txt")
-        try:
-            with open(labels) as fh:
-                classes = sum(1 for line in fh if line.strip()) or classes
-        except OSError:
-            pass
+        classes = len(read_labels(workspace().store.job_dir(dataset.id))) or classes
     crop = r.integer("crop_size", None, minimum=1) or network_crop(text, framework)
     if crop and (crop > int(image["height"]) or crop > int(image["width"])):
         crop = None

@@ -8,10 +8,12 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 
 from digits import sandbox
 from digits.audit import audit
+from digits.folders import file_in
+from digits.folders.model import NETWORK_FILES, snapshots
 from digits.job import Job, Task
 from digits.model import MODEL_TYPE
 from digits.model.forms import LR_PARAMS, ModelForm, read_model_form
-from digits.model.info import file_in, latest_metrics, model_json, snapshots
+from digits.model.info import latest_metrics, model_json
 from digits.model.standard import FRAMEWORKS, get_network, list_networks, runs_code
 from digits.status import Status
 from digits.views.auth import has_permission
@@ -29,7 +31,7 @@ def build_job(form: ModelForm, owner: str, values: dict, job_id: str) -> Job:
         prev = workspace().store.get(form.previous_job)
         snaps = snapshots(prev, prev_dir) if prev else []
         if snaps:
-            settings["pretrained"] = os.path.join("..", form.previous_job, snaps[-1]["path"])
+            settings["pretrained"] = os.path.join("..", form.previous_job, snaps[-1].name)
     dataset = workspace().store.get(form.dataset_id)
     args = {**settings, "dataset_dir": os.path.join("..", form.dataset_id)}
     if form.gpu_ids:
@@ -218,7 +220,7 @@ def resume(job_id: str):
     return redirect(url_for("models.show", job_id=job.id))
 
 
-@bp.route("/models/<job_id>/<any('network.prototxt', 'network.py'):name>")
+@bp.route(f"/models/<job_id>/<any({', '.join(map(repr, NETWORK_FILES.values()))}):name>")
 def network_file(job_id: str, name: str):
     job = job_or_404(job_id, "model")
     path = file_in(workspace().store.job_dir(job.id), name) if job.extra.get("network_file") == name else None

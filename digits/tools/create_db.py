@@ -17,6 +17,7 @@ from digits.config import Settings
 from digits.dataset.create_db import ImageSettings, build_db, save_mean
 from digits.dataset.forms import read_dataset_form
 from digits.dataset.parse import parse_folders, write_lists
+from digits.folders.dataset import IMAGE_JSON, STATS, db_name
 from digits.progress import ProgressBar
 from digits.store import write_json_atomic
 from digits.worker_runtime import TaskFailed
@@ -80,14 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         settings = ImageSettings.from_dict(form.image_settings())
         for split in form.splits:
             entries = result.splits[split]
-            bar = ProgressBar(len(entries), f"{split}_db")
+            bar = ProgressBar(len(entries), db_name(split))
 
             def show(fraction: float, bar: ProgressBar = bar, total: int = len(entries)) -> None:
                 bar.update(int(fraction * total))
 
             db = build_db(
                 entries,
-                os.path.join(out, f"{split}_db"),
+                os.path.join(out, db_name(split)),
                 settings,
                 len(result.labels),
                 with_mean=split == "train",
@@ -105,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                 "sizes": db.sizes,
                 "seconds": round(db.seconds, 3),
             }
-        write_json_atomic(os.path.join(out, "stats.json"), stats)
-        with open(os.path.join(out, "image.json"), "w") as fh:
+        write_json_atomic(os.path.join(out, STATS), stats)
+        with open(os.path.join(out, IMAGE_JSON), "w") as fh:
             json.dump(form.image_settings(), fh, indent=1)
     except TaskFailed as e:
         print(f"error: {e}", file=sys.stderr)

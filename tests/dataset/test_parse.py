@@ -2,7 +2,8 @@ import os
 
 import pytest
 
-from digits.dataset.parse import parse_folders, parse_list_file, parse_textfiles, read_list, write_lists
+from digits.dataset.parse import parse_folders, parse_list_file, parse_textfiles, write_lists
+from digits.folders.dataset import read_list
 from digits.worker_runtime import TaskFailed
 from tests.support.imagegen import make_shapes
 

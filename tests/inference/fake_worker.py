@@ -1,4 +1,4 @@
-"""A torch-free stand-in for digits.inference.worker that speaks its protocol and misbehaves on request.
+"""A torch-free stand-in for digits.engine.inference.worker that speaks its protocol and misbehaves on request.
 
 ops: echo (answers its fields and pid), crash (exits at once), sleep {seconds}, progress {steps}, fail {kind}.
 """

@@ -17,18 +17,19 @@ import numpy as np
 import pytest
 import torch
 
+from digits.engine.augment import BatchTransform
+from digits.engine.data import load_mean
+from digits.engine.export import deploy_path_for, export_deployable, snapshot_exporter
+from digits.engine.networks import build_network
+from digits.engine.solvers import make_optimizer
+from digits.engine.trainer import Split, Trainer
+from digits.folders.dataset import open_dataset
 from digits.formats.caffe_pb import read_mean, write_mean
 from digits.formats.images import load_for_network
 from digits.model import download
-from digits.model.augment import BatchTransform
-from digits.model.data import load_mean, open_dataset
-from digits.model.export import deploy_path_for, export_deployable, snapshot_exporter
 from digits.model.lr_policy import LRPolicy
-from digits.model.networks_build import build_network
 from digits.model.predict_template import build_predict_script
-from digits.model.solvers import make_optimizer
 from digits.model.standard import get_network
-from digits.model.train import Split, Trainer
 from tests.conftest import ROOT
 from tests.model.test_training import create, model_form
 
@@ -58,7 +59,7 @@ def train(client, recorder, workspace, dataset, **form):
 
 
 def run_export(job_dir):
-    subprocess.run([sys.executable, "-m", "digits.model.export", job_dir], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "digits.engine.export", job_dir], cwd=ROOT, check=True, capture_output=True)
 
 
 def members(data: bytes, fmt: str) -> dict[str, bytes]:
@@ -203,7 +204,7 @@ def test_epochs_names_metrics_csv_and_missing_files(signed_in, app, workspace, r
     r = signed_in.get(f"/models/{job_id}/download", headers=JSON)
     assert r.status_code == 409
     message = r.get_json()["error"]["message"]
-    assert "deployable model" in message and "retraining" in message and "digits.model.export" in message
+    assert "deployable model" in message and "retraining" in message and "digits.engine.export" in message
     run_export(job_dir)  # what the message suggests, for a model trained before deployable models
     assert signed_in.get(f"/models/{job_id}/download").status_code == 200
 

@@ -12,14 +12,14 @@ import requests
 import torch
 from torch import nn
 
+from digits.engine.networks import size_problem_before_building
+from digits.engine.solvers import make_optimizer
+from digits.engine.trainer import Split, Trainer
 from digits.job import Job, new_job_id
 from digits.model import MODEL_TYPE
 from digits.model.lr_policy import LRPolicy
-from digits.model.networks_build import size_problem_before_building
 from digits.model.quotas import snapshot_count
-from digits.model.solvers import make_optimizer
 from digits.model.standard import get_network
-from digits.model.train import Split, Trainer
 from digits.status import Status
 from digits.worker_runtime import TaskFailed
 from tests.conftest import LiveServer

@@ -32,7 +32,9 @@ def test_a_killed_server_leaves_an_abort_snapshot_and_a_resumable_model(tmp_path
         model = web.post(server.url + "/models/images/classification/json", data=form, timeout=30).json()["id"]
         server.wait_progress(model, timeout=120)
         workers = [
-            p for p in psutil.Process(server.proc.pid).children(recursive=True) if "digits.model.worker" in p.cmdline()
+            p
+            for p in psutil.Process(server.proc.pid).children(recursive=True)
+            if "digits.engine.train_worker" in p.cmdline()
         ]
         assert len(workers) == 1
         killed = time.time()

@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from digits.model.solvers import FRAMEWORKS, SOLVER_TYPES, make_optimizer, set_learning_rate
+from digits.engine.solvers import FRAMEWORKS, SOLVER_TYPES, make_optimizer, set_learning_rate
 
 W0 = [1.0, -2.0]
 CURVATURE = [1.0, 3.0]

@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
-from digits.model.augment import BatchTransform
+from digits.engine.augment import BatchTransform
+from digits.engine.networks import build_network, network_crop
+from digits.engine.solvers import make_optimizer
+from digits.engine.trainer import Split, Trainer
 from digits.model.lr_policy import LRPolicy
-from digits.model.networks_build import build_network, network_crop
-from digits.model.solvers import make_optimizer
 from digits.model.standard import get_network, list_networks
-from digits.model.train import Split, Trainer
 
 CASES = [(net.name, fw) for net in list_networks() for fw in net.frameworks]
 SIZES = {"lenet": (1, 28, 28), "resnet18": (3, 32, 32), "resnet50": (3, 32, 32)}

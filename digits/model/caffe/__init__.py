@@ -1,7 +1,7 @@
 """Caffe prototxt networks for DIGITS: a text-format parser, a caffe.proto schema, shape analysis (all
-torch-free, for the web process) and, in `digits.model.caffe.torchnet`, the compiler to PyTorch.
+torch-free, for the web process) and, in `digits.engine.caffe.net`, the compiler to PyTorch.
 
-`torchnet` is deliberately not imported here: importing this package must not import torch.
+Importing this package never imports torch.
 """
 
 from digits.model.caffe.network import (

@@ -1,7 +1,7 @@
 """Torch-free public API for DIGITS Caffe networks: analysis, deploy export and graphs.
 
-The web process imports this module (never torch) to validate and draw networks; `torchnet` compiles a
-NetworkSpec into a PyTorch module for the training worker.
+The web process imports this module (never torch) to validate and draw networks; `digits.engine.caffe`
+compiles a NetworkSpec into a PyTorch module for the training worker.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from digits.engine.caffe.net import build_net
 from digits.model.caffe import analyze, deploy_prototxt
 from digits.model.caffe.textformat import parse
-from digits.model.caffe.torchnet import build_net
 from tests.model.caffe.test_standard_networks import load
 
 

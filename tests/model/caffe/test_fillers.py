@@ -1,4 +1,4 @@
-"""digits.model.caffe.fillers: Caffe's filler definitions, including how Caffe counts fan-in and fan-out."""
+"""digits.engine.caffe.fillers: Caffe's filler definitions, including how Caffe counts fan-in and fan-out."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from digits.model.caffe.fillers import fans, fill_
+from digits.engine.caffe.fillers import fans, fill_
+from digits.engine.caffe.net import build_net
 from digits.model.caffe.shapes import filler
 from digits.model.caffe.textformat import parse
-from digits.model.caffe.torchnet import build_net
 
 
 def make(text: str) -> dict:

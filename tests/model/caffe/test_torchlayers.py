@@ -1,13 +1,13 @@
-"""digits.model.caffe.torchlayers: Caffe's arithmetic for pooling, LRN, BatchNorm and the other layers."""
+"""digits.engine.caffe.layers: Caffe's arithmetic for pooling, LRN, BatchNorm and the other layers."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from digits.engine.caffe.layers import caffe_pool
+from digits.engine.caffe.net import build_net
 from digits.model.caffe import analyze
-from digits.model.caffe.torchlayers import caffe_pool
-from digits.model.caffe.torchnet import build_net
 
 
 def one_layer(body: str, extra_layers: str = "") -> str:

@@ -1,4 +1,4 @@
-"""digits.model.caffe.torchnet: the compiled modules match the analysis, train, and honour Caffe's ParamSpecs."""
+"""digits.engine.caffe.net: the compiled modules match the analysis, train, and honour Caffe's ParamSpecs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from digits.engine.caffe.net import CaffeNet, build_net
 from digits.model.caffe import analyze
-from digits.model.caffe.torchnet import CaffeNet, build_net
 from tests.model.caffe.test_standard_networks import load
 
 STANDARD = {"lenet": (1, 28, 28), "alexnet": (3, 227, 227), "googlenet": (3, 224, 224)}

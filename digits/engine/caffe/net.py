@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from digits.engine.caffe.layers import build_layer
 from digits.model.caffe.analysis import LayerSpec, NetworkSpec, analyze
 from digits.model.caffe.shapes import SOURCE_TYPES
-from digits.model.caffe.torchlayers import build_layer
 
 NOT_COMPUTED = (*SOURCE_TYPES, "SoftmaxWithLoss", "Accuracy")
 

@@ -1,21 +1,18 @@
 """The dataset as the training worker sees it: records decoded from the LMDBs, the mean, and batches on the device.
 
-A dataset folder is the contract (labels.txt, <split>_db/, mean.binaryproto, image settings), so a dataset
-made by our form, by `digits.tools.create_db` or by other tools that write the same files reads the same way.
+The folder itself (its files, labels, image settings) is digits.folders.dataset.
 """
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
+from digits.folders.dataset import MEAN, DatasetFolder, db_labels_path
 from digits.formats.caffe_pb import datum_label, datum_to_array, datums_to_arrays, read_mean
 from digits.formats.lmdb_io import LmdbReader
 from digits.worker_runtime import TaskFailed
@@ -24,43 +21,6 @@ from digits.worker_runtime import TaskFailed
 # larger ones are streamed from their LMDB. DIGITS_PRELOAD_LIMIT_BYTES changes it for a machine's memory.
 PRELOAD_LIMIT_BYTES = int(os.environ.get("DIGITS_PRELOAD_LIMIT_BYTES", 8 << 30))
 DECODE_CHUNK = 512
-
-
-@dataclass
-class DatasetFolder:
-    path: str
-    labels: list[str]
-    image: dict[str, Any]
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return int(self.image["channels"]), int(self.image["height"]), int(self.image["width"])
-
-    def db(self, split: str) -> str | None:
-        path = os.path.join(self.path, f"{split}_db")
-        return path if os.path.isdir(path) else None
-
-
-def open_dataset(path: str) -> DatasetFolder:
-    """Read a dataset folder's labels and image settings (from its job.json, or image.json from the CLI tool)."""
-    try:
-        with open(os.path.join(path, "labels.txt"), encoding="utf-8") as fh:
-            labels = [line.rstrip("\n") for line in fh if line.strip()]
-    except OSError as e:
-        raise TaskFailed(f"dataset folder {path} has no readable labels.txt ({e.strerror})") from None
-    image = None
-    for name in ("job.json", "image.json"):
-        try:
-            with open(os.path.join(path, name)) as fh:
-                data = json.load(fh)
-            image = data.get("extra", {}).get("image") if name == "job.json" else data
-            if image:
-                break
-        except (OSError, ValueError):
-            continue
-    if not image:
-        raise TaskFailed(f"dataset folder {path} does not say its image size (no job.json or image.json)")
-    return DatasetFolder(path, labels, image)
 
 
 def read_records(db_path: str) -> list[bytes]:
@@ -105,7 +65,7 @@ class StreamingSplit:
         self._pending: dict[tuple[int, ...], Future] = {}
 
     def _labels(self, db_path: str) -> torch.Tensor:
-        path = db_path + "_labels.bin"  # written by our create_db; other tools' DBs are scanned once
+        path = db_labels_path(db_path)  # written by our create-db; other tools' DBs are scanned once
         if os.path.exists(path):
             labels = np.fromfile(path, dtype=np.int32)
             if len(labels) == len(self.keys):
@@ -146,10 +106,9 @@ def load_mean(dataset: DatasetFolder, use_mean: str) -> torch.Tensor | None:
     """The mean to subtract, C x H x W (image) or C x 1 x 1 (pixel), in 0..255 pixel units; None for 'none'."""
     if use_mean == "none":
         return None
-    path = os.path.join(dataset.path, "mean.binaryproto")
-    if not os.path.exists(path):
-        raise TaskFailed(f"use_mean={use_mean} but the dataset has no mean.binaryproto")
-    mean = torch.from_numpy(read_mean(path)).permute(2, 0, 1).contiguous()
+    if dataset.mean is None:
+        raise TaskFailed(f"use_mean={use_mean} but the dataset has no {MEAN}")
+    mean = torch.from_numpy(read_mean(dataset.mean)).permute(2, 0, 1).contiguous()
     if use_mean == "pixel":
         mean = mean.mean(dim=(1, 2), keepdim=True)
     return mean

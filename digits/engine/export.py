@@ -8,14 +8,13 @@ Next to `snapshot_epoch_<N>.pt` the training worker writes
 
 For jobs trained before this existed, export them afterwards:
 
-    python -m digits.model.export JOBS_DIR/<model id> [--force]
+    python -m digits.engine.export JOBS_DIR/<model id> [--force]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import glob
 import json
 import os
 import sys
@@ -24,8 +23,9 @@ from collections.abc import Callable
 
 import torch
 
-from digits.model.networks_build import BuiltNetwork
-from digits.model.train import SNAPSHOT_RE
+from digits.engine.networks import BuiltNetwork
+from digits.folders.dataset import open_dataset
+from digits.folders.model import deploy_names, label_of, snapshots_on_disk
 from digits.worker_runtime import TaskFailed
 
 DEPLOY_FORMAT = 1
@@ -38,10 +38,10 @@ class ExportError(RuntimeError):
 def deploy_path_for(snapshot_path: str) -> str:
     """`.../snapshot_epoch_3.pt` -> `.../deploy_epoch_3.ts`."""
     folder, name = os.path.split(snapshot_path)
-    m = SNAPSHOT_RE.match(name)
-    if not m:
+    label = label_of(name)
+    if label is None:
         raise ValueError(f"not a snapshot file name: {name!r}")
-    return os.path.join(folder, f"deploy_epoch_{m.group(1)}.ts")
+    return os.path.join(folder, deploy_names(label)[0])
 
 
 def deploy_info_path_for(deploy_path: str) -> str:
@@ -166,19 +166,9 @@ def snapshot_exporter(
 # ---- exporting a finished job's snapshots ------------------------------------------------------------------
 
 
-def _job_snapshots(job_dir: str) -> list[str]:
-    found = []
-    for path in glob.glob(os.path.join(job_dir, "snapshot_epoch_*.pt")):
-        m = SNAPSHOT_RE.match(os.path.basename(path))
-        if m:
-            found.append((float(m.group(1)), path))
-    return [path for _, path in sorted(found)]
-
-
 def export_job(job_dir: str, force: bool = False, log: Callable[[str], None] = print) -> list[str]:
     """Export every snapshot of a model job folder that has no deployable model yet; returns the files written."""
-    from digits.model.data import open_dataset
-    from digits.model.networks_build import build_network
+    from digits.engine.networks import build_network
 
     with open(os.path.join(job_dir, "job.json")) as fh:
         job = json.load(fh)
@@ -193,7 +183,7 @@ def export_job(job_dir: str, force: bool = False, log: Callable[[str], None] = p
         image_shape = (int(image["channels"]), int(image["height"]), int(image["width"]))
     dataset_labels = None
     written = []
-    for snapshot in _job_snapshots(job_dir):
+    for _, snapshot in snapshots_on_disk(job_dir):
         target = deploy_path_for(snapshot)
         if not force and os.path.exists(target) and os.path.exists(deploy_info_path_for(target)):
             continue
@@ -214,7 +204,7 @@ def export_job(job_dir: str, force: bool = False, log: Callable[[str], None] = p
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m digits.model.export", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m digits.engine.export", description=__doc__.splitlines()[0])
     p.add_argument("job_dir", help="a model job folder (jobs/<id>)")
     p.add_argument("--force", action="store_true", help="export snapshots that already have a deployable model")
     args = p.parse_args(argv)

@@ -1,8 +1,8 @@
 """A model job's snapshot loaded for inference, with exactly the preprocessing its validation used (worker side).
 
 Nothing here is a copy of the training pipeline: images are read by digits.formats.images.load_for_network (as
-create-db read them), transformed by digits.model.augment.BatchTransform with the training worker's validation
-arguments, and fed to the network digits.model.networks_build builds, with the snapshot's weights.
+create-db read them), transformed by digits.engine.augment.BatchTransform with the training worker's validation
+arguments, and fed to the network digits.engine.networks builds, with the snapshot's weights.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from digits.engine.augment import BatchTransform
+from digits.engine.data import load_mean
+from digits.engine.networks import BuiltNetwork, build_network, network_crop
+from digits.folders.dataset import DatasetFolderError, open_dataset
 from digits.formats.images import load_for_network
-from digits.model.augment import BatchTransform
-from digits.model.data import load_mean, open_dataset
 from digits.model.forms import input_shape
-from digits.model.networks_build import BuiltNetwork, build_network, network_crop
 from digits.worker_runtime import TaskFailed
 
 TOP_K = 5
@@ -43,7 +44,7 @@ class LoadedModel:
         self.device = device
         try:
             self.dataset = open_dataset(spec["dataset_dir"])
-        except TaskFailed as e:
+        except DatasetFolderError as e:
             raise RequestFailed("not_found", f"the model's dataset cannot be read: {e}") from None
         try:
             with open(spec["network_file"], encoding="utf-8") as fh:

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from digits.engine.caffe.fillers import fill_
 from digits.model.caffe.analysis import LayerSpec
-from digits.model.caffe.fillers import fill_
 from digits.model.caffe.shapes import pooled_size
 
 BUILDERS: dict[str, Callable[[LayerSpec], nn.Module]] = {}

@@ -1,4 +1,4 @@
-"""The inference worker: `python -m digits.inference.worker`, long-lived, one loaded model at a time.
+"""The inference worker: `python -m digits.engine.inference.worker`, long-lived, one loaded model at a time.
 
 Reads requests from stdin and answers on stdout (digits.inference.wire), one at a time; anything a library
 prints goes to stderr. A request that fails is answered with an error and the worker carries on. It exits
@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import heapq
-import json
 import os
 import sys
 import time
@@ -25,15 +24,16 @@ import torch
 from digits import sandbox
 from digits.config import Settings
 from digits.datapaths import PathRefused
+from digits.engine.inference.model import TOP_K, LoadedModel, RequestFailed
+from digits.engine.inference.threads import threads_for_one, torch_threads
+from digits.engine.inference.visualize import visualize
+from digits.folders.dataset import SPLITS, split_sources
 from digits.formats.caffe_pb import datum_to_array
 from digits.formats.images import ImageError
 from digits.formats.lmdb_io import LmdbReader
 from digits.inference import render, wire
 from digits.inference.evaluate import evaluate
-from digits.inference.model import TOP_K, LoadedModel, RequestFailed
 from digits.inference.paths import PathChecker
-from digits.inference.threads import threads_for_one, torch_threads
-from digits.inference.visualize import visualize
 
 PROGRESS_EVERY_S = 0.5
 MAX_TOP_N = 100
@@ -265,10 +265,10 @@ class InferenceServer:
         """The misclassified records of a dataset split, most confidently wrong first."""
         split = str(request.get("split") or "val")
         n = max(1, min(1000, int(request.get("n") or 50)))
-        db_path = os.path.join(model.dataset.path, f"{split}_db")
-        if split not in ("train", "val", "test") or not os.path.isdir(db_path):
+        db_path = model.dataset.db(split) if split in SPLITS else None
+        if db_path is None:
             raise RequestFailed("not_found", f"the model's dataset has no {split} split")
-        paths = split_paths(model.dataset.path, split)
+        paths = split_sources(model.dataset.path, split)
         heap: list[tuple[float, int, int, int, float]] = []
         total = wrong = 0
         with LmdbReader(db_path) as db:
@@ -318,22 +318,6 @@ class InferenceServer:
             "hardest": hardest,
             "epoch": model.epoch,
         }
-
-
-def split_paths(dataset_dir: str, split: str) -> list[str] | None:
-    """The source path of each record of a split: its list file without the images create-db skipped."""
-    try:
-        with open(os.path.join(dataset_dir, f"{split}.txt"), encoding="utf-8") as fh:
-            listed = [line.rstrip("\n").rsplit(" ", 1)[0] for line in fh if line.strip()]
-    except OSError:
-        return None
-    skipped: set[str] = set()
-    try:
-        with open(os.path.join(dataset_dir, "stats.json")) as fh:
-            skipped = {s["path"] for s in json.load(fh).get(split, {}).get("skipped", [])}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass
-    return [p for p in listed if p not in skipped]
 
 
 def serve(server: InferenceServer, requests: IO[str], replies: IO[str]) -> None:

@@ -1,4 +1,4 @@
-"""The training worker: `python -m digits.model.worker JOB_DIR --task train`.
+"""The training worker: `python -m digits.engine.train_worker JOB_DIR --task train`.
 
 Reads the dataset folder, builds the network, trains on the GPU when one is visible (CPU otherwise), and
 speaks the task protocol; resumes from the latest snapshot in the job folder when there is one.
@@ -12,24 +12,27 @@ import sys
 
 import torch
 
-from digits.model.augment import BatchTransform
-from digits.model.data import (
+from digits.engine.augment import BatchTransform
+from digits.engine.data import (
     PRELOAD_LIMIT_BYTES,
     StreamingSplit,
     decode_split,
     load_mean,
-    open_dataset,
     split_bytes,
 )
-from digits.model.export import snapshot_exporter
-from digits.model.forms import input_shape
-from digits.model.lr_policy import LRPolicy
-from digits.model.networks_build import (
+from digits.engine.export import snapshot_exporter
+from digits.engine.networks import (
     build_network,
     module_params_problem,
     network_crop,
     size_problem_before_building,
 )
+from digits.engine.solvers import make_optimizer
+from digits.engine.trainer import Split, Trainer
+from digits.folders.dataset import DatasetFolderError, open_dataset
+from digits.folders.model import latest_snapshot
+from digits.model.forms import input_shape
+from digits.model.lr_policy import LRPolicy
 from digits.model.quotas import (
     Quotas,
     optimizer_slots,
@@ -37,8 +40,6 @@ from digits.model.quotas import (
     snapshot_files_bytes,
     snapshots_problem,
 )
-from digits.model.solvers import make_optimizer
-from digits.model.train import Split, Trainer, latest_snapshot
 from digits.worker_runtime import TaskFailed, WorkerContext, run_worker
 
 
@@ -103,7 +104,10 @@ def run_train(ctx: WorkerContext) -> str | None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    dataset = open_dataset(os.path.normpath(os.path.join(ctx.job_dir, s["dataset_dir"])))
+    try:
+        dataset = open_dataset(os.path.normpath(os.path.join(ctx.job_dir, s["dataset_dir"])))
+    except DatasetFolderError as e:
+        raise TaskFailed(str(e)) from None
     if not dataset.db("train"):
         raise TaskFailed(f"the dataset has no train_db in {dataset.path}")
     with open(ctx.path(s["network_file"]), encoding="utf-8") as fh:

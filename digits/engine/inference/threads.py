@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from digits.inference.model import LoadedModel
+from digits.engine.inference.model import LoadedModel
 
 
 @contextlib.contextmanager

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from digits.engine.inference.model import LoadedModel
 from digits.inference import render
-from digits.inference.model import LoadedModel
 
 CONV_TYPES = ("Convolution", "Conv2d", "Conv1d", "Conv3d")
 

@@ -8,10 +8,8 @@ exactly the steps an uninterrupted run would.
 
 from __future__ import annotations
 
-import glob
 import math
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,7 +17,9 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
-from digits.model.augment import BatchTransform
+from digits.engine.augment import BatchTransform
+from digits.engine.solvers import set_learning_rate
+from digits.folders.model import epoch_label, snapshot_name
 from digits.model.lr_policy import LRPolicy
 from digits.model.quotas import (
     SNAPSHOT_OVERHEAD,
@@ -29,10 +29,8 @@ from digits.model.quotas import (
     snapshot_files_bytes,
     snapshot_iterations,
 )
-from digits.model.solvers import set_learning_rate
 from digits.worker_runtime import TaskFailed
 
-SNAPSHOT_RE = re.compile(r"^snapshot_epoch_(\d+(?:\.\d+)?)\.pt$")
 REPORTS_PER_EPOCH = 10
 
 
@@ -77,10 +75,6 @@ class Model(Protocol):
     def logits(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
-def epoch_label(epoch: float) -> str:
-    return str(int(epoch)) if float(epoch).is_integer() else f"{epoch:.2f}".rstrip("0")
-
-
 def iteration_seed(seed: int, iteration: int) -> int:
     return (seed * 1_000_003 + iteration * 7_919 + 12_345) % (2**63 - 1)
 
@@ -94,16 +88,6 @@ def saved_bytes(state: Any) -> int:
     if isinstance(state, list | tuple):
         return sum(saved_bytes(v) for v in state)
     return 0
-
-
-def latest_snapshot(job_dir: str) -> str | None:
-    """The snapshot with the most training in it."""
-    found = []
-    for path in glob.glob(os.path.join(job_dir, "snapshot_epoch_*.pt")):
-        m = SNAPSHOT_RE.match(os.path.basename(path))
-        if m:
-            found.append((float(m.group(1)), path))
-    return max(found)[1] if found else None
 
 
 @dataclass
@@ -239,7 +223,7 @@ class Trainer:
 
     def save_snapshot(self, iteration: int) -> str:
         epoch = iteration / self.iters_per_epoch
-        name = f"snapshot_epoch_{epoch_label(epoch)}.pt"
+        name = snapshot_name(epoch)
         state = {
             "format": 1,
             "iteration": iteration,

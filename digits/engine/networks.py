@@ -60,8 +60,8 @@ def network_crop(text: str, framework: str) -> int | None:
 def build_network(text: str, framework: str, *, input_shape: tuple[int, int, int], num_classes: int) -> BuiltNetwork:
     channels, height, width = input_shape
     if framework == "caffe":
+        from digits.engine.caffe.net import build_net
         from digits.model.caffe import analyze
-        from digits.model.caffe.torchnet import build_net
 
         net = build_net(text, input_shape=input_shape, num_classes=num_classes, stage="train")
         train_spec = analyze(text, stage="train", input_shape=input_shape, num_classes=num_classes)

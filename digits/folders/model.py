@@ -1,0 +1,134 @@
+"""A model job folder: what training, inference, downloads and pages read and write there (torch-free).
+
+    network.prototxt | network.py      the network as written (Caffe prototxt, or PyTorch source)
+    snapshot_epoch_<E>.pt              weights, optimizer, scheduler and RNG state at epoch E (torch.save)
+    deploy_epoch_<E>.ts / .json        the network traced for deployment, and how to feed it
+    metrics.jsonl                      every metric the worker reported (the store's, for every job)
+    results/                           pictures made by classify-many (confusion matrices)
+
+E is the epoch label: "3" at the end of an epoch, "1.73" between epochs (an abort, a fractional interval).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from digits.folders import file_in
+from digits.job import Job
+from digits.store import METRICS_FILE
+
+NETWORK_FILES = {"caffe": "network.prototxt", "torch": "network.py"}
+SNAPSHOT_RE = re.compile(r"^snapshot_epoch_(\d+(?:\.\d+)?)\.pt$")
+RESULTS_DIR = "results"
+
+
+def epoch_label(epoch: float) -> str:
+    """3.0 -> "3", 1.7333 -> "1.73": how an epoch is written in file names and shown to people."""
+    return str(int(epoch)) if float(epoch).is_integer() else f"{epoch:.2f}".rstrip("0")
+
+
+def snapshot_name(epoch: float) -> str:
+    return f"snapshot_epoch_{epoch_label(epoch)}.pt"
+
+
+def deploy_names(label: str) -> tuple[str, str]:
+    """(traced network, its description) exported for the snapshot of this epoch label."""
+    return f"deploy_epoch_{label}.ts", f"deploy_epoch_{label}.json"
+
+
+def label_of(snapshot: str) -> str | None:
+    """The epoch label of a snapshot file name; None for any other name."""
+    m = SNAPSHOT_RE.match(os.path.basename(snapshot))
+    return m.group(1) if m else None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot of a model: the epoch its worker reported (a whole number at the end of an epoch) and its file
+    in the job folder."""
+
+    epoch: int | float
+    name: str
+
+    @property
+    def label(self) -> str:
+        return label_of(self.name) or epoch_label(self.epoch)
+
+
+def snapshots(job: Job, job_dir: str) -> list[Snapshot]:
+    """The snapshots the job recorded that are on disk, oldest first."""
+    found: dict[str, Snapshot] = {}
+    for task in job.tasks:
+        for snap in task.snapshots:
+            if file_in(job_dir, snap.get("path")):
+                found[snap["path"]] = Snapshot(snap["epoch"], snap["path"])
+    return sorted(found.values(), key=lambda s: s.epoch)
+
+
+def pick_snapshot(snaps: list[Snapshot], wanted: str | None) -> Snapshot | None:
+    """The snapshot for `wanted` (an epoch as a person types it: "3", "1.73" or the exact 1.7333); the latest
+    when nothing is wanted; None when there is no such snapshot."""
+    if not snaps:
+        return None
+    if not wanted:
+        return snaps[-1]
+    try:
+        value = float(wanted)
+    except ValueError:
+        return None
+    for snap in snaps:
+        if abs(float(snap.label) - value) < 1e-6 or abs(snap.epoch - value) < 1e-6:
+            return snap
+    return None
+
+
+def epochs_text(snaps: Iterable[Snapshot]) -> str:
+    return ", ".join(s.label for s in snaps)
+
+
+def snapshots_on_disk(job_dir: str) -> list[tuple[float, str]]:
+    """(epoch, path) of every snapshot file in the folder, oldest first (what a resumed run looks for)."""
+    found = []
+    for path in glob.glob(os.path.join(glob.escape(job_dir), "snapshot_epoch_*.pt")):
+        label = label_of(path)
+        if label is not None:
+            found.append((float(label), path))
+    return sorted(found)
+
+
+def latest_snapshot(job_dir: str) -> str | None:
+    """The snapshot file with the most training in it."""
+    found = snapshots_on_disk(job_dir)
+    return found[-1][1] if found else None
+
+
+def read_metrics(job_dir: str) -> dict[str, dict[str, list[list[float]]]]:
+    """metrics.jsonl as {phase: {name: [[epoch, value], ...]}}, in the order they were reported."""
+    out: dict[str, dict[str, list[list[float]]]] = {}
+    for m in metric_lines(job_dir):
+        series = out.setdefault(m.get("phase", "train"), {}).setdefault(m.get("name", "?"), [])
+        series.append([m.get("epoch"), m.get("value")])
+    return out
+
+
+def metric_lines(job_dir: str) -> list[dict[str, Any]]:
+    """Every line of metrics.jsonl that is a JSON object."""
+    out = []
+    try:
+        with open(os.path.join(job_dir, METRICS_FILE), encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    m = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(m, dict):
+                    out.append(m)
+    except OSError:
+        pass
+    return out
