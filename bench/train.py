@@ -28,7 +28,7 @@ from digits.engine.networks import build_network  # noqa: E402
 from digits.engine.solvers import make_optimizer  # noqa: E402
 from digits.folders.dataset import open_dataset  # noqa: E402
 from digits.job import Job, Task, new_job_id  # noqa: E402
-from digits.model.forms import TrainSettings  # noqa: E402
+from digits.model.settings import TrainSettings  # noqa: E402
 from digits.model.standard import get_network  # noqa: E402
 from digits.store import write_json_atomic  # noqa: E402
 
@@ -76,10 +76,10 @@ def worker_rate(dataset: str, framework: str, epochs: int) -> float:
     """Images per second of the real worker between its first and last train-loss reports."""
     jobs = tempfile.mkdtemp(prefix="bench-train-")
     try:
-        os.symlink(dataset, os.path.join(jobs, "dataset"))
+        dataset_id = new_job_id()  # the worker finds its dataset as the job folder beside its own
+        os.symlink(dataset, os.path.join(jobs, dataset_id))
         settings = TrainSettings(
             framework=framework,
-            network_file="network" + (".prototxt" if framework == "caffe" else ".py"),
             epochs=epochs,
             snapshot_interval=epochs,
             val_interval=epochs,
@@ -101,7 +101,8 @@ def worker_rate(dataset: str, framework: str, epochs: int) -> float:
             type="bench",
             category="model",
             name="bench",
-            tasks=[Task("train", "model.train", {**settings.to_dict(), "dataset_dir": "../dataset"})],
+            tasks=[Task("train", "model.train", settings.to_dict())],
+            extra={"dataset_id": dataset_id},
         )
         job_dir = os.path.join(jobs, job.id)
         os.makedirs(job_dir)

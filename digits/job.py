@@ -6,12 +6,38 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from digits.status import Status, StatusHistory
 
-SCHEMA_VERSION = 1
+# 2: a model's training settings are kept once, in its train task's arguments (1 also kept them in extra).
+SCHEMA_VERSION = 2
+# job type -> [(the version it upgrades from, a function upgrading a job.json dict by one version)]
+_MIGRATIONS: dict[str, list[tuple[int, Callable[[dict], dict]]]] = {}
+
+
+def register_migration(job_type: str, from_version: int, upgrade: Callable[[dict], dict]) -> None:
+    """Let jobs of `job_type` written at `from_version` load: `upgrade` returns the job.json one version on.
+    Wings register their own; a type without one for a version goes up unchanged."""
+    _MIGRATIONS.setdefault(job_type, []).append((from_version, upgrade))
+
+
+def migrate(d: dict) -> dict:
+    """A job.json dict brought up to SCHEMA_VERSION; ValueError for a version from the future or none."""
+    version = d.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
+        raise ValueError(f"schema_version {version!r} is not one this server reads (1 to {SCHEMA_VERSION})")
+    steps = dict(_MIGRATIONS.get(d.get("type", ""), []))
+    while version < SCHEMA_VERSION:
+        if version in steps:
+            d = steps[version](d)
+        version += 1
+        d["schema_version"] = version
+    return d
+
+
 JOB_ID_RE = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 
 
@@ -172,9 +198,8 @@ class Job:
 
     @classmethod
     def from_dict(cls, d: dict) -> Job:
-        version = d.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise ValueError(f"schema_version {version!r} is not {SCHEMA_VERSION}")
+        """A job from its job.json, upgraded from an older schema_version when it has one (migrate)."""
+        d = migrate(dict(d))
         if not is_job_id(d.get("id", "")):
             raise ValueError(f"id {d.get('id')!r} is not a job id")
         return cls(

@@ -23,9 +23,12 @@ from collections.abc import Callable
 
 import torch
 
-from digits.engine.networks import BuiltNetwork
+from digits.engine.networks import BuiltNetwork, build_network
 from digits.folders.dataset import open_dataset
 from digits.folders.model import deploy_names, label_of, snapshots_on_disk
+from digits.job import Job
+from digits.model.settings import model_settings
+from digits.store import JOB_FILE
 from digits.worker_runtime import TaskFailed
 
 DEPLOY_FORMAT = 1
@@ -168,16 +171,13 @@ def snapshot_exporter(
 
 def export_job(job_dir: str, force: bool = False, log: Callable[[str], None] = print) -> list[str]:
     """Export every snapshot of a model job folder that has no deployable model yet; returns the files written."""
-    from digits.engine.networks import build_network
-
-    with open(os.path.join(job_dir, "job.json")) as fh:
-        job = json.load(fh)
-    extra = job.get("extra") or {}
-    settings = extra.get("settings") or {}
-    framework = extra.get("framework") or settings.get("framework")
-    with open(os.path.join(job_dir, extra["network_file"]), encoding="utf-8") as fh:
+    with open(os.path.join(job_dir, JOB_FILE)) as fh:
+        job = Job.from_dict(json.load(fh))
+    settings = model_settings(job)
+    framework = settings.framework
+    with open(os.path.join(job_dir, settings.network_file), encoding="utf-8") as fh:
         text = fh.read()
-    image = extra.get("image") or {}
+    image = job.extra.get("image") or {}
     image_shape = None
     if image:
         image_shape = (int(image["channels"]), int(image["height"]), int(image["width"]))
@@ -191,13 +191,13 @@ def export_job(job_dir: str, force: bool = False, log: Callable[[str], None] = p
         labels = state.get("labels")
         if labels is None:
             if dataset_labels is None:
-                dataset_dir = os.path.normpath(os.path.join(job_dir, "..", extra["dataset_id"]))
+                dataset_dir = os.path.join(os.path.dirname(os.path.abspath(job_dir)), job.extra["dataset_id"])
                 dataset_labels = open_dataset(dataset_dir).labels
             labels = dataset_labels
         shape = tuple(int(d) for d in state.get("input_shape") or image_shape)
         built = build_network(text, state.get("framework") or framework, input_shape=shape, num_classes=len(labels))
         built.module.load_state_dict(state["model"])
-        export_deployable(built, shape, target, image_shape=image_shape, use_mean=settings.get("use_mean"))
+        export_deployable(built, shape, target, image_shape=image_shape, use_mean=settings.use_mean)
         log(f"wrote {os.path.basename(target)} and {os.path.basename(deploy_info_path_for(target))}")
         written.append(target)
     return written

@@ -6,7 +6,6 @@ speaks the task protocol; resumes from the latest snapshot in the job folder whe
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 
@@ -29,17 +28,17 @@ from digits.engine.networks import (
 )
 from digits.engine.solvers import make_optimizer
 from digits.engine.trainer import Split, Trainer
-from digits.folders.dataset import DatasetFolderError, open_dataset
+from digits.folders.dataset import DatasetFolderError, db_name, open_dataset
 from digits.folders.model import latest_snapshot
-from digits.model.forms import input_shape
+from digits.job import is_job_id
 from digits.model.lr_policy import LRPolicy
 from digits.model.quotas import (
-    Quotas,
     optimizer_slots,
     snapshot_bytes,
     snapshot_files_bytes,
     snapshots_problem,
 )
+from digits.model.settings import TrainSettings, input_shape, iterations_per_epoch
 from digits.worker_runtime import TaskFailed, WorkerContext, run_worker
 
 
@@ -76,90 +75,98 @@ def prepare_split(
     return Split(out, labels, transformed=True)
 
 
-def planned_snapshots_problem(trainer: Trainer, s: dict, job_dir: str, quotas: Quotas) -> str | None:
+def planned_snapshots_problem(trainer: Trainer, s: TrainSettings, job_dir: str) -> str | None:
     """Why the snapshots this run will write do not fit in the model's snapshot quota, or None."""
-    if quotas.max_snapshot_bytes is None:
+    if s.max_snapshot_bytes is None:
         return None
     module = trainer.model.module
     params = sum(p.numel() for p in module.parameters())
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
     buffers = sum(b.numel() for b in module.buffers())
-    slots = optimizer_slots(s["framework"], s["solver_type"], s["momentum"])
+    slots = optimizer_slots(s.framework, s.solver_type, s.momentum)
     return snapshots_problem(
-        epochs=s["epochs"],
-        interval=s["snapshot_interval"],
+        epochs=s.epochs,
+        interval=s.snapshot_interval,
         per_snapshot=snapshot_bytes(params, buffers, trainable, slots, tensors=len(module.state_dict())),
         count=trainer.snapshots_left(),
-        limit=quotas.max_snapshot_bytes,
+        limit=s.max_snapshot_bytes,
         already=snapshot_files_bytes(job_dir),
         iters_per_epoch=trainer.iters_per_epoch,
     )
 
 
+def open_job_dataset(ctx: WorkerContext):
+    """The dataset folder of this model job: the job folder beside its own named by its dataset id."""
+    dataset_id = (ctx.job.get("extra") or {}).get("dataset_id") or ""
+    if not is_job_id(dataset_id):
+        raise TaskFailed("this model names no dataset")
+    try:
+        dataset = open_dataset(os.path.join(os.path.dirname(ctx.job_dir), dataset_id))
+    except DatasetFolderError as e:
+        raise TaskFailed(str(e)) from None
+    if not dataset.db("train"):
+        raise TaskFailed(f"the dataset has no {db_name('train')} in {dataset.path}")
+    return dataset
+
+
 def run_train(ctx: WorkerContext) -> str | None:
-    s = ctx.args
+    s = TrainSettings.from_dict(ctx.args)
     torch.set_num_threads(os.cpu_count() or 1)
     # Training takes every core it can; a lower priority keeps the web process (live charts, pages) responsive.
     os.nice(5)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    try:
-        dataset = open_dataset(os.path.normpath(os.path.join(ctx.job_dir, s["dataset_dir"])))
-    except DatasetFolderError as e:
-        raise TaskFailed(str(e)) from None
-    if not dataset.db("train"):
-        raise TaskFailed(f"the dataset has no train_db in {dataset.path}")
-    with open(ctx.path(s["network_file"]), encoding="utf-8") as fh:
+    dataset = open_job_dataset(ctx)
+    with open(ctx.path(s.network_file), encoding="utf-8") as fh:
         text = fh.read()
     channels, height, width = dataset.shape
-    crop = s.get("crop_size") or network_crop(text, s["framework"])
+    crop = s.crop_size or network_crop(text, s.framework)
     shape = input_shape(dataset.image, crop if crop and (crop < height or crop < width) else None)
     num_classes = len(dataset.labels)
-    quotas = Quotas.from_args(s)
     build = dict(input_shape=shape, num_classes=num_classes)
-    problem = size_problem_before_building(text, s["framework"], **build, limit=quotas.max_model_params)
+    problem = size_problem_before_building(text, s.framework, **build, limit=s.max_model_params)
     if problem:
         raise TaskFailed(problem)
-    torch.manual_seed(s["seed"])
-    net = build_network(text, s["framework"], **build)
-    problem = module_params_problem(net.module, quotas.max_model_params)
+    torch.manual_seed(s.seed)
+    net = build_network(text, s.framework, **build)
+    problem = module_params_problem(net.module, s.max_model_params)
     if problem:
         raise TaskFailed(problem)
     # channels_last lets oneDNN (CPU) and cuDNN (GPU) pick their fastest convolutions.
     net.module.to(device, memory_format=torch.channels_last)
-    if s.get("pretrained"):
-        load_pretrained(net.module, os.path.normpath(os.path.join(ctx.job_dir, s["pretrained"])), ctx.reporter.log)
+    if s.pretrained:
+        load_pretrained(net.module, os.path.normpath(os.path.join(ctx.job_dir, s.pretrained)), ctx.reporter.log)
 
     ctx.reporter.log(
-        f"network {s['network_file']} on {device}: input {shape}, {num_classes} classes, "
+        f"network {s.network_file} on {device}: input {shape}, {num_classes} classes, "
         f"{sum(p.numel() for p in net.module.parameters()):,} parameters"
     )
-    mean = load_mean(dataset, s["use_mean"])
+    mean = load_mean(dataset, s.use_mean)
     common = dict(
         in_shape=dataset.shape, mean=mean, crop=shape[1] if shape != dataset.shape else None, scale=net.input_scale
     )
-    train_tf = BatchTransform(**common, mirror=net.mirror, aug=s.get("augmentation"), train=True).to(device)
+    train_tf = BatchTransform(**common, mirror=net.mirror, aug=s.augmentation, train=True).to(device)
     # Whitening is per image and deterministic: validation and deployment apply it too.
-    whitening = {"whitening": bool((s.get("augmentation") or {}).get("whitening"))}
+    whitening = {"whitening": bool(s.augmentation.get("whitening"))}
     val_tf = BatchTransform(**common, mirror=False, aug=whitening, train=False).to(device)
     train = load_split(dataset.db("train"), dataset.shape, train_tf, device)
     val = load_split(dataset.db("val"), dataset.shape, val_tf, device) if dataset.db("val") else None
     ctx.reporter.log(f"data: {len(train)} training and {len(val) if val else 0} validation images")
 
-    batch = s.get("batch_size") or net.batch_size or 64
-    iters_per_epoch = max(1, math.ceil(len(train) / (batch * s.get("batch_accumulation", 1))))
-    params = dict(s["lr_policy"])
-    policy = LRPolicy.from_form(params.pop("policy"), s["learning_rate"], s["epochs"] * iters_per_epoch, **params)
+    batch = s.batch_size or net.batch_size or 64
+    iters_per_epoch = iterations_per_epoch(len(train), batch * s.batch_accumulation)
+    params = dict(s.lr_policy)
+    policy = LRPolicy.from_form(params.pop("policy"), s.learning_rate, s.epochs * iters_per_epoch, **params)
     optimizer = make_optimizer(
-        framework=s["framework"],
-        solver_type=s["solver_type"],
+        framework=s.framework,
+        solver_type=s.solver_type,
         param_groups=net.param_groups(),
-        lr=s["learning_rate"],
+        lr=s.learning_rate,
         # Caffe's RMSProp has no momentum term; DIGITS' form still shows the field.
-        momentum=None if s["solver_type"] == "RMSPROP" else s["momentum"],
-        weight_decay=s["weight_decay"],
-        rms_decay=s["rms_decay"],
+        momentum=None if s.solver_type == "RMSPROP" else s.momentum,
+        weight_decay=s.weight_decay,
+        rms_decay=s.rms_decay,
     )
     trainer = Trainer(
         model=net,
@@ -170,28 +177,26 @@ def run_train(ctx: WorkerContext) -> str | None:
         train_transform=train_tf,
         val_transform=val_tf,
         sink=ctx.reporter,
-        epochs=s["epochs"],
+        epochs=s.epochs,
         batch_size=batch,
-        seed=s["seed"],
-        batch_accumulation=s.get("batch_accumulation", 1),
-        val_interval=s["val_interval"],
-        snapshot_interval=s["snapshot_interval"],
-        shuffle=s.get("shuffle", True),
+        seed=s.seed,
+        batch_accumulation=s.batch_accumulation,
+        val_interval=s.val_interval,
+        snapshot_interval=s.snapshot_interval,
+        shuffle=s.shuffle,
         val_batch_size=net.val_batch_size,
         snapshot_dir=ctx.job_dir,
         device=device,
         autocast_dtype=torch.bfloat16 if device.type == "cuda" else None,
-        extra_state={"framework": s["framework"], "input_shape": list(shape), "labels": dataset.labels},
-        on_snapshot=snapshot_exporter(
-            net, shape, image_shape=dataset.shape, use_mean=s["use_mean"], log=ctx.reporter.log
-        ),
-        max_snapshot_bytes=quotas.max_snapshot_bytes,
+        extra_state={"framework": s.framework, "input_shape": list(shape), "labels": dataset.labels},
+        on_snapshot=snapshot_exporter(net, shape, image_shape=dataset.shape, use_mean=s.use_mean, log=ctx.reporter.log),
+        max_snapshot_bytes=s.max_snapshot_bytes,
     )
     resume_from = latest_snapshot(ctx.job_dir)
     if resume_from:
         trainer.load_snapshot(resume_from)
         ctx.reporter.log(f"resuming from {os.path.basename(resume_from)} (iteration {trainer.iteration})")
-    problem = planned_snapshots_problem(trainer, s, ctx.job_dir, quotas)
+    problem = planned_snapshots_problem(trainer, s, ctx.job_dir)
     if problem:
         raise TaskFailed(problem)
     print(f"training {trainer.max_iter} iterations ({iters_per_epoch} per epoch, batch {batch})", file=sys.stderr)

@@ -29,6 +29,7 @@ from digits.model.quotas import (
     snapshot_files_bytes,
     snapshot_iterations,
 )
+from digits.model.settings import iterations_per_epoch
 from digits.worker_runtime import TaskFailed
 
 REPORTS_PER_EPOCH = 10
@@ -118,7 +119,7 @@ class Trainer:
     max_snapshot_bytes: int | None = None
 
     def __post_init__(self) -> None:
-        self.iters_per_epoch = max(1, math.ceil(len(self.train) / (self.batch_size * self.batch_accumulation)))
+        self.iters_per_epoch = iterations_per_epoch(len(self.train), self.batch_size * self.batch_accumulation)
         self.max_iter = self.epochs * self.iters_per_epoch
         self.val_every = max(1, round(self.val_interval * self.iters_per_epoch))
         self.snapshot_every = snapshot_every(self.snapshot_interval, self.iters_per_epoch)

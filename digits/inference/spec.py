@@ -8,8 +8,9 @@ from typing import Any
 from digits.datapaths import allowed_roots
 from digits.folders import file_in
 from digits.folders.dataset import LABELS, read_labels
-from digits.folders.model import NETWORK_FILES, RESULTS_DIR, Snapshot, epochs_text, pick_snapshot, snapshots
-from digits.job import Job
+from digits.folders.model import RESULTS_DIR, Snapshot, epochs_text, pick_snapshot, snapshots
+from digits.job import Job, is_job_id
+from digits.model.settings import model_settings
 from digits.views.errors import Conflict, NotFound
 
 
@@ -24,18 +25,12 @@ def choose_snapshot(job: Job, job_dir: str, wanted: str | None) -> Snapshot:
     return snap
 
 
-def training_args(job: Job) -> dict[str, Any]:
-    """The settings the training worker ran with (its task's arguments, over the form's settings)."""
-    args = dict(job.extra.get("settings") or {})
-    if job.tasks:
-        args.update(job.tasks[0].args or {})
-    return args
-
-
 def dataset_dir(job: Job, job_dir: str) -> str:
-    args = training_args(job)
-    relative = args.get("dataset_dir") or os.path.join("..", job.extra.get("dataset_id", ""))
-    return os.path.normpath(os.path.join(job_dir, relative))
+    """The folder of the model's dataset: the job folder beside its own named by its dataset id."""
+    dataset_id = job.extra.get("dataset_id", "")
+    if not is_job_id(dataset_id):
+        raise NotFound(f"model {job.id} names no dataset")
+    return os.path.join(os.path.dirname(job_dir), dataset_id)
 
 
 def dataset_labels(folder: str) -> list[str]:
@@ -53,14 +48,13 @@ def model_spec(job: Job, job_dir: str, wanted_epoch: str | None) -> dict[str, An
     the key holds these weights.
     """
     snap = choose_snapshot(job, job_dir, wanted_epoch)
-    args = training_args(job)
+    settings = model_settings(job)
     path = os.path.join(job_dir, snap.name)
     try:
         mtime = os.stat(path).st_mtime_ns
     except OSError:
         raise NotFound(f"model {job.id}: snapshot {snap.name} is gone") from None
-    framework = args.get("framework") or job.extra.get("framework") or "caffe"
-    network = file_in(job_dir, args.get("network_file") or job.extra.get("network_file") or NETWORK_FILES[framework])
+    network = file_in(job_dir, settings.network_file)
     if network is None:
         raise NotFound(f"model {job.id}: its network file is gone")
     return {
@@ -68,11 +62,11 @@ def model_spec(job: Job, job_dir: str, wanted_epoch: str | None) -> dict[str, An
         "job_id": job.id,
         "epoch": snap.epoch,
         "snapshot": path,
-        "framework": framework,
+        "framework": settings.framework,
         "network_file": network,
         "dataset_dir": dataset_dir(job, job_dir),
-        "use_mean": args.get("use_mean") or "none",
-        "crop_size": args.get("crop_size") or None,
+        "use_mean": settings.use_mean,
+        "crop_size": settings.crop_size,
     }
 
 

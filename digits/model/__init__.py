@@ -2,6 +2,7 @@
 
 import os
 
+from digits.model.settings import register_migrations
 from digits.task_kinds import register_task_kind
 
 MODEL_TYPE = "image-classification-model"
@@ -30,3 +31,4 @@ def train_access(workspace, job, task) -> dict:
 
 
 register_task_kind("model.train", "digits.engine.train_worker", train_access)
+register_migrations(MODEL_TYPE)

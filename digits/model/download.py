@@ -33,6 +33,7 @@ from digits.folders.model import (
 from digits.job import Job
 from digits.model.download_archive import Member, close_members, stream_tar_gz, stream_zip
 from digits.model.predict_template import build_predict_script
+from digits.model.settings import model_settings
 from digits.views.common import job_or_404, workspace
 from digits.views.errors import ApiError, Conflict, NotFound
 
@@ -103,7 +104,7 @@ def _metrics_until(job_dir: str, epoch: float) -> dict[str, dict[str, float]]:
 def model_info(job: Job, job_dir: str, dataset: Job, labels: list[str], deploy: dict, label: str, epoch: float):
     """info.json: what predict.py (or a person) needs to feed the network, and what it was trained on."""
     image = job.extra.get("image") or dataset.extra.get("image") or {}
-    settings = job.extra.get("settings") or {}
+    settings = model_settings(job)
     shape = [int(d) for d in deploy["input_shape"]]
     image_shape = [int(image["channels"]), int(image["height"]), int(image["width"])]
     return {
@@ -111,9 +112,9 @@ def model_info(job: Job, job_dir: str, dataset: Job, labels: list[str], deploy: 
         "digits_version": __version__,
         "job_id": job.id,
         "name": job.name,
-        "framework": job.extra.get("framework"),
+        "framework": settings.framework,
         "network": job.extra.get("network_name"),
-        "network_file": job.extra.get("network_file"),
+        "network_file": settings.network_file,
         "epoch": int(epoch) if float(epoch).is_integer() else epoch,
         "snapshot": snapshot_name(float(label)),
         "image": {
@@ -122,9 +123,9 @@ def model_info(job: Job, job_dir: str, dataset: Job, labels: list[str], deploy: 
             "channels": image_shape[0],
             "resize_mode": image.get("resize_mode", "squash"),
         },
-        "use_mean": settings.get("use_mean", deploy.get("mean") or "none"),
+        "use_mean": settings.use_mean,
         "input_scale": float(deploy.get("input_scale", 1.0)),
-        "whitening": bool((settings.get("augmentation") or {}).get("whitening")),
+        "whitening": bool(settings.augmentation.get("whitening")),
         # The worker crops (at the center, outside training) exactly when the network's input is smaller.
         "crop_size": shape[1] if shape != image_shape else None,
         "input_shape": shape,
@@ -192,7 +193,8 @@ def archive_members(job: Job, epoch_arg: str | None) -> tuple[str, list[Member]]
     ts, deploy = _deploy_info(job, job_dir, label)
     dataset, dataset_dir = _dataset_folder(job)
     labels_path = file_in(dataset_dir, LABELS)
-    network_name = job.extra.get("network_file")
+    settings = model_settings(job)
+    network_name = settings.network_file
     network = file_in(job_dir, network_name) if network_name in NETWORK_FILES.values() else None
     if not labels_path or not network:
         missing = f"{LABELS} of its dataset" if not labels_path else "network file"
@@ -205,7 +207,7 @@ def archive_members(job: Job, epoch_arg: str | None) -> tuple[str, list[Member]]
     with open(network, encoding="utf-8") as fh:
         network_text = fh.read()
     generated = []
-    if job.extra.get("framework") == "caffe":
+    if settings.framework == "caffe":
         from digits.model.caffe import CaffeError, deploy_prototxt
 
         try:

@@ -7,14 +7,16 @@ process; a custom PyTorch network is only compiled for syntax (it runs in the tr
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from digits.config import Settings
+from digits.datapaths import PathRefused, check_server_path
 from digits.folders import file_in
 from digits.folders.dataset import read_labels, training_images
-from digits.folders.model import NETWORK_FILES
 from digits.forms import FormReader
+from digits.model.caffe import analyze, transform_crop
+from digits.model.lr_policy import LRPolicy
 from digits.model.quotas import (
     caffe_params_problem,
     optimizer_slots,
@@ -22,7 +24,9 @@ from digits.model.quotas import (
     snapshot_count,
     snapshots_problem,
 )
+from digits.model.settings import TrainSettings, input_shape, iterations_per_epoch, model_settings
 from digits.model.standard import FRAMEWORKS, get_network
+from digits.model.torch_networks import check_syntax
 from digits.status import Status
 
 SOLVER_TYPES = ("SGD", "NESTEROV", "ADAGRAD", "RMSPROP", "ADADELTA", "ADAM")
@@ -43,37 +47,6 @@ AUG_QUAD_ROTS = ("none", "rot90", "rot180", "rotall")
 
 
 @dataclass
-class TrainSettings:
-    """Everything the training worker needs besides the network text, as stored in job.json."""
-
-    framework: str
-    network_file: str
-    epochs: int
-    snapshot_interval: float
-    val_interval: float
-    seed: int
-    batch_size: int | None
-    batch_accumulation: int
-    solver_type: str
-    learning_rate: float
-    momentum: float
-    weight_decay: float
-    rms_decay: float
-    lr_policy: dict[str, Any]
-    shuffle: bool
-    crop_size: int | None
-    use_mean: str
-    augmentation: dict[str, Any] = field(default_factory=dict)
-    pretrained: str | None = None
-    # The server's quotas when the job was submitted (workers do not read the server's settings).
-    max_model_params: int | None = None
-    max_snapshot_bytes: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
 class ModelForm:
     model_name: str
     group_name: str
@@ -87,26 +60,11 @@ class ModelForm:
     gpu_ids: list[int] = field(default_factory=list)
 
 
-def input_shape(image: dict[str, Any], crop_size: int | None) -> tuple[int, int, int]:
-    """(C, H, W) the network sees: the dataset's images, cropped when a crop size is set."""
-    channels, height, width = int(image["channels"]), int(image["height"]), int(image["width"])
-    if crop_size:
-        return channels, crop_size, crop_size
-    return channels, height, width
-
-
 def network_crop(text: str, framework: str) -> int | None:
     """The crop size a Caffe network asks for in its data layer's transform_param, if any (torch-free)."""
     if framework != "caffe":
         return None
-    from digits.model.caffe import analyze
-
-    try:
-        spec = analyze(text, stage="train", input_shape=(3, 4096, 4096), num_classes=2)
-    except Exception:  # noqa: BLE001 - the real analysis below reports the problem
-        return None
-    crop = (spec.transform or {}).get("crop_size")
-    return int(crop) if crop else None
+    return transform_crop(text)
 
 
 def check_network(
@@ -117,8 +75,6 @@ def check_network(
     Returns a Caffe network's analyzed train stage (None for PyTorch networks and on errors).
     """
     if framework == "caffe":
-        from digits.model.caffe import analyze
-
         shape = input_shape(image, crop)
         specs = {}
         for stage in ("train", "val", "deploy"):
@@ -128,8 +84,6 @@ def check_network(
                 r.error(field_name, f"{e}" if stage == "train" else f"{stage} stage: {e}")
                 return None
         return specs["train"]
-    from digits.model.torch_networks import check_syntax
-
     problem = check_syntax(text)
     if problem is not None:
         r.error(field_name, str(problem))
@@ -169,8 +123,6 @@ def read_lr_policy(r: FormReader, learning_rate: float) -> dict[str, Any]:
     for name, (default, low, high) in LR_PARAMS.items():
         params[name] = r.number(name, default, minimum=low, maximum=high)
     params["lr_multistep_values"] = r.text("lr_multistep_values", "50,85", max_length=200)
-    from digits.model.lr_policy import LRPolicy
-
     try:
         LRPolicy.from_form(policy, learning_rate, 100, **params)
     except ValueError as e:
@@ -217,8 +169,6 @@ def read_pretrained(r: FormReader, settings) -> str | None:
     path = r.text("custom_network_snapshot")
     if not path:
         return None
-    from digits.datapaths import PathRefused, check_server_path
-
     try:
         return check_server_path(path, settings, want_dir=False)
     except PathRefused as e:
@@ -259,7 +209,7 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
         if previous and (prev is None or prev.category != "model"):
             r.error("previous_networks", f"No model with id {previous!r}.")
         elif prev is not None:
-            framework = prev.extra.get("framework", framework)
+            framework = model_settings(prev).framework
             text = _read_network(store, prev)
             if not text:
                 r.error("previous_networks", f"Model {prev.name}'s network file is gone from its folder.")
@@ -268,36 +218,36 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
         if text and not text.endswith("\n"):
             text += "\n"
 
-    epochs = r.integer("train_epochs", 30, minimum=1)
+    d = TrainSettings()  # the defaults, as the worker would fill them in
+    epochs = r.integer("train_epochs", d.epochs, minimum=1)
     if epochs is not None and epochs > quotas.max_epochs:
         r.error("train_epochs", f"At most {quotas.max_epochs:,} epochs on this server (setting max_epochs).")
-    interval = r.number("snapshot_interval", 1.0, minimum=0.0, exclusive_minimum=True) or 1.0
+    interval = r.number("snapshot_interval", d.snapshot_interval, minimum=0.0, exclusive_minimum=True) or 1.0
     if interval < quotas.min_snapshot_interval:
         r.error(
             "snapshot_interval",
             f"At least {quotas.min_snapshot_interval:g} epochs between snapshots on this server "
             "(setting min_snapshot_interval).",
         )
-    learning_rate = r.number("learning_rate", 0.01, minimum=0.0, exclusive_minimum=True, maximum=10.0)
-    crop = r.integer("crop_size", None, minimum=1, maximum=4096)
+    learning_rate = r.number("learning_rate", d.learning_rate, minimum=0.0, exclusive_minimum=True, maximum=10.0)
+    crop = r.integer("crop_size", d.crop_size, minimum=1, maximum=4096)
     train = TrainSettings(
         framework=framework,
-        network_file=NETWORK_FILES[framework],
-        epochs=epochs or 30,
+        epochs=epochs or d.epochs,
         snapshot_interval=interval,
-        val_interval=r.number("val_interval", 1.0, minimum=0.0, exclusive_minimum=True) or 1.0,
-        seed=r.integer("random_seed", None, minimum=0, maximum=2**31 - 1) or 0,
-        batch_size=r.integer("batch_size", None, minimum=1, maximum=65536),
-        batch_accumulation=r.integer("batch_accumulation", 1, minimum=1, maximum=1024) or 1,
-        solver_type=r.choice("solver_type", SOLVER_TYPES, "SGD"),
-        learning_rate=learning_rate or 0.01,
-        momentum=r.number("momentum", 0.9, minimum=0.0, maximum=0.999999),
-        weight_decay=r.number("weight_decay", 1e-4, minimum=0.0, maximum=1.0),
-        rms_decay=r.number("rms_decay", 0.99, minimum=0.0, maximum=0.999999),
-        lr_policy=read_lr_policy(r, learning_rate or 0.01),
-        shuffle=r.boolean("shuffle", True),
+        val_interval=r.number("val_interval", d.val_interval, minimum=0.0, exclusive_minimum=True) or d.val_interval,
+        seed=r.integer("random_seed", None, minimum=0, maximum=2**31 - 1) or d.seed,
+        batch_size=r.integer("batch_size", d.batch_size, minimum=1, maximum=65536),
+        batch_accumulation=r.integer("batch_accumulation", d.batch_accumulation, minimum=1, maximum=1024) or 1,
+        solver_type=r.choice("solver_type", SOLVER_TYPES, d.solver_type),
+        learning_rate=learning_rate or d.learning_rate,
+        momentum=r.number("momentum", d.momentum, minimum=0.0, maximum=0.999999),
+        weight_decay=r.number("weight_decay", d.weight_decay, minimum=0.0, maximum=1.0),
+        rms_decay=r.number("rms_decay", d.rms_decay, minimum=0.0, maximum=0.999999),
+        lr_policy=read_lr_policy(r, learning_rate or d.learning_rate),
+        shuffle=r.boolean("shuffle", d.shuffle),
         crop_size=crop,
-        use_mean=r.choice("use_mean", ("none", "image", "pixel"), "image"),
+        use_mean=r.choice("use_mean", ("none", "image", "pixel"), d.use_mean),
         augmentation=read_augmentation(r),
         pretrained=read_pretrained(r, settings) if settings is not None else None,
         max_model_params=quotas.max_model_params,
@@ -332,12 +282,8 @@ def _train_entries(store, dataset) -> int | None:
 
 
 def _read_network(store, job) -> str:
-    path = file_in(store.job_dir(job.id), job.extra.get("network_file"))
+    path = file_in(store.job_dir(job.id), model_settings(job).network_file)
     if path is None:
         return ""
     with open(path, encoding="utf-8") as fh:
         return fh.read()
-
-
-def iterations_per_epoch(entries: int, batch_size: int) -> int:
-    return max(1, math.ceil(entries / batch_size))

@@ -9,6 +9,7 @@ from typing import Any
 from digits.folders.dataset import LABELS, MEAN
 from digits.folders.model import read_metrics, snapshots
 from digits.job import Job
+from digits.model.settings import model_settings
 from digits.store import METRICS_FILE
 
 
@@ -21,6 +22,7 @@ def latest_metrics(metrics: dict[str, dict[str, list[list[float]]]]) -> dict[str
 def model_json(job: Job, job_dir: str, dataset: Job | None) -> dict[str, Any]:
     image = job.extra.get("image", {})
     snaps = snapshots(job, job_dir)
+    settings = model_settings(job)
     train = job.tasks[0] if job.tasks else None
     return {
         "id": job.id,
@@ -31,20 +33,20 @@ def model_json(job: Job, job_dir: str, dataset: Job | None) -> dict[str, Any]:
         "username": job.owner,
         "group": job.group,
         "creation time": job.created,
-        "framework": job.extra.get("framework"),
+        "framework": settings.framework,
         "dataset_id": job.extra.get("dataset_id"),
         "dataset_name": dataset.name if dataset else None,
         "network": job.extra.get("network_name") or job.form.get("method"),
-        "network file": job.extra.get("network_file"),
+        "network file": settings.network_file,
         "image dimensions": [image.get("height"), image.get("width"), image.get("channels")],
         "image resize mode": image.get("resize_mode"),
         "labels file": LABELS,
-        "mean file": MEAN if job.extra.get("settings", {}).get("use_mean") != "none" else None,
+        "mean file": MEAN if settings.use_mean != "none" else None,
         "snapshots": [s.epoch for s in snaps],
         "snapshot files": [s.name for s in snaps],
         "progress": round(job.progress, 4),
         "epoch": train.epoch if train else None,
-        "solver": job.extra.get("settings", {}),
+        "solver": settings.to_dict(),
         "metrics": read_metrics(job_dir),
         "history": job.history.to_list(),
         "elapsed": job.elapsed(),

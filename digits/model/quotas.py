@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from digits.folders.model import snapshots_on_disk
@@ -23,18 +22,6 @@ BYTES_PER_VALUE = 4  # float32: parameters, buffers and solver state stay float3
 # with its alignment (per tensor); measured on LeNet and ResNet-18 snapshots, rounded up.
 SNAPSHOT_OVERHEAD = 16 * 1024
 TENSOR_OVERHEAD = 512
-
-
-@dataclass(frozen=True)
-class Quotas:
-    """The limits one model is held to; a limit of None (a job from before quotas existed) is not checked."""
-
-    max_model_params: int | None = None
-    max_snapshot_bytes: int | None = None
-
-    @classmethod
-    def from_args(cls, args: dict[str, Any]) -> Quotas:
-        return cls(args.get("max_model_params"), args.get("max_snapshot_bytes"))
 
 
 def optimizer_slots(framework: str, solver_type: str, momentum: float | None) -> int:

@@ -7,8 +7,9 @@ from flask import Blueprint, jsonify, request
 from digits.folders.dataset import read_labels
 from digits.forms import FormReader
 from digits.model.caffe import analyze_for_display
-from digits.model.forms import LR_POLICIES, input_shape, network_crop, read_lr_policy
+from digits.model.forms import LR_POLICIES, network_crop, read_lr_policy
 from digits.model.lr_policy import LRPolicy
+from digits.model.settings import input_shape
 from digits.model.standard import get_network
 from digits.views.common import workspace
 from digits.views.errors import ApiError, FormErrors

@@ -14,6 +14,7 @@ from digits.job import Job, Task
 from digits.model import MODEL_TYPE
 from digits.model.forms import LR_PARAMS, ModelForm, read_model_form
 from digits.model.info import latest_metrics, model_json
+from digits.model.settings import TRAIN_TASK, model_settings
 from digits.model.standard import FRAMEWORKS, get_network, list_networks, runs_code
 from digits.status import Status
 from digits.views.auth import has_permission
@@ -25,22 +26,21 @@ bp = Blueprint("models", __name__)
 
 
 def build_job(form: ModelForm, owner: str, values: dict, job_id: str) -> Job:
-    settings = form.settings.to_dict()
-    if form.previous_job and not settings.get("pretrained"):
-        prev_dir = workspace().store.job_dir(form.previous_job)
+    """A model job: one train task whose arguments are the training settings (kept nowhere else)."""
+    settings = form.settings
+    if form.previous_job and not settings.pretrained:
         prev = workspace().store.get(form.previous_job)
-        snaps = snapshots(prev, prev_dir) if prev else []
+        snaps = snapshots(prev, workspace().store.job_dir(prev.id)) if prev else []
         if snaps:
-            settings["pretrained"] = os.path.join("..", form.previous_job, snaps[-1].name)
+            settings.pretrained = os.path.join("..", form.previous_job, snaps[-1].name)
     dataset = workspace().store.get(form.dataset_id)
-    args = {**settings, "dataset_dir": os.path.join("..", form.dataset_id)}
     if form.gpu_ids:
         resources = {"gpu_ids": form.gpu_ids}
     elif form.gpu_count:
         resources = {"gpu": form.gpu_count}
     else:
         resources = {"cpu": 1}
-    task = Task("train", "model.train", args, resources)
+    task = Task(TRAIN_TASK, "model.train", settings.to_dict(), resources)
     return Job(
         id=job_id,
         type=MODEL_TYPE,
@@ -52,12 +52,9 @@ def build_job(form: ModelForm, owner: str, values: dict, job_id: str) -> Job:
         tasks=[task],
         depends_on=[form.dataset_id],
         extra={
-            "framework": form.settings.framework,
-            "network_file": form.settings.network_file,
             "network_name": form.network_name,
             "dataset_id": form.dataset_id,
             "image": dataset.extra.get("image", {}) if dataset else {},
-            "settings": settings,
         },
     )
 
@@ -91,10 +88,11 @@ def _check_code(framework: str | None, text: str | None) -> None:
 
 def model_runs_code(job: Job) -> bool:
     """Whether a model job's network is Python a person wrote (so training or resuming it runs their code)."""
-    framework = job.extra.get("framework")
+    settings = model_settings(job)
+    framework = settings.framework
     if framework != "torch":
         return False
-    path = file_in(workspace().store.job_dir(job.id), job.extra.get("network_file"))
+    path = file_in(workspace().store.job_dir(job.id), settings.network_file)
     if path is None:
         return True  # unknown: treated as code
     with open(path, encoding="utf-8") as fh:
@@ -223,7 +221,7 @@ def resume(job_id: str):
 @bp.route(f"/models/<job_id>/<any({', '.join(map(repr, NETWORK_FILES.values()))}):name>")
 def network_file(job_id: str, name: str):
     job = job_or_404(job_id, "model")
-    path = file_in(workspace().store.job_dir(job.id), name) if job.extra.get("network_file") == name else None
+    path = file_in(workspace().store.job_dir(job.id), name) if model_settings(job).network_file == name else None
     if path is None:
         raise NotFound(f"model {job.id} has no {name}")
     with open(path, encoding="utf-8") as fh:
@@ -244,19 +242,17 @@ def standard_network(framework: str, name: str):
 
 @bp.app_template_global()
 def model_settings_summary(job: Job) -> list[tuple[str, str]]:
-    s = job.extra.get("settings", {})
-    policy = s.get("lr_policy", {})
+    s = model_settings(job)
     return [
-        ("Framework", job.extra.get("framework", "")),
-        ("Epochs", str(s.get("epochs"))),
-        ("Batch size", str(s.get("batch_size") or "network default")),
-        (
-            "Solver",
-            f"{s.get('solver_type')} lr {s.get('learning_rate')}, momentum {s.get('momentum')}, "
-            f"weight decay {s.get('weight_decay')}",
-        ),
-        ("Learning rate policy", policy.get("policy", "")),
-        ("Mean", s.get("use_mean", "")),
-        ("Crop", str(s.get("crop_size") or "network default")),
-        ("Seed", str(s.get("seed"))),
+        ("Framework", s.framework),
+        ("Epochs", str(s.epochs)),
+        ("Batch size", str(s.batch_size or "network default")),
+        ("Solver", f"{s.solver_type} lr {s.learning_rate}, momentum {s.momentum}, weight decay {s.weight_decay}"),
+        ("Learning rate policy", s.lr_policy.get("policy", "")),
+        ("Mean", s.use_mean),
+        ("Crop", str(s.crop_size or "network default")),
+        ("Seed", str(s.seed)),
     ]
+
+
+bp.add_app_template_global(model_settings, "model_settings")

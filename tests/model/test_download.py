@@ -29,6 +29,7 @@ from digits.formats.images import load_for_network
 from digits.model import download
 from digits.model.lr_policy import LRPolicy
 from digits.model.predict_template import build_predict_script
+from digits.model.settings import model_settings
 from digits.model.standard import get_network
 from tests.conftest import ROOT
 from tests.model.test_training import create, model_form
@@ -79,16 +80,17 @@ def engine_predictions(workspace, job_id, dataset, paths, epoch=2):
     job = workspace.store.get(job_id)
     job_dir = workspace.store.job_dir(job_id)
     state = torch.load(os.path.join(job_dir, f"snapshot_epoch_{epoch}.pt"), weights_only=True)
-    with open(os.path.join(job_dir, job.extra["network_file"])) as fh:
+    settings = model_settings(job)
+    with open(os.path.join(job_dir, settings.network_file)) as fh:
         text = fh.read()
     shape = tuple(state["input_shape"])
-    net = build_network(text, job.extra["framework"], input_shape=shape, num_classes=len(state["labels"]))
+    net = build_network(text, settings.framework, input_shape=shape, num_classes=len(state["labels"]))
     net.module.load_state_dict(state["model"])
     net.module.eval()
     ds = open_dataset(workspace.store.job_dir(dataset.id))
     transform = BatchTransform(
         in_shape=ds.shape,
-        mean=load_mean(ds, job.extra["settings"]["use_mean"]),
+        mean=load_mean(ds, settings.use_mean),
         crop=shape[1] if shape != ds.shape else None,
         scale=net.input_scale,
         mirror=False,

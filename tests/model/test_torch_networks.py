@@ -11,14 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from digits.model.torch_networks import (
-    STANDARD_TORCH_NETWORKS,
-    NetworkSourceError,
-    build_from_source,
-    check_syntax,
-    load_network_source,
-    standard_network_path,
-)
+from digits.engine.networks import build_from_source, build_network, load_network_source
+from digits.model.standard import get_network, list_networks
+from digits.model.torch_networks import NetworkSourceError, check_syntax
+
+STANDARD_TORCH_NETWORKS = tuple(n.name for n in list_networks("torch"))
 
 ROOT = Path(__file__).resolve().parents[2]
 # (channels, height, width) each network is tested at: small, but what it is meant for.
@@ -45,7 +42,7 @@ def build_model(*, num_classes, channels, height, width):
 
 
 def source(name: str) -> str:
-    return Path(standard_network_path(name)).read_text(encoding="utf-8")
+    return Path(get_network(name).path("torch")).read_text(encoding="utf-8")
 
 
 def build(name: str, num_classes: int, shape: tuple[int, int, int]):
@@ -140,10 +137,14 @@ def test_standard_sources_import_only_torch_and_math(name):
     assert modules <= {"torch", "math"}
 
 
-def test_standard_network_path_names_the_known_ones():
-    assert standard_network_path("lenet").endswith("lenet.py")
-    with pytest.raises(ValueError, match="resnet50"):
-        standard_network_path("vgg16")
+def test_the_job_build_path_checks_what_a_network_builds():
+    """The training and inference workers build through build_from_source: its checks apply to every job."""
+    with pytest.raises(NetworkSourceError, match="must return a torch.nn.Module"):
+        build_network("def build_model(**kw):\n    return 42\n", "torch", input_shape=(1, 4, 4), num_classes=3)
+    with pytest.raises(NetworkSourceError, match="BATCH_SIZE"):
+        build_network("BATCH_SIZE = 0\n" + MINIMAL, "torch", input_shape=(1, 4, 4), num_classes=3)
+    built = build_network("BATCH_SIZE = 7\nCROP_SIZE = 3\n" + MINIMAL, "torch", input_shape=(1, 4, 4), num_classes=3)
+    assert (built.batch_size, built.crop_size, built.input_scale) == (7, 3, 1.0)
 
 
 def test_settings_default_when_a_network_has_none():

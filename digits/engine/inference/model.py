@@ -18,7 +18,7 @@ from digits.engine.data import load_mean
 from digits.engine.networks import BuiltNetwork, build_network, network_crop
 from digits.folders.dataset import DatasetFolderError, open_dataset
 from digits.formats.images import load_for_network
-from digits.model.forms import input_shape
+from digits.model.settings import input_shape
 from digits.worker_runtime import TaskFailed
 
 TOP_K = 5

@@ -16,6 +16,7 @@ from digits.model.caffe.network import (
     analyze_for_display,
     deploy_prototxt,
     network_graph,
+    transform_crop,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "analyze_for_display",
     "deploy_prototxt",
     "network_graph",
+    "transform_crop",
 ]

@@ -14,6 +14,18 @@ from digits.model.caffe.shapes import RULES, SOURCE_TYPES
 
 SUPPORTED_LAYER_TYPES = tuple(sorted([*RULES, *SOURCE_TYPES]))
 
+
+def transform_crop(text: str) -> int | None:
+    """The crop size a network's training data layer asks for (transform_param), if any; None also when the
+    text cannot be analyzed (the real analysis reports that)."""
+    try:
+        spec = analyze(text, stage="train", input_shape=(3, 4096, 4096), num_classes=2)
+    except Exception:  # noqa: BLE001 - any problem is reported by the analysis the caller runs next
+        return None
+    crop = (spec.transform or {}).get("crop_size")
+    return int(crop) if crop else None
+
+
 __all__ = [
     "SUPPORTED_LAYER_TYPES",
     "CaffeError",
@@ -28,4 +40,5 @@ __all__ = [
     "deploy_prototxt",
     "network_graph",
     "select_layers",
+    "transform_crop",
 ]
