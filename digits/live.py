@@ -10,18 +10,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from flask import request, session
+from flask_login import current_user
 from flask_socketio import Namespace, SocketIO, disconnect, emit, join_room, leave_room
 
-from digits import events
-from digits.events import EventBus
+from digits.events import Event, EventBus, JobAdded, JobDeleted, JobStatusChanged, TaskProgress
 from digits.job import is_job_id
+from digits.views.auth import SESSION_KEY, bearer_token
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "/jobs"
 HOME = "home"
 # What the console follows; per-point metrics go to the job's own room only.
-HOME_EVENTS = {events.JOB_ADDED, events.JOB_DELETED, events.JOB_STATUS, events.TASK_PROGRESS}
+HOME_EVENTS = frozenset(e.name for e in (JobAdded, JobDeleted, JobStatusChanged, TaskProgress))
 # How often open connections are checked against users.db (the users command changes it from another process).
 RECHECK_S = 2.0
 
@@ -78,11 +80,6 @@ class JobsNamespace(Namespace):
 
     def on_connect(self, auth: Any = None) -> bool:
         """A team server (--auth password) streams only to signed-in users (session cookie or bearer token)."""
-        from flask import request, session
-        from flask_login import current_user
-
-        from digits.views.auth import SESSION_KEY, bearer_token
-
         if self.watcher is None:
             return True
         if not current_user.is_authenticated:
@@ -92,14 +89,10 @@ class JobsNamespace(Namespace):
         return True
 
     def on_disconnect(self, reason: Any = None) -> None:
-        from flask import request
-
         if self.watcher is not None:
             self.watcher.discard(request.sid)
 
     def on_join(self, data: Any) -> None:
-        from flask_login import current_user
-
         if self.watcher is not None and not current_user.is_authenticated:
             disconnect()
             return
@@ -121,9 +114,10 @@ def init_app(socketio: SocketIO, bus: EventBus, accounts=None) -> None:
     watcher = ConnectionWatcher(socketio, accounts) if accounts is not None else None
     socketio.on_namespace(JobsNamespace(NAMESPACE, watcher))
 
-    def forward(event: str, payload: dict[str, Any]) -> None:
-        socketio.emit(event, payload, namespace=NAMESPACE, to=payload["job_id"])
-        if event in HOME_EVENTS:
-            socketio.emit(event, payload, namespace=NAMESPACE, to=HOME)
+    def forward(event: Event) -> None:
+        payload = event.payload()
+        socketio.emit(event.name, payload, namespace=NAMESPACE, to=event.job_id)
+        if event.name in HOME_EVENTS:
+            socketio.emit(event.name, payload, namespace=NAMESPACE, to=HOME)
 
-    bus.subscribe(forward)
+    bus.subscribe_events(forward)

@@ -1,49 +1,34 @@
 """The scheduler: queues tasks, waits for their dependencies, reserves resources, runs and stops workers.
 
 It runs in the web process on threads that gevent turns into greenlets, so it never blocks the event
-loop; every job change is saved to job.json and published on the event bus.
+loop; every job change is saved to job.json and published on the event bus. Its lock guards what is shared
+by every job (the queue, the running tasks, the resource pools, the status changes that decide what runs
+next); what a worker reports is handled by that task's own TaskRun, outside it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from digits import events, protocol
-from digits.events import EventBus
+from digits import protocol
+from digits.events import EventBus, JobDeleted, JobStatusChanged
 from digits.job import Job, Task
 from digits.resources import ResourcePools
 from digits.runner import TaskProcess, describe_exit
 from digits.sandbox import ConfinementError, Confiner
 from digits.status import Status
-from digits.store import METRICS_FILE, JobStore
+from digits.store import JobStore
 from digits.task_kinds import worker_module
+from digits.task_run import TaskRun
 
 log = logging.getLogger(__name__)
-PROGRESS_SAVE_INTERVAL_S = 1.0
 
 
 class JobInUse(Exception):
     """A job cannot be deleted while other jobs depend on it."""
-
-
-@dataclass
-class _Running:
-    job: Job
-    task: Task
-    process: TaskProcess
-    thread: threading.Thread
-    grant: dict
-    aborting: bool = False
-    done_status: str | None = None
-    error: protocol.Error | None = None
-    last_save: float = 0.0
-    tmp: str | None = None  # the worker's private temporary folder, removed when it ends
 
 
 # confine(job, task) -> (the worker's whole environment, its private tmp folder); see Workspace.confine_task.
@@ -66,7 +51,7 @@ class Scheduler:
         self.confine = confine
         self._lock = threading.RLock()
         self._queue: list[tuple[Job, Task]] = []
-        self._running: dict[tuple[str, str], _Running] = {}
+        self._running: dict[tuple[str, str], TaskRun] = {}
         self._stopping = False
 
     # ---- job lifecycle -------------------------------------------------------------------------------
@@ -114,7 +99,7 @@ class Scheduler:
         """Each running task with its job and its worker's pid (None while it starts)."""
         with self._lock:
             runs = list(self._running.values())
-        return [(r.job, r.task, r.process.proc.pid if r.process.proc else None) for r in runs]
+        return [(r.job, r.task, r.pid) for r in runs]
 
     def dependents(self, job: Job) -> list[Job]:
         return [j for j in self.store.all() if job.id in j.depends_on and j is not job]
@@ -129,7 +114,7 @@ class Scheduler:
         with self._lock:
             threads = [r.thread for r in self._running.values() if r.job is job]
         self.store.forget(job.id)
-        self.bus.publish(events.JOB_DELETED, {"job_id": job.id})
+        self.bus.publish(JobDeleted(job.id))
 
         def remove_when_stopped() -> None:
             for t in threads:
@@ -214,47 +199,46 @@ class Scheduler:
                 return
         task.reserved = {"gpus": grant["gpu"]}
         task.exit_code = None
-        key = (job.id, task.name)
-        process = TaskProcess(
+        run = TaskRun(job, task, self.store, self.bus, grant, tmp=tmp)
+        run.process = TaskProcess(
             module,
             job_dir,
             task.name,
             os.path.join(job_dir, task.log_file),
             env,
-            on_message=lambda msg: self._on_message(key, msg),
+            on_message=run.handle,
             base_env=base_env,
             confined=base_env is not None,
         )
-        thread = threading.Thread(target=self._run, args=(key,), daemon=True, name=f"task-{job.id}-{task.name}")
-        self._running[key] = _Running(job, task, process, thread, grant, tmp=tmp)
+        run.thread = threading.Thread(target=self._run, args=(run,), daemon=True, name=f"task-{job.id}-{task.name}")
+        self._running[run.key] = run
         task.history.set(Status.RUNNING)
         self._set_job_status(job, Status.RUNNING)
-        thread.start()
+        run.thread.start()
 
-    def _run(self, key: tuple[str, str]) -> None:
-        run = self._running[key]
+    def _run(self, run: TaskRun) -> None:
         try:
-            rc = run.process.run()
+            rc = run.process.run()  # the worker's messages go to run.handle on this thread, without the lock
         except OSError as e:
             rc = None
             run.error = protocol.Error(f"could not start the worker: {e}")
         finally:
             Confiner.remove_tmp(run.tmp)
         with self._lock:
-            self._running.pop(key, None)
+            self._running.pop(run.key, None)
             self.pools.release(run.grant)
             self._finish(run, rc)
             self._schedule()
 
-    def _finish(self, run: _Running, rc: int | None) -> None:
+    def _finish(self, run: TaskRun, rc: int | None) -> None:
         job, task = run.job, run.task
         task.exit_code = rc
-        if run.done_status == "Done" and rc == 0:
+        if run.done_status == Status.DONE and rc == 0:
             task.progress = 1.0
             task.history.set(Status.DONE)
             self._set_job_status(job, self._derived_status(job))
             return
-        if run.aborting or run.done_status == "Aborted":
+        if run.aborting or run.done_status == Status.ABORTED:
             message = "aborted by the user" if not self._stopping else "the server was stopped"
             task.history.set(Status.ABORTED, message)
             self._cancel_rest(job, message)
@@ -306,59 +290,5 @@ class Scheduler:
         changed = job.history.set(status, message) if status != job.status or message else False
         self.store.save(job)
         if changed:
-            payload = {
-                "job_id": job.id,
-                "status": status.value,
-                "message": message,
-                "progress": round(job.progress, 4),
-                "time": job.history.changes[-1].time,
-            }
-            self.bus.publish(events.JOB_STATUS, payload)
-
-    # ---- worker messages -----------------------------------------------------------------------------
-    def _on_message(self, key: tuple[str, str], msg: protocol.Message) -> None:
-        with self._lock:
-            run = self._running.get(key)
-            if run is None:
-                return
-            job, task = run.job, run.task
-            if isinstance(msg, protocol.Progress):
-                task.progress = msg.fraction
-                task.epoch = msg.epoch
-                now = time.time()
-                if now - run.last_save >= PROGRESS_SAVE_INTERVAL_S:
-                    run.last_save = now
-                    self.store.save(job)
-                self.bus.publish(
-                    events.TASK_PROGRESS,
-                    {
-                        "job_id": job.id,
-                        "task": task.name,
-                        "progress": msg.fraction,
-                        "epoch": msg.epoch,
-                        "job_progress": round(job.progress, 4),
-                    },
-                )
-            elif isinstance(msg, (protocol.Metric, protocol.LearningRate)):
-                point = {"task": task.name, "time": time.time()}
-                if isinstance(msg, protocol.LearningRate):
-                    point.update(phase="train", name="learning_rate", value=msg.value, epoch=msg.epoch, iteration=None)
-                else:
-                    point.update(
-                        phase=msg.phase, name=msg.name, value=msg.value, epoch=msg.epoch, iteration=msg.iteration
-                    )
-                with open(os.path.join(self.store.job_dir(job.id), METRICS_FILE), "a") as fh:
-                    fh.write(json.dumps(point) + "\n")
-                self.bus.publish(events.METRIC, {"job_id": job.id, **point})
-            elif isinstance(msg, protocol.Snapshot):
-                # A worker may run a member's code: it names a file of its own folder, or nothing is recorded.
-                if os.path.basename(msg.path) != msg.path or msg.path.startswith(".") or "\x00" in msg.path:
-                    log.warning("job %s: ignoring a snapshot outside the job folder: %.200r", job.id, msg.path)
-                    return
-                task.snapshots = [s for s in task.snapshots if s["epoch"] != msg.epoch]
-                task.snapshots.append({"epoch": msg.epoch, "path": msg.path})
-                self.store.save(job)
-            elif isinstance(msg, protocol.Error):
-                run.error = msg
-            elif isinstance(msg, protocol.Done):
-                run.done_status = msg.status
+            change = job.history.changes[-1]
+            self.bus.publish(JobStatusChanged(job.id, status, message, job.progress, change.time))
