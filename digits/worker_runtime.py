@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from digits.protocol import Reporter
+from digits.status import Status
 
 PR_SET_PDEATHSIG = 1
 
@@ -104,7 +105,7 @@ def run_worker(main: Callable[[WorkerContext], str | None], argv: list[str] | No
     """Run a worker's main; report `done` (its returned status) or `error`, and exit accordingly."""
     ctx = start_worker(argv)
     try:
-        status = main(ctx) or ("Aborted" if ctx.abort_requested else "Done")
+        status = main(ctx) or (Status.ABORTED if ctx.abort_requested else Status.DONE)
     except TaskFailed as e:
         ctx.reporter.error(str(e))
         sys.exit(1)

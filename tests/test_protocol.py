@@ -65,3 +65,30 @@ def test_reporter_writes_one_flushed_line_per_call():
     rep.done()
     lines = stream.getvalue().splitlines()
     assert [protocol.decode(x) for x in lines] == [Progress(1.0, 1), Metric("val", "accuracy", 0.5, 1, 10), Done()]
+
+
+def test_inference_answers_round_trip_and_stay_strict_json():
+    for message in (
+        protocol.Ready(12, "cpu"),
+        protocol.Ready(12, None),
+        protocol.RequestProgress(3, 5, 10),
+        protocol.Reply(3, True, {"top": [["cat", 99.5]]}),
+        protocol.Reply(4, False, error={"type": "bad_input", "message": "not an image"}),
+    ):
+        assert protocol.decode_answer(protocol.encode(message)) == message
+    line = protocol.encode(protocol.Reply(5, True, {"scores": [float("nan"), float("inf"), 1.0]}))
+    assert "NaN" not in line and "Infinity" not in line
+    assert protocol.decode_answer(line).result == {"scores": [None, None, 1.0]}
+    # A task message is not an answer, and the other way round; "ok" must be a real boolean.
+    assert protocol.decode_answer(protocol.encode(protocol.Progress(0.5))) is None
+    assert protocol.decode(protocol.encode(protocol.Ready(1))) is None
+    assert protocol.decode_answer('{"type": "reply", "id": 1, "ok": 1}') is None
+    assert protocol.decode_answer('{"type": "reply", "id": true, "ok": true}') is None
+
+
+def test_inference_requests_carry_their_fields():
+    line = protocol.encode_request(7, "classify_one", {"model": {"key": "k"}, "image": {"data": "..."}})
+    assert protocol.decode_request(line) == (7, "classify_one", {"model": {"key": "k"}, "image": {"data": "..."}})
+    assert protocol.decode_request('{"type": "request", "id": "7", "op": "ping"}') is None
+    assert protocol.decode_request('{"type": "reply", "id": 7, "ok": true}') is None
+    assert protocol.decode_request("not json") is None

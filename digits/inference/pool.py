@@ -27,15 +27,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from digits.inference import wire
+from digits import protocol
+from digits.events import InferenceProgress
 from digits.inference.errors import InferenceError, ServiceUnavailable
 from digits.inference.process import WorkerProcess
+from digits.inference.spec import worker_policy
 from digits.sandbox import ConfinementError, Confiner
 
 log = logging.getLogger(__name__)
 
 WORKER_MODULE = "digits.engine.inference.worker"
-PROGRESS_EVENT = "inference_progress"
+PROGRESS_EVENT = InferenceProgress.name
 LOG_FILE = "inference.log"
 # A worker that dies sooner than this after starting counts as a failed start: the next one waits longer.
 HEALTHY_AFTER_S = 5.0
@@ -109,8 +111,6 @@ class InferencePool:
     @classmethod
     def for_workspace(cls, workspace, **kwargs) -> InferencePool:
         """A pool sized by the workspace's settings (inference_workers), on its GPUs, logging to the jobs folder."""
-        from digits.inference.spec import worker_policy
-
         settings = workspace.settings
         return cls(
             max(1, int(getattr(settings, "inference_workers", 2))),
@@ -347,7 +347,7 @@ class InferencePool:
             slot.key = key if key is not None else slot.key
             slot.last_used = time.monotonic()
             try:
-                return self._call(worker, {"op": op, "model": model, **fields}, job_id)
+                return self._call(worker, op, {"model": model, **fields}, job_id)
             except ServiceUnavailable:
                 if key is not None and slot.key == key:
                     slot.key = None
@@ -356,13 +356,12 @@ class InferencePool:
             slot.last_used = time.monotonic()
             slot.lock.release()
 
-    def _call(self, worker: WorkerProcess, message: dict[str, Any], job_id: str | None) -> dict[str, Any]:
+    def _call(self, worker: WorkerProcess, op: str, fields: dict[str, Any], job_id: str | None) -> dict[str, Any]:
         request_id = next(self._ids)
-        message["id"] = request_id
         while not worker.messages.empty():  # leftovers of a request that gave up waiting
             worker.messages.get_nowait()
         try:
-            worker.send(message)
+            worker.send(request_id, op, fields)
         except (OSError, ValueError):
             raise ServiceUnavailable("the model's worker stopped; try again") from None
         deadline = time.monotonic() + self.reply_timeout_s
@@ -377,18 +376,14 @@ class InferencePool:
                 ) from None
             if reply is None:
                 raise ServiceUnavailable("the model's worker stopped; try again")
-            if reply.get("id") != request_id:
+            if reply.id != request_id:
                 continue
-            if reply.get("type") == wire.PROGRESS:
+            if isinstance(reply, protocol.RequestProgress):
                 deadline = time.monotonic() + self.reply_timeout_s
                 if self.bus is not None and job_id:
-                    self.bus.publish(
-                        PROGRESS_EVENT, {"job_id": job_id, "done": reply.get("done"), "total": reply.get("total")}
-                    )
+                    self.bus.publish(InferenceProgress(job_id, reply.done, reply.total))
                 continue
-            if reply.get("type") != wire.REPLY:
-                continue
-            if reply.get("ok"):
-                return reply.get("result") or {}
-            error = reply.get("error") or {}
+            if reply.ok:
+                return reply.result or {}
+            error = reply.error or {}
             raise InferenceError(str(error.get("type", "failed")), str(error.get("message", "the model failed")))

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from digits.inference import wire
+from digits import protocol
 from digits.sandbox import Confiner
 
 log = logging.getLogger("digits.inference.pool")
@@ -44,7 +44,7 @@ class WorkerProcess:
         self.exited = threading.Event()
         self.device: str | None = None
         self.retired = False  # given up on (killed for silence): no request may use it while it dies
-        self.messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.messages: queue.Queue[protocol.RequestProgress | protocol.Reply | None] = queue.Queue()
         self._on_exit = on_exit
         self._write_lock = threading.Lock()
         threading.Thread(target=self._read, name=f"inference-reader-{self.pid}", daemon=True).start()
@@ -52,11 +52,11 @@ class WorkerProcess:
     def _read(self) -> None:
         try:
             for raw in self.proc.stdout:
-                message = wire.decode(raw)
+                message = protocol.decode_answer(raw)
                 if message is None:
                     log.warning("inference worker %d: not a protocol line: %.200r", self.pid, raw)
-                elif message.get("type") == wire.READY:
-                    self.device = message.get("device")
+                elif isinstance(message, protocol.Ready):
+                    self.device = message.device
                     self.ready.set()
                 else:
                     self.messages.put(message)
@@ -64,6 +64,11 @@ class WorkerProcess:
             pass
         finally:
             code = self.proc.wait()
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                try:
+                    pipe.close()
+                except OSError:  # stdin: a flush into a worker that is gone
+                    pass
             Confiner.remove_tmp(self.tmp)
             self.exited.set()
             self.messages.put(None)
@@ -74,8 +79,8 @@ class WorkerProcess:
     def alive(self) -> bool:
         return not self.retired and not self.exited.is_set() and self.proc.poll() is None
 
-    def send(self, message: dict[str, Any]) -> None:
-        data = (wire.encode(message) + "\n").encode("utf-8")
+    def send(self, request_id: int, op: str, fields: dict[str, Any]) -> None:
+        data = (protocol.encode_request(request_id, op, fields) + "\n").encode("utf-8")
         with self._write_lock:
             self.proc.stdin.write(data)
             self.proc.stdin.flush()

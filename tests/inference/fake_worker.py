@@ -7,34 +7,37 @@ import os
 import sys
 import time
 
-from digits.inference import wire
+from digits import protocol
 
 
 def main() -> None:
     out = sys.stdout
 
     def send(message):
-        out.write(wire.encode(message) + "\n")
+        out.write(protocol.encode(message) + "\n")
         out.flush()
 
-    send({"type": wire.READY, "pid": os.getpid(), "device": "cpu"})
+    send(protocol.Ready(os.getpid(), "cpu"))
     for line in sys.stdin:
-        request = wire.decode(line)
-        rid = request["id"]
-        op = request["op"]
+        rid, op, request = protocol.decode_request(line)
         if op == "crash":
             os._exit(3)
         if op == "sleep":
             time.sleep(float(request.get("seconds", 1)))
         if op == "progress":
-            for step in range(int(request.get("steps", 3))):
-                send({"type": wire.PROGRESS, "id": rid, "done": step + 1, "total": int(request.get("steps", 3))})
+            steps = int(request.get("steps", 3))
+            for step in range(steps):
+                send(protocol.RequestProgress(rid, step + 1, steps))
         if op == "fail":
-            send(wire.failure(rid, request.get("kind", "failed"), "it failed as asked"))
+            send(
+                protocol.Reply(
+                    rid, False, error={"type": request.get("kind", "failed"), "message": "it failed as asked"}
+                )
+            )
             continue
         model = request.get("model") or {}
         env = os.environ.get("CUDA_VISIBLE_DEVICES")
-        send(wire.reply(rid, {"pid": os.getpid(), "key": model.get("key"), "env": env}))
+        send(protocol.Reply(rid, True, {"pid": os.getpid(), "key": model.get("key"), "env": env}))
 
 
 if __name__ == "__main__":

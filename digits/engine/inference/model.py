@@ -25,7 +25,7 @@ TOP_K = 5
 
 
 class RequestFailed(Exception):
-    """A request that cannot be answered; `kind` is one of digits.inference.wire.ERROR_TYPES."""
+    """A request that cannot be answered; `kind` is one of digits.protocol.ERROR_KINDS."""
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)

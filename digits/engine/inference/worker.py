@@ -21,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from digits import sandbox
+from digits import protocol, sandbox
 from digits.config import Settings
 from digits.datapaths import PathRefused
 from digits.engine.inference.model import TOP_K, LoadedModel, RequestFailed
@@ -29,9 +29,9 @@ from digits.engine.inference.threads import threads_for_one, torch_threads
 from digits.engine.inference.visualize import visualize
 from digits.folders.dataset import SPLITS, split_sources
 from digits.formats.caffe_pb import datum_to_array
-from digits.formats.images import ImageError
+from digits.formats.images import ImageError, set_max_pixels
 from digits.formats.lmdb_io import LmdbReader
-from digits.inference import render, wire
+from digits.inference import render
 from digits.inference.evaluate import evaluate
 from digits.inference.paths import PathChecker
 
@@ -109,12 +109,10 @@ class InferenceServer:
             )
         return self.model
 
-    def handle(self, request: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        op = request.get("op")
+    def handle(self, op: str, request: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        """Answer one request: `op` and its fields (digits.protocol's request lines)."""
         # What this request may read, as the web process decided (digits.inference.inputs.path_policy); a
         # request without one may read no server path. Its pixel limit applies to every image it decodes.
-        from digits.formats.images import set_max_pixels
-
         policy = request.get("path_policy") or {}
         roots = [str(root) for root in policy.get("data_roots") or []]
         self.paths = PathChecker(
@@ -321,32 +319,35 @@ class InferenceServer:
 
 
 def serve(server: InferenceServer, requests: IO[str], replies: IO[str]) -> None:
-    def send(message: dict[str, Any]) -> None:
-        replies.write(wire.encode(message) + "\n")
+    def send(message: protocol.Answer) -> None:
+        replies.write(protocol.encode(message) + "\n")
         replies.flush()
 
-    send({"type": wire.READY, "pid": os.getpid(), "device": str(server.device) if server.device else None})
+    def failure(request_id: int, kind: str, message: str) -> protocol.Reply:
+        return protocol.Reply(request_id, False, error={"type": kind, "message": message})
+
+    send(protocol.Ready(os.getpid(), str(server.device) if server.device else None))
     for line in requests:
-        request = wire.decode(line)
-        if request is None:
+        decoded = protocol.decode_request(line)
+        if decoded is None:
             log(f"not a request: {line[:200]!r}")
             continue
-        request_id = request.get("id")
+        request_id, op, fields = decoded
 
         def progress(done: int, total: int, request_id=request_id) -> None:
-            send({"type": wire.PROGRESS, "id": request_id, "done": done, "total": total})
+            send(protocol.RequestProgress(request_id, done, total))
 
         try:
-            send(wire.reply(request_id, server.handle(request, progress)))
+            send(protocol.Reply(request_id, True, server.handle(op, fields, progress)))
         except RequestFailed as e:
-            send(wire.failure(request_id, e.kind, e.message))
+            send(failure(request_id, e.kind, e.message))
         except torch.cuda.OutOfMemoryError:
             server.model = None
             torch.cuda.empty_cache()
-            send(wire.failure(request_id, "failed", "the GPU ran out of memory for this model"))
+            send(failure(request_id, "failed", "the GPU ran out of memory for this model"))
         except Exception as e:  # noqa: BLE001 - one bad request must not end the worker
             traceback.print_exc()
-            send(wire.failure(request_id, "failed", f"{type(e).__name__}: {e}"))
+            send(failure(request_id, "failed", f"{type(e).__name__}: {e}"))
 
 
 def main() -> None:
