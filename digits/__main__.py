@@ -6,6 +6,7 @@ monkey.patch_all()  # before anything else imports socket, threading or subproce
 
 
 def main() -> None:
+    # Imported here, after patch_all: the server and everything it imports must see gevent's socket and threads.
     import sys
 
     from digits.server import main as serve_main

@@ -1,5 +1,6 @@
 """The audit log: who signed in or out, who created, aborted, resumed, edited or deleted what, and who changed
-accounts, tokens or permissions, and when (jobs/audit.log, JSON lines)."""
+accounts, tokens or permissions, and when (jobs/audit.log, JSON lines). Requests write through
+digits.views.common.audit, the accounts command line through `record`."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import logging
 import os
 import threading
 import time
-
-from flask import current_app, request
 
 LOG_NAME = "audit.log"
 _lock = threading.Lock()
@@ -30,17 +29,3 @@ def record(jobs_path: str, action: str, **fields) -> None:
                 fh.write(json.dumps(entry) + "\n")
     except OSError as e:
         log.error("could not write to %s (%s): %s", path, e.strerror or e, json.dumps(entry))
-
-
-def audit(action: str, *, user: str | None = None, job=None, **details) -> None:
-    """Append one line: time, user, action, job id and name, the client's address, and any details."""
-    workspace = current_app.extensions["digits"]
-    if user is None:
-        from digits.views.auth import current_username
-
-        user = current_username()
-    fields = {"user": user, "address": request.remote_addr}
-    if job is not None:
-        fields.update(job_id=job.id, job_name=job.name)
-    fields.update(details)
-    record(workspace.settings.jobs_path, action, **fields)

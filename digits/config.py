@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -75,6 +76,16 @@ class Settings:
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
+def is_loopback(host: str) -> bool:
+    """Whether an address or name to listen on is this machine only (127/8, ::1, localhost)."""
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def parse_gpus(value: Any) -> list[int] | None:
     """'0,1' -> [0, 1]; 'none' or '' -> []; 'auto' -> None (discover)."""
     if value is None or isinstance(value, list):
@@ -134,8 +145,6 @@ def _normalize(settings: Settings) -> Settings:
         raise SettingsError("cpu_slots: must be at least 1")
     if settings.auth not in ("none", "password"):
         raise SettingsError(f"auth: expected none or password, got {settings.auth!r}")
-    from digits.datapaths import is_loopback
-
     if settings.auth == "none" and not is_loopback(settings.host):
         raise SettingsError(
             f"auth: --auth none lets anyone who can reach {settings.host} act as any user; a server that listens "

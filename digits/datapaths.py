@@ -12,24 +12,14 @@ files exist elsewhere on the server.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass, field
 
-from digits.config import Settings
+from digits.config import Settings, is_loopback
 
 
 class PathRefused(ValueError):
     """A server path outside what this server may read; the message says why."""
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost",):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def inside(path: str, root: str) -> bool:

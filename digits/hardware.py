@@ -1,8 +1,9 @@
 """Live hardware use of running tasks: CPU and memory of each worker's process tree, and its reserved GPUs.
 
-A background thread (a greenlet under gevent) samples every couple of seconds, publishes a `hardware` event
-on the bus and appends it to jobs/<id>/hardware.jsonl; the blueprint serves that history to the model page.
-Each sample is a handful of /proc reads and NVML calls, so the event loop is never held for long.
+A background thread (a greenlet under gevent), owned by the Workspace, samples every couple of seconds,
+publishes a `hardware` event on the bus and appends it to jobs/<id>/hardware.jsonl; digits.views.hardware
+serves that history to the model page. Each sample is a handful of /proc reads and NVML calls, so the event
+loop is never held for long.
 """
 
 from __future__ import annotations
@@ -16,16 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 import psutil
-from flask import Blueprint, Flask, jsonify, request
 
-from digits.events import EventBus
+from digits.events import EventBus, HardwareSampled
 from digits.job import Job, Task
 from digits.store import HARDWARE_FILE, JobStore
-from digits.views.common import job_or_404, workspace
 
 log = logging.getLogger(__name__)
 
-HARDWARE = "hardware"  # the bus event; live.py forwards every event to the job's room
+HARDWARE = HardwareSampled.name  # live.py forwards every event to the job's room
 SAMPLE_INTERVAL_S = 2.0
 # The history route thins longer files to about this many samples; the page decimates again per pixel.
 MAX_HISTORY_SAMPLES = 4000
@@ -195,16 +194,11 @@ class HardwareMonitor:
             usage = tree.sample()
             if usage is None:
                 continue
-            sample = {
-                "job_id": job.id,
-                "task": task.name,
-                "time": round(time.time(), 3),
-                "cpu_percent": usage[0],
-                "memory_bytes": usage[1],
-                "gpus": self.gpus.sample(list(task.reserved.get("gpus") or [])),
-            }
+            gpus = self.gpus.sample(list(task.reserved.get("gpus") or []))
+            event = HardwareSampled(job.id, task.name, round(time.time(), 3), usage[0], usage[1], gpus)
+            sample = event.payload()
             self._append(job.id, sample)
-            self.bus.publish(HARDWARE, sample)
+            self.bus.publish(event)
             samples.append(sample)
         for key in set(self._trees) - seen:
             del self._trees[key]
@@ -238,38 +232,3 @@ def read_history(job_dir: str, limit: int = MAX_HISTORY_SAMPLES, since: float | 
         stride = -(-len(samples) // limit)
         samples = samples[::-stride][::-1]  # counted from the end, so the newest sample stays
     return samples
-
-
-bp = Blueprint("hardware", __name__)
-
-
-@bp.route("/models/<job_id>/hardware/json")
-def history(job_id: str):
-    """The samples recorded for a model: {"job_id", "samples": [...], "gpus": [reserved indices]}."""
-    job = job_or_404(job_id, "model")
-    since = request.args.get("since", type=float)
-    samples = read_history(workspace().store.job_dir(job.id), since=since)
-    gpus = sorted({g for task in job.tasks for g in (task.reserved.get("gpus") or [])})
-    return jsonify({"job_id": job.id, "samples": samples, "gpus": gpus, "interval_s": SAMPLE_INTERVAL_S})
-
-
-def init_app(app: Flask, interval_s: float = SAMPLE_INTERVAL_S) -> HardwareMonitor:
-    """Serve the history, start monitoring the app's workspace, and stop when the workspace closes."""
-    if HARDWARE in app.extensions:  # the devserver's extend hook and create_app may both ask
-        return app.extensions[HARDWARE]
-    ws = app.extensions["digits"]
-    monitor = HardwareMonitor(ws.store, ws.bus, ws.scheduler.running, interval_s)
-    app.register_blueprint(bp)
-    app.extensions[HARDWARE] = monitor
-    app.add_template_global(True, "hardware_panel")  # the model page shows the panel only when this is set
-    close = ws.close
-
-    def close_with_monitor() -> None:
-        # Every path that ends a server (signal, tests' fixtures) goes through Workspace.close; stopping here
-        # means no sampler outlives the jobs directory it writes into.
-        monitor.stop()
-        close()
-
-    ws.close = close_with_monitor
-    monitor.start()
-    return monitor

@@ -101,6 +101,8 @@ class TaskProcess:
                 self.on_message(msg)
             rc = self.proc.wait()
             err_thread.join(5)
+            for pipe in (self.proc.stdout, self.proc.stderr):
+                pipe.close()
             if self._kill_timer:
                 self._kill_timer.cancel()
             self._log(

@@ -17,6 +17,7 @@ from geventwebsocket.handler import WebSocketHandler
 from digits.config import SettingsError, load_settings
 from digits.lock import JobsDirBusy
 from digits.log import setup_logging
+from digits.webapp import create_app
 
 log = logging.getLogger("digits.server")
 
@@ -67,8 +68,6 @@ def serve(app, host: str, port: int) -> int:
 
 def main(argv: list[str] | None = None, extend=None) -> int:
     """Parse settings, build the app, and serve. `extend(app)` may add blueprints (plugins, test harnesses)."""
-    from digits.webapp import create_app
-
     try:
         settings = load_settings(argv)
     except SettingsError as e:

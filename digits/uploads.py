@@ -8,7 +8,6 @@ since headers can lie. Both are CPU and disk work: in the web process, call extr
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import struct
 import zipfile
@@ -163,7 +162,3 @@ def save_upload(storage, path: str, max_bytes: int) -> None:
                 os.unlink(path)
                 raise UploadRefused(f"{storage.filename}: larger than {max_bytes:,} bytes")
             out.write(block)
-
-
-def remove_tree(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -8,15 +8,15 @@ import secrets
 from flask import Flask
 from flask_socketio import SocketIO
 
-from digits import __version__, hardware, live
+from digits import __version__, live
 from digits.config import Settings, settings_from
 from digits.dataset import explore as dataset_explore
 from digits.dataset import views as dataset_views
-from digits.inference import views as inference_views
+from digits.inference import app as inference_app
 from digits.model import download as model_download
 from digits.model import tools as model_tools
 from digits.model import views as model_views
-from digits.views import auth, console, errors, files, filters, guards, jobs
+from digits.views import auth, console, errors, files, filters, guards, hardware, jobs
 from digits.views.common import job_url
 from digits.workspace import Workspace
 
@@ -92,10 +92,10 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
         model_views.bp,
         model_tools.bp,
         model_download.bp,
-        inference_views.bp,
         files.bp,
     ):
         app.register_blueprint(blueprint)
+    inference_app.install(app)  # the blueprint, and the warm workers unless inference_workers is 0
     hardware.init_app(app)
     # Around Socket.IO too (SocketIO(app) wrapped wsgi_app above), and inside ProxyFix: the forwarded host counts.
     app.wsgi_app = guards.protect(app.wsgi_app, settings)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 
-from digits import events, sandbox
+from digits import sandbox
 from digits.config import Settings
-from digits.events import EventBus
+from digits.events import EventBus, JobAdded
+from digits.hardware import HardwareMonitor
 from digits.job import Job, Task
 from digits.lock import JobsDirLock
 from digits.resources import ResourcePools, discover_gpus
@@ -28,7 +29,9 @@ class Workspace:
         self.pools = ResourcePools(settings.cpu_slots, self.gpus)
         self.scheduler: Scheduler | None = None
         self.accounts = None
+        # The warm inference workers, when the app installs them (digits.inference.app.install); closed with it.
         self.inference = None
+        self.hardware: HardwareMonitor | None = None  # samples running tasks' CPU, memory and GPUs
         self.confiner: sandbox.Confiner | None = None
 
     def open(self) -> None:
@@ -36,7 +39,7 @@ class Workspace:
         self.store = JobStore(self.settings.jobs_path)
         self.lock.acquire(self.settings.host, self.settings.port)
         if self.settings.auth == "password":
-            from digits.accounts import AccountStore
+            from digits.accounts import AccountStore  # lazy: SQLAlchemy costs a single-user server's start
 
             self.accounts = AccountStore(self.settings.jobs_path)
         self.confiner = sandbox.Confiner(self.settings.jobs_path)
@@ -46,11 +49,8 @@ class Workspace:
         )
         jobs = self.store.load_all()
         self.scheduler.recover()
-        if self.settings.inference_workers > 0:
-            from digits.inference.pool import InferencePool  # torch-free: the workers import torch
-
-            self.inference = InferencePool.for_workspace(self)
-            self.inference.start()
+        self.hardware = HardwareMonitor(self.store, self.bus, self.scheduler.running)
+        self.hardware.start()
         log.info(
             "jobs directory %s: %d jobs; GPUs: %s",
             self.settings.jobs_path,
@@ -59,6 +59,9 @@ class Workspace:
         )
 
     def close(self) -> None:
+        # No sampler, worker or task outlives the jobs directory it writes into.
+        if self.hardware:
+            self.hardware.stop()
         if self.inference:
             self.inference.close()
         if self.scheduler:
@@ -68,7 +71,7 @@ class Workspace:
     def add_job(self, job: Job) -> None:
         """Save a new job, announce it, and queue its tasks."""
         self.store.add(job)
-        self.bus.publish(events.JOB_ADDED, {"job_id": job.id, "category": job.category, **job.summary()})
+        self.bus.publish(JobAdded.of(job))
         self.scheduler.submit(job)
 
     def confine_task(self, job: Job, task: Task) -> tuple[dict[str, str], str]:

@@ -8,12 +8,13 @@ import os
 from flask import Blueprint, current_app, jsonify, render_template, request, send_file
 
 from digits.datapaths import PathRefused, check_server_path, inside, no_paths_message, path_rules
+from digits.errors import ApiError, NotFound
 from digits.folders.dataset import SPLITS, db_name, read_labels, record_labels
-from digits.formats.caffe_pb import Datum
+from digits.formats.caffe_pb import Datum, datum_to_array
+from digits.formats.images import encode_image
 from digits.formats.lmdb_io import LmdbReader, record_key
 from digits.offload import off_loop
 from digits.views.common import job_or_404, workspace
-from digits.views.errors import ApiError, NotFound
 
 bp = Blueprint("dataset_explore", __name__)
 PAGE_SIZE = 48
@@ -74,9 +75,6 @@ def _record_picture(path: str, index: int) -> tuple[bytes, str] | None:
     datum = Datum.FromString(raw)
     if datum.encoded:
         return datum.data, "image/jpeg" if datum.data[:2] == b"\xff\xd8" else "image/png"
-    from digits.formats.caffe_pb import datum_to_array
-    from digits.formats.images import encode_image
-
     arr, _ = datum_to_array(raw)
     return encode_image(arr, "png"), "image/png"
 

@@ -6,18 +6,18 @@ import os
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, send_file, url_for
 
-from digits.audit import audit
 from digits.datapaths import path_rules
 from digits.dataset import DATASET_TYPE
 from digits.dataset.forms import DatasetForm, attach_unpacked, pending_zips, read_dataset_form
 from digits.dataset.info import dataset_json
+from digits.errors import FormErrors, NotFound
 from digits.folders import file_in
 from digits.folders.dataset import LABELS, MEAN, MEAN_PNG, UPLOAD_DIR
 from digits.job import Job, Task
 from digits.offload import off_loop
 from digits.uploads import UploadRefused, ZipLimits, extract_zip, save_upload
-from digits.views.common import current_user, job_or_404, require_user, workspace
-from digits.views.errors import FormErrors, NotFound, wants_json
+from digits.views.common import audit, current_user, job_or_404, require_user, workspace
+from digits.views.errors import wants_json
 from digits.views.jobs import first_error, storage_error
 
 bp = Blueprint("datasets", __name__)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from digits.formats.images import convert_image, open_image
+
 F = descriptor_pb2.FieldDescriptorProto
 GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")
 
@@ -90,8 +92,6 @@ def datum_to_array(buf: bytes) -> tuple[np.ndarray, int]:
     """A Datum back to (HxWxC uint8 RGB or gray image, label), decoding PNG/JPEG when it is encoded."""
     datum = Datum.FromString(buf)
     if datum.encoded:
-        from digits.formats.images import convert_image, open_image
-
         im = open_image(datum.data)
         channels = datum.channels if datum.channels in (1, 3) else (1 if im.mode in GRAY_MODES else 3)
         arr = np.asarray(convert_image(im, channels))
@@ -141,9 +141,3 @@ def read_mean(path: str) -> np.ndarray:
     if channels == 3:
         chw = chw[::-1]
     return np.ascontiguousarray(chw.transpose(1, 2, 0))
-
-
-def datums_to_arrays(raws: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """Many Datum records of one size as (N x H x W x C uint8, int64 labels); a unit of parallel decoding."""
-    arrays, labels = zip(*(datum_to_array(raw) for raw in raws), strict=True)
-    return np.stack(arrays), np.asarray(labels, dtype=np.int64)

@@ -62,33 +62,43 @@ def open_image(source: str | bytes, max_pixels: int | None = None) -> Image.Imag
         fp = io.BytesIO(source)
     else:
         fp = source
+    img = None
     try:
         img = Image.open(fp)
         problem = too_large(*img.size, max_pixels)
         if problem:
             raise ImageError(problem)
-        img.load()
-    except ImageError:
-        raise
-    except FileNotFoundError:
-        raise ImageError("file not found") from None
-    except IsADirectoryError:
-        raise ImageError("is a folder, not a file") from None
-    except UnidentifiedImageError:
-        if not isinstance(source, bytes | bytearray):
-            try:
-                with open(source, "rb") as fh:
-                    if not fh.read(1):
-                        raise ImageError("empty file") from None
-            except OSError:
-                pass
-        raise ImageError("not an image (unrecognized format)") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"truncated or corrupt: {e}") from None
+        img.load()  # Pillow closes a file it opened by name once the image is loaded
+    except Exception as e:
+        if img is not None:
+            img.close()  # refused or broken before it was loaded: its file is still open
+        raise _unreadable(e, source) from None
     try:
         return ImageOps.exif_transpose(img)
     except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the image
         return img
+
+
+def _unreadable(error: Exception, source: str | bytes) -> Exception:
+    """The ImageError a person should see for why an image could not be opened (other errors as they are)."""
+    if isinstance(error, ImageError):
+        return error
+    if isinstance(error, FileNotFoundError):
+        return ImageError("file not found")
+    if isinstance(error, IsADirectoryError):
+        return ImageError("is a folder, not a file")
+    if isinstance(error, UnidentifiedImageError):
+        if not isinstance(source, bytes | bytearray):
+            try:
+                with open(source, "rb") as fh:
+                    if not fh.read(1):
+                        return ImageError("empty file")
+            except OSError:
+                pass
+        return ImageError("not an image (unrecognized format)")
+    if isinstance(error, OSError | SyntaxError | ValueError):
+        return ImageError(f"truncated or corrupt: {error}")
+    return error
 
 
 def _flatten_alpha(img: Image.Image) -> Image.Image:

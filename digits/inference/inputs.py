@@ -17,12 +17,12 @@ from typing import Any
 
 from digits.config import Settings
 from digits.datapaths import PathRefused, check_server_path
+from digits.errors import ApiError, InsufficientStorage, StorageUnavailable
 from digits.formats.images import IMAGE_EXTENSIONS
 from digits.inference import urls
 from digits.offload import off_loop
 from digits.store import DISK_FULL
 from digits.uploads import UploadRefused, ZipLimits, extract_zip
-from digits.views.errors import ApiError
 
 MAX_LIST_BYTES = 20 * 1024 * 1024
 MAX_LIST_LINES = 100_000
@@ -158,8 +158,6 @@ def unpack_zip(files, work_dir: str, settings: Settings) -> str | None:
     except UploadRefused as e:
         raise ApiError(f"image_folder_zip: {upload.filename}: {e}") from None
     except OSError as e:
-        from digits.views.jobs import InsufficientStorage, StorageUnavailable
-
         if e.errno in DISK_FULL:
             message = f"the server's temporary folder is full: could not unpack {upload.filename}"
             raise InsufficientStorage(message) from None

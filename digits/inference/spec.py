@@ -6,12 +6,13 @@ import os
 from typing import Any
 
 from digits.datapaths import allowed_roots
+from digits.errors import Conflict, NotFound
 from digits.folders import file_in
 from digits.folders.dataset import LABELS, read_labels
 from digits.folders.model import RESULTS_DIR, Snapshot, epochs_text, pick_snapshot, snapshots
 from digits.job import Job, is_job_id
 from digits.model.settings import model_settings
-from digits.views.errors import Conflict, NotFound
+from digits.sandbox import ConfinementError
 
 
 def choose_snapshot(job: Job, job_dir: str, wanted: str | None) -> Snapshot:
@@ -74,8 +75,6 @@ def worker_policy(workspace, spec: dict[str, Any]) -> dict[str, Any]:
     """What the worker serving a model may touch (digits/sandbox.py): the model's folder and its dataset's to
     read, the model's results folder to write, and the server paths classify-many may name. Decided from the
     server's records, not from the model's job.json."""
-    from digits.sandbox import ConfinementError
-
     store = workspace.store
     job = store.get(spec.get("job_id") or "")
     if job is None or job.category != "model":

@@ -16,13 +16,14 @@ from typing import Any
 from flask import Blueprint, jsonify, render_template, request, send_file, url_for
 
 from digits.datapaths import PathRefused, check_server_path
+from digits.errors import ApiError, Failed, FormErrors, NotFound, ServiceUnavailable
 from digits.folders.model import RESULTS_DIR
 from digits.forms import FormReader
 from digits.inference import inputs
 from digits.inference.errors import InferenceError
 from digits.inference.spec import dataset_dir, dataset_labels, model_spec
 from digits.views.common import job_or_404, workspace
-from digits.views.errors import ApiError, FormErrors, NotFound, wants_json
+from digits.views.errors import wants_json
 
 bp = Blueprint("inference", __name__)
 RESULT_NAME_RE = re.compile(r"^confusion-[0-9a-f]{16}\.png$")
@@ -30,20 +31,10 @@ KEEP_RESULTS = 20
 MAX_TOP_N = 100
 
 
-class ServiceUnavailable(ApiError):
-    status = 503
-    kind = "service_unavailable"
-
-
-class InferenceFailed(ApiError):
-    status = 500
-    kind = "inference_failed"
-
-
 API_ERRORS = {
     "bad_input": ApiError,
     "not_found": NotFound,
-    "failed": InferenceFailed,
+    "failed": Failed,
     "unavailable": ServiceUnavailable,
 }
 

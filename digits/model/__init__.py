@@ -2,7 +2,9 @@
 
 import os
 
+from digits.datapaths import PathRefused, check_server_path, inside
 from digits.model.settings import register_migrations
+from digits.sandbox import ConfinementError
 from digits.task_kinds import register_task_kind
 
 MODEL_TYPE = "image-classification-model"
@@ -11,9 +13,6 @@ MODEL_TYPE = "image-classification-model"
 def train_access(workspace, job, task) -> dict:
     """What a training worker reads besides its own folder: its dataset's folder and, when it starts from
     weights, that one file. Decided from the server's records and settings, not from the worker's folder."""
-    from digits.datapaths import PathRefused, check_server_path, inside
-    from digits.sandbox import ConfinementError
-
     store = workspace.store
     datasets = [d for d in job.depends_on if (dep := store.get(d)) is not None and dep.category == "dataset"]
     access = {"read_jobs": [store.job_dir(d) for d in datasets], "read_files": [], "data": []}

@@ -18,6 +18,7 @@ import re
 from flask import Blueprint, Response, request
 
 from digits import __version__
+from digits.errors import ApiError, Conflict, NotFound
 from digits.folders import file_in
 from digits.folders.dataset import LABELS, MEAN, MEAN_PNG, read_labels
 from digits.folders.model import (
@@ -31,11 +32,11 @@ from digits.folders.model import (
     snapshots,
 )
 from digits.job import Job
+from digits.model.caffe import CaffeError, deploy_prototxt
 from digits.model.download_archive import Member, close_members, stream_tar_gz, stream_zip
 from digits.model.predict_template import build_predict_script
 from digits.model.settings import model_settings
 from digits.views.common import job_or_404, workspace
-from digits.views.errors import ApiError, Conflict, NotFound
 
 bp = Blueprint("model_download", __name__)
 
@@ -208,8 +209,6 @@ def archive_members(job: Job, epoch_arg: str | None) -> tuple[str, list[Member]]
         network_text = fh.read()
     generated = []
     if settings.framework == "caffe":
-        from digits.model.caffe import CaffeError, deploy_prototxt
-
         try:
             text = deploy_prototxt(network_text, input_shape=tuple(info["input_shape"]), num_classes=len(labels))
         except CaffeError as e:

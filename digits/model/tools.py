@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from digits.errors import ApiError, FormErrors
 from digits.folders.dataset import read_labels
 from digits.forms import FormReader
 from digits.model.caffe import analyze_for_display
@@ -12,7 +13,6 @@ from digits.model.lr_policy import LRPolicy
 from digits.model.settings import input_shape
 from digits.model.standard import get_network
 from digits.views.common import workspace
-from digits.views.errors import ApiError, FormErrors
 
 bp = Blueprint("model_tools", __name__)
 DEFAULT_IMAGE = {"channels": 3, "width": 256, "height": 256}

@@ -7,19 +7,19 @@ import os
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
 
 from digits import sandbox
-from digits.audit import audit
+from digits.errors import Conflict, Forbidden, FormErrors, NotFound
 from digits.folders import file_in
 from digits.folders.model import NETWORK_FILES, snapshots
 from digits.job import Job, Task
 from digits.model import MODEL_TYPE
 from digits.model.forms import LR_PARAMS, ModelForm, read_model_form
-from digits.model.info import latest_metrics, model_json
+from digits.model.info import latest_metrics, model_json, sparkline
 from digits.model.settings import TRAIN_TASK, model_settings
 from digits.model.standard import FRAMEWORKS, get_network, list_networks, runs_code
 from digits.status import Status
 from digits.views.auth import has_permission
-from digits.views.common import current_user, job_or_404, require_owner, require_user, workspace
-from digits.views.errors import Conflict, Forbidden, FormErrors, NotFound, wants_json
+from digits.views.common import audit, current_user, job_or_404, require_owner, require_user, workspace
+from digits.views.errors import wants_json
 from digits.views.jobs import first_error, status_json, storage_error
 
 bp = Blueprint("models", __name__)
@@ -256,3 +256,9 @@ def model_settings_summary(job: Job) -> list[tuple[str, str]]:
 
 
 bp.add_app_template_global(model_settings, "model_settings")
+
+
+@bp.app_template_global()
+def model_sparkline(job: Job) -> dict | None:
+    """The console's accuracy (or loss) sparkline of a model."""
+    return sparkline(workspace().store.job_dir(job.id))

@@ -17,10 +17,12 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from flask_wtf.csrf import CSRFProtect
 
 from digits.accounts import USERNAME_RE, password_matches
-from digits.audit import audit
+from digits.errors import Forbidden, FormErrors, Unauthorized
 from digits.offload import off_loop
 from digits.throttle import LoginThrottle, Refusal
-from digits.views.errors import Forbidden, FormErrors, Unauthorized, wants_json
+from digits.views.common import audit
+from digits.views.common import current_user as current_user_name
+from digits.views.errors import wants_json
 from digits.views.guards import UNSAFE_METHODS, cross_origin_refusal
 
 bp = Blueprint("auth", __name__)
@@ -125,14 +127,6 @@ def init_app(app: Flask) -> None:
 
 def from_browser() -> bool:
     return any(h in request.headers for h in ("Origin", "Referer", "Sec-Fetch-Site"))
-
-
-def current_username() -> str | None:
-    return current_user.get_id() if current_user.is_authenticated else None
-
-
-def is_admin() -> bool:
-    return bool(current_user.is_authenticated and getattr(current_user, "is_admin", False))
 
 
 def has_permission(name: str) -> bool:
@@ -245,7 +239,7 @@ def logout():
     """POST signs out (ending the server-side session); GET only shows the button, so a link cannot sign out."""
     if request.method == "GET":
         return render_template("auth/logout.html")
-    user = current_username()
+    user = current_user_name()
     if _password_mode() and not bearer_token():
         _accounts().end_session(session.get(SESSION_KEY))
     logout_user()

@@ -1,11 +1,13 @@
-"""What every blueprint needs: the workspace, the signed-in user, job lookup and permission checks."""
+"""What every blueprint needs: the workspace, the signed-in user, job lookup, permission checks, the audit log."""
 
 from __future__ import annotations
 
-from flask import current_app, url_for
+from flask import current_app, request, url_for
+from flask_login import current_user as signed_in
 
+from digits import audit as audit_log
+from digits.errors import Forbidden, NotFound, Unauthorized
 from digits.job import Job, is_job_id
-from digits.views.errors import Forbidden, NotFound, Unauthorized
 from digits.workspace import Workspace
 
 
@@ -14,9 +16,21 @@ def workspace() -> Workspace:
 
 
 def current_user() -> str | None:
-    from digits.views.auth import current_username
+    """The signed-in person's name (session cookie or bearer token), or None."""
+    return signed_in.get_id() if signed_in.is_authenticated else None
 
-    return current_username()
+
+def is_admin() -> bool:
+    return bool(signed_in.is_authenticated and getattr(signed_in, "is_admin", False))
+
+
+def audit(action: str, *, user: str | None = None, job: Job | None = None, **details) -> None:
+    """Append one line to the audit log: the time, who (the signed-in person unless `user` says), the action,
+    the job's id and name, the client's address, and any details."""
+    fields = {"user": user if user is not None else current_user(), "address": request.remote_addr}
+    if job is not None:
+        fields.update(job_id=job.id, job_name=job.name)
+    audit_log.record(workspace().settings.jobs_path, action, **{**fields, **details})
 
 
 def job_or_404(job_id: str, category: str | None = None) -> Job:
@@ -36,8 +50,6 @@ def require_user() -> str:
 
 def require_owner(job: Job) -> str:
     """The signed-in user, when they may change this job (abort, delete, rename)."""
-    from digits.views.auth import is_admin
-
     user = require_user()
     if job.owner and job.owner != user and not is_admin():
         raise Forbidden(f"job {job.id} belongs to {job.owner}; only they or an admin may change it")

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, jsonify, render_template, url_for
 
 from digits import __version__
 from digits.job import Job
-from digits.views.common import workspace
+from digits.views.common import current_user, workspace
 
 bp = Blueprint("console", __name__)
 
@@ -31,15 +31,10 @@ def _url_if_installed(endpoint: str) -> str | None:
 
 @bp.route("/")
 def home():
-    from digits.model.info import sparkline
-
-    models = _ordered("model")
-    store = workspace().store
     return render_template(
         "console/home.html",
         datasets=_ordered("dataset"),
-        models=models,
-        sparklines={job.id: sparkline(store.job_dir(job.id)) for job in models},
+        models=_ordered("model"),
         new_dataset_url=_url_if_installed("datasets.new"),
         new_model_url=_url_if_installed("models.new"),
         unreadable=_unreadable(),
@@ -51,9 +46,7 @@ bp.add_url_rule("/index", endpoint="index", view_func=home)
 
 @bp.route("/index/json")
 def home_json():
-    from digits.views.auth import current_username
-
-    if current_app.config["DIGITS_SETTINGS"].auth == "password" and not current_username():
+    if current_app.config["DIGITS_SETTINGS"].auth == "password" and not current_user():
         # Anonymous callers get the version and no jobs: a readiness probe for scripts and load balancers.
         hint = "sign in to see the jobs: POST /login, or send 'Authorization: Bearer <token>'"
         return jsonify({"version": __version__, "datasets": [], "models": [], "signed_in": False, "message": hint})

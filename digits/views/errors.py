@@ -7,44 +7,23 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from digits.errors import ApiError, FormErrors
+
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
-    status = 400
-    kind = "bad_request"
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-
-class Unauthorized(ApiError):
-    status = 401
-    kind = "unauthorized"
-
-
-class Forbidden(ApiError):
-    status = 403
-    kind = "forbidden"
-
-
-class NotFound(ApiError):
-    status = 404
-    kind = "not_found"
-
-
-class Conflict(ApiError):
-    status = 409
-    kind = "conflict"
-
-
-class FormErrors(ApiError):
-    """Bad form input: {field: [messages]}, answered as 400 with {"errors": {...}}."""
-
-    def __init__(self, errors: dict[str, list[str]]):
-        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
-        self.errors = errors
+# The HTTP status of each kind of digits.errors error.
+HTTP_STATUS = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "inference_failed": 500,
+    "service_unavailable": 503,
+    "storage_unavailable": 503,
+    "insufficient_storage": 507,
+}
 
 
 def wants_json() -> bool:
@@ -70,7 +49,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(e: ApiError):
         extra = {"errors": e.errors} if isinstance(e, FormErrors) else None
-        return _respond(e.status, e.kind, e.message, extra)
+        return _respond(HTTP_STATUS.get(e.kind, 400), e.kind, e.message, extra)
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):

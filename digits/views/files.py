@@ -7,8 +7,8 @@ import os
 from flask import Blueprint, send_file
 
 from digits.datapaths import inside
+from digits.errors import NotFound
 from digits.views.common import job_or_404, workspace
-from digits.views.errors import NotFound
 
 bp = Blueprint("files", __name__)
 

@@ -14,8 +14,7 @@ from urllib.parse import urlsplit
 
 from flask import request
 
-from digits.config import Settings
-from digits.datapaths import is_loopback
+from digits.config import Settings, is_loopback
 
 SECURITY_HEADERS = [
     # No page of ours is meant to be framed (clickjacking); both spellings for old and new browsers.

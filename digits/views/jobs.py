@@ -7,32 +7,18 @@ import time
 
 from flask import Blueprint, jsonify, redirect, render_template, request, send_file, url_for
 
-from digits import events
-from digits.audit import audit
+from digits.errors import ApiError, Conflict, FormErrors, InsufficientStorage, NotFound, StorageUnavailable
+from digits.events import JobStatusChanged
 from digits.forms import FormReader
 from digits.job import Job
 from digits.scheduler import JobInUse
 from digits.store import JobWriteError, is_disk_full, write_problem
-from digits.views.common import job_or_404, require_owner, workspace
-from digits.views.errors import ApiError, Conflict, FormErrors, NotFound, wants_json
+from digits.views.common import audit, job_or_404, require_owner, workspace
+from digits.views.errors import wants_json
 
 bp = Blueprint("jobs", __name__)
 KINDS = "<any(jobs, datasets, models):kind>"
 CATEGORY = {"jobs": None, "datasets": "dataset", "models": "model"}
-
-
-class StorageUnavailable(ApiError):
-    """The jobs folder could not take a write (read-only, an I/O error): nothing was changed."""
-
-    status = 503
-    kind = "storage_unavailable"
-
-
-class InsufficientStorage(StorageUnavailable):
-    """The disk holding the jobs folder is full: nothing was changed."""
-
-    status = 507
-    kind = "insufficient_storage"
 
 
 def storage_error(error: OSError, what: str = "a file", folder: str | None = None) -> ApiError:
@@ -127,17 +113,7 @@ def edit(kind: str, job_id: str):
     except OSError as e:
         job.name, job.notes = old  # what could not be saved is not kept
         raise storage_error(e, "the audit log", ws.settings.jobs_path) from None
-    ws.bus.publish(
-        events.JOB_STATUS,
-        {
-            "job_id": job.id,
-            "status": job.status.value,
-            "message": "edited",
-            "progress": round(job.progress, 4),
-            "time": time.time(),
-            "name": job.name,
-        },
-    )
+    ws.bus.publish(JobStatusChanged(job.id, job.status, "edited", job.progress, time.time(), job_name=job.name))
     if wants_json():
         return jsonify({"id": job.id, "name": job.name, "notes": job.notes})
     return redirect(request.referrer or url_for("jobs.job_page", job_id=job.id))
