@@ -1,5 +1,5 @@
 # make run:     install everything (once) and serve http://localhost:5000 with ./jobs
-# make test:    install everything plus the test tools, then run pytest and ruff
+# make test:    install everything plus the test tools, then run pytest, ruff and the import contracts
 # make install: the Python environment in .venv and the front-end libraries in digits/static/vendor/
 # make bench:   every benchmark under bench/, one JSON line each
 
@@ -11,7 +11,7 @@ PORT ?= 5000
 JOBS_DIR ?= ./jobs
 
 .PHONY: install run test lint bench clean
-BENCHES := create_db train classify live_latency chart_100k console_jobs login_flood zip_bomb server_kill
+BENCHES := create_db train classify live_latency chart_100k console_jobs login_flood zip_bomb server_kill first_metric
 
 install: $(VENV)/.installed $(VENDOR)/.installed
 
@@ -48,6 +48,7 @@ test: install $(VENV)/.test-installed
 	$(BIN)/python -m pytest
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 # Every benchmark, one JSON line each on stdout (progress goes to stderr); not part of `make test`.
 bench: install $(VENV)/.test-installed
@@ -56,6 +57,7 @@ bench: install $(VENV)/.test-installed
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) node_modules $(VENDOR)

@@ -5,41 +5,43 @@ The folder itself (its files, labels, image settings) is digits.folders.dataset.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
 
+from digits.engine.trainer import Split
 from digits.folders.dataset import MEAN, DatasetFolder, db_labels_path
-from digits.formats.caffe_pb import datum_label, datum_to_array, datums_to_arrays, read_mean
+from digits.formats.caffe_pb import datum_label, datum_to_array, read_mean
+from digits.formats.datum_batch import RecordError, decode_records
 from digits.formats.lmdb_io import LmdbReader
 from digits.worker_runtime import TaskFailed
 
 # Splits up to this size are decoded once and kept in memory (the fastest way to feed a CPU or one GPU);
 # larger ones are streamed from their LMDB. DIGITS_PRELOAD_LIMIT_BYTES changes it for a machine's memory.
 PRELOAD_LIMIT_BYTES = int(os.environ.get("DIGITS_PRELOAD_LIMIT_BYTES", 8 << 30))
-DECODE_CHUNK = 512
 
 
-def read_records(db_path: str) -> list[bytes]:
+def read_records(db_path: str) -> tuple[list[bytes], list[bytes]]:
+    """The split's keys and records, in order."""
     with LmdbReader(db_path) as db:
-        return [raw for _, raw in db.items()]
+        items = list(db.items())
+    return [key for key, _ in items], [raw for _, raw in items]
 
 
-def decode_split(db_path: str, processes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """All records of a split as (uint8 N x C x H x W, int64 labels), decoded on every core."""
-    raws = read_records(db_path)
+def decode_split(db_path: str, cores: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """All records of a split as (uint8 N x C x H x W, int64 labels): on threads here, and on child processes
+    that import no torch when the split is large enough to pay for them (digits.formats.datum_batch)."""
+    keys, raws = read_records(db_path)
     if not raws:
         raise TaskFailed(f"{os.path.basename(db_path)} holds no records")
-    chunks = [raws[i : i + DECODE_CHUNK] for i in range(0, len(raws), DECODE_CHUNK)]
-    # spawn, not fork: this process already runs torch's threads, and a forked child can inherit a held lock.
-    with multiprocessing.get_context("spawn").Pool(processes or os.cpu_count()) as pool:
-        parts = pool.map(datums_to_arrays, chunks)
-    images = np.concatenate([p[0] for p in parts]).transpose(0, 3, 1, 2)
-    labels = np.concatenate([p[1] for p in parts])
-    return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels)
+    try:
+        images, labels = decode_records(db_path, keys, raws, cores)
+    except RecordError as e:
+        raise TaskFailed(f"{os.path.basename(db_path)}: {e}") from None
+    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))), torch.from_numpy(labels)
 
 
 class StreamingSplit:
@@ -97,9 +99,48 @@ class StreamingSplit:
         return images, self.labels.index_select(0, idx.to(self.labels.device))
 
 
-def split_bytes(db_path: str, shape: tuple[int, int, int]) -> int:
+def split_records(db_path: str) -> int:
     with LmdbReader(db_path) as db:
-        return len(db) * int(np.prod(shape))
+        return len(db)
+
+
+def split_bytes(db_path: str, shape: tuple[int, int, int]) -> int:
+    return split_records(db_path) * int(np.prod(shape))
+
+
+class LazySplit:
+    """A split loaded at its first use. The validation split is not needed before the first validation, so
+    training (and its first metric) does not wait for it; its size is known from the start."""
+
+    def __init__(self, db_path: str, load: Callable[[], Split | StreamingSplit]):
+        self.size = split_records(db_path)
+        if not self.size:
+            raise TaskFailed(f"{os.path.basename(db_path)} holds no records")
+        self._load = load
+        self._split: Split | StreamingSplit | None = None
+
+    def __len__(self) -> int:
+        return self.size
+
+    @property
+    def loaded(self) -> Split | StreamingSplit:
+        if self._split is None:
+            self._split = self._load()
+        return self._split
+
+    @property
+    def transformed(self) -> bool:
+        return self.loaded.transformed
+
+    @property
+    def device(self) -> torch.device:
+        return self.loaded.device
+
+    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.loaded.take(idx)
+
+    def prefetch(self, idx: torch.Tensor) -> None:
+        self.loaded.prefetch(idx)
 
 
 def load_mean(dataset: DatasetFolder, use_mean: str) -> torch.Tensor | None:
