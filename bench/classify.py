@@ -54,7 +54,7 @@ def serve(argv: list[str]) -> int:
             return original(self)
 
         WebSocketHandler.handle = handle
-    from digits.inference import install
+    from digits.inference.app import install
     from digits.server import main
 
     return main(argv, extend=install)

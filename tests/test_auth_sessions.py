@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 
@@ -17,74 +15,39 @@ from requests.adapters import HTTPAdapter
 
 from digits.accounts import AccountError, AccountStore
 from digits.views.auth import has_permission
-from digits.webapp import create_app
-from tests.conftest import ROOT, LiveServer
-
-JSON = {"Accept": "application/json"}
-
-
-def users(jobs, *args, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "digits.users", "--jobs-dir", str(jobs), *args],
-        cwd=ROOT,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.support import JSON
+from tests.support.accounts import add_accounts, bearer, password_of
+from tests.support.accounts import users_cli as users
+from tests.support.apps import sign_in, with_settings
+from tests.support.live import LiveServer, team_server
+from tests.support.waiting import SHORT_S, wait_until
 
 
 def audit_lines(jobs) -> list[dict]:
-    return [json.loads(line) for line in open(jobs / "audit.log")]
-
-
-def wait_until(predicate, timeout: float = 60.0, what: str = "the condition") -> None:
-    deadline = time.time() + timeout
-    while not predicate():
-        assert time.time() < deadline, f"{what} did not happen in {timeout}s"
-        time.sleep(0.1)
+    with open(jobs / "audit.log") as fh:
+        return [json.loads(line) for line in fh]
 
 
 class Team:
-    """A real --auth password server with a member (alice), an admin (root) and one finished job."""
+    """A real --auth password server with a member (alice), an admin (root) and one finished job of alice's."""
 
     def __init__(self, tmp_path, env: dict[str, str] | None = None):
         self.jobs = tmp_path / "jobs"
-        self.jobs.mkdir(parents=True, exist_ok=True)
-        for name, admin in (("alice", False), ("root", True)):
-            assert (
-                users(self.jobs, "add", name, *(["--admin"] if admin else []), stdin=f"{name}-password\n").returncode
-                == 0
-            )
-        self.server = LiveServer(self.jobs, args=["--auth", "password"])
-        self.server.env = env or {}
+        self.server = team_server(self.jobs, "root", "alice", admins=["root"], env=env).start()
         self.url = self.server.url
-        self.server.start()
-        self.root_token = users(self.jobs, "token", "root", "--label", "harness").stdout.strip()
-        r = requests.post(
-            self.url + "/test/jobs", json={"owner": "alice"}, headers=self.bearer(self.root_token), timeout=10
-        )
-        r.raise_for_status()
-        self.job_id = r.json()["id"]
-
-    @staticmethod
-    def bearer(token: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token}", **JSON}
+        self.job_id = self.server.create_job(owner="alice")
+        self.server.wait_status(self.job_id)
 
     def sign_in(self, name: str, password: str | None = None) -> requests.Session:
-        s = requests.Session()
-        r = s.post(
-            self.url + "/login", data={"username": name, "password": password or f"{name}-password"}, headers=JSON
-        )
-        assert r.status_code == 200, r.text
-        return s
+        return self.server.sign_in(name, password)
 
     def status_with_cookie(self, cookie: str) -> int:
         """What a request presenting this session cookie gets (the cookie sent as is, whatever its expiry)."""
-        return requests.get(f"{self.url}/jobs/{self.job_id}/json", cookies={"session": cookie}, timeout=10).status_code
+        r = requests.get(f"{self.url}/jobs/{self.job_id}/json", cookies={"session": cookie}, timeout=SHORT_S)
+        return r.status_code
 
     def status_with_token(self, token: str) -> requests.Response:
-        return requests.get(f"{self.url}/jobs/{self.job_id}/json", headers=self.bearer(token), timeout=10)
+        return requests.get(f"{self.url}/jobs/{self.job_id}/json", headers=bearer(token), timeout=SHORT_S)
 
 
 @pytest.fixture
@@ -126,13 +89,15 @@ def test_removing_and_adding_a_name_again_revives_nothing(team):
     kept = team.sign_in("alice").cookies["session"]
     assert users(team.jobs, "remove", "alice").returncode == 0
     assert team.status_with_cookie(kept) == 401
-    assert users(team.jobs, "add", "alice", stdin="alice-password\n").returncode == 0
+    assert users(team.jobs, "add", "alice", stdin=password_of("alice") + "\n").returncode == 0
     assert team.status_with_cookie(kept) == 401
     assert team.status_with_cookie(team.sign_in("alice").cookies["session"]) == 200
 
 
+@pytest.mark.slow
 def test_sessions_expire_after_session_hours(tmp_path):
-    t = Team(tmp_path, env={"DIGITS_SESSION_HOURS": "0.002"})  # 7.2 s
+    # 18 s: long enough for a loaded machine to sign in and use the cookie once before it expires.
+    t = Team(tmp_path, env={"DIGITS_SESSION_HOURS": "0.005"})
     try:
         s = t.sign_in("alice")
         kept = s.cookies["session"]
@@ -140,7 +105,7 @@ def test_sessions_expire_after_session_hours(tmp_path):
         assert cookie.expires is not None and cookie.expires - time.time() < 60  # the browser forgets it too
         assert t.status_with_cookie(kept) == 200
         # Sent as is after its time, the server itself refuses it.
-        wait_until(lambda: t.status_with_cookie(kept) == 401, what="the session's expiry")
+        wait_until(lambda: t.status_with_cookie(kept) == 401, what="the session's expiry", interval=0.5)
     finally:
         t.server.stop()
 
@@ -170,7 +135,7 @@ def _live_client(team, **connect) -> tuple[socketio.Client, threading.Event]:
     client = socketio.Client(reconnection=False)
     closed = threading.Event()
     client.on("disconnect", lambda *args: closed.set(), namespace="/jobs")
-    client.connect(team.url, namespaces=["/jobs"], wait_timeout=10, **connect)
+    client.connect(team.url, namespaces=["/jobs"], wait_timeout=SHORT_S, **connect)
     assert client.connected
     return client, closed
 
@@ -184,10 +149,10 @@ def test_live_connections_close_when_their_sign_in_ends(team):
     by_token, token_closed = _live_client(team, headers={"Authorization": f"Bearer {token}"})
     try:
         s.post(team.url + "/logout", headers=JSON)
-        assert cookie_closed.wait(30), "the signed-out browser's live connection stayed open"
+        assert cookie_closed.wait(SHORT_S), "the signed-out browser's live connection stayed open"
         token_id = users(team.jobs, "tokens", "alice").stdout.splitlines()[-1].split()[0]
         assert users(team.jobs, "revoke-token", "alice", token_id).returncode == 0  # another process
-        assert token_closed.wait(30), "the revoked token's live connection stayed open"
+        assert token_closed.wait(SHORT_S), "the revoked token's live connection stayed open"
         assert not stays_closed.is_set() and stays.connected
     finally:
         for c in (by_cookie, stays, by_token):
@@ -199,7 +164,7 @@ def test_a_removed_users_live_connection_closes(team):
     client, closed = _live_client(team, headers={"Cookie": f"session={s.cookies['session']}"})
     try:
         assert users(team.jobs, "remove", "alice").returncode == 0
-        assert closed.wait(30), "the removed user's live connection stayed open"
+        assert closed.wait(SHORT_S), "the removed user's live connection stayed open"
     finally:
         client.disconnect()
 
@@ -231,21 +196,21 @@ def test_sign_in_is_throttled_per_name_and_per_address(tmp_path):
 
         a = client_at("127.0.0.2")
         assert [attempt(a, "alice").status_code for _ in range(3)] == [401, 401, 401]
-        r = attempt(a, "alice", "alice-password")  # even the right password waits now
+        r = attempt(a, "alice", password_of("alice"))  # even the right password waits now
         assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
         assert r.json()["error"]["type"] == "too_many_requests" and "try again in" in r.json()["error"]["message"]
         page = attempt(client_at("127.0.0.3"), "alice", accept={"Accept": "text/html"})  # per name: any address
         assert page.status_code == 429 and "Retry-After" in page.headers and "try again in" in page.text
-        assert attempt(client_at("127.0.0.3"), "root", "root-password").status_code == 200  # others sign in
+        assert attempt(client_at("127.0.0.3"), "root", password_of("root")).status_code == 200  # others sign in
 
         c = client_at("127.0.0.4")  # per address: guessing at many names
         assert [attempt(c, f"guess{i}").status_code for i in range(3)] == [401, 401, 401]
-        assert attempt(c, "root", "root-password").status_code == 429
-        assert attempt(client_at("127.0.0.5"), "root", "root-password").status_code == 200
+        assert attempt(c, "root", password_of("root")).status_code == 429
+        assert attempt(client_at("127.0.0.5"), "root", password_of("root")).status_code == 200
 
         d = client_at("127.0.0.6")  # a right password clears the name's failures
         assert [attempt(d, "root").status_code for _ in range(2)] == [401, 401]
-        assert attempt(d, "root", "root-password").status_code == 200
+        assert attempt(d, "root", password_of("root")).status_code == 200
         assert attempt(client_at("127.0.0.7"), "root").status_code == 401
         throttled = [e for e in audit_lines(t.jobs) if e["action"] == "login_throttled"]
         assert {e["user"] for e in throttled} == {"alice", "root"}
@@ -302,10 +267,8 @@ def test_the_server_signs_in_people_from_an_old_users_db(tmp_path):
     db.close()
     server = LiveServer(jobs, args=["--auth", "password"]).start()
     try:
-        s = requests.Session()
-        r = s.post(server.url + "/login", data={"username": "olga", "password": "olgas-password"}, headers=JSON)
-        assert r.status_code == 200
-        assert "signed_in" not in s.get(server.url + "/index/json").json()
+        s = server.sign_in("olga", "olgas-password")
+        assert "signed_in" not in s.get(server.url + "/index/json", timeout=SHORT_S).json()
     finally:
         server.stop()
 
@@ -335,58 +298,46 @@ def test_sessions_expire_in_the_store(tmp_path):
     store = AccountStore(str(tmp_path))
     store.add("mel", "mels-password")
     sid = store.start_session("mel", 1e-9)  # 3.6 microseconds
-    wait_until(lambda: store.user_for_session(sid) is None, timeout=10, what="the session's expiry")
+    wait_until(lambda: store.user_for_session(sid) is None, what="the session's expiry")
     forever = store.start_session("mel", 0)  # session_hours 0: until signed out
     assert store.user_for_session(forever) == ("mel", False)
     store.end_session(forever)
     assert store.user_for_session(forever) is None
 
 
-def _app(tmp_path, auth: str):
-    app = create_app(jobs_dir=str(tmp_path / "jobs"), gpus=[], async_mode="threading", inference_workers=0, auth=auth)
+@pytest.fixture
+def probed(app):
+    """The app with a route that answers whether the request's user may run code."""
     app.add_url_rule("/probe/may-run-code", "may_run_code", lambda: {"code": has_permission("code")})
     return app
 
 
-@pytest.mark.parametrize("auth", ["none", "password"])
-def test_has_permission(tmp_path, auth):
-    app = _app(tmp_path, auth)
-    try:
-        c = app.test_client()
-        if auth == "none":  # one person on their own loopback machine
-            c.post("/login", data={"username": "ann"}, headers=JSON)
-            assert c.get("/probe/may-run-code").get_json() == {"code": True}
-            return
-        accounts = app.extensions["digits"].accounts
-        accounts.add("mel", "mels-password")
-        accounts.add("boss", "boss-password", admin=True)
-        assert c.get("/probe/may-run-code", headers=JSON).status_code == 401
-        c.post("/login", data={"username": "mel", "password": "mels-password"}, headers=JSON)
-        assert c.get("/probe/may-run-code").get_json() == {"code": False}
-        accounts.grant("mel", "code")
+@with_settings({"auth": "none"}, {"auth": "password"})
+def test_has_permission(probed, overrides):
+    c = probed.test_client()
+    if overrides["auth"] == "none":  # one person on their own loopback machine
+        sign_in(c)
         assert c.get("/probe/may-run-code").get_json() == {"code": True}
-        token = accounts.new_token("boss")
-        fresh = app.test_client()
-        assert fresh.get("/probe/may-run-code", headers={"Authorization": f"Bearer {token}"}).get_json() == {
-            "code": True
-        }
-    finally:
-        app.extensions["digits"].close()
+        return
+    accounts = probed.extensions["digits"].accounts
+    tokens = add_accounts(accounts, "mel", "boss", admins=["boss"])
+    assert c.get("/probe/may-run-code", headers=JSON).status_code == 401
+    sign_in(c, "mel")
+    assert c.get("/probe/may-run-code").get_json() == {"code": False}
+    accounts.grant("mel", "code")
+    assert c.get("/probe/may-run-code").get_json() == {"code": True}
+    assert probed.test_client().get("/probe/may-run-code", headers=bearer(tokens["boss"])).get_json() == {"code": True}
 
 
-def test_a_signed_in_request_costs_one_small_query(tmp_path):
+@with_settings({"auth": "password"})
+def test_a_signed_in_request_costs_one_small_query(app):
     from sqlalchemy import event
 
-    app = _app(tmp_path, "password")
-    try:
-        accounts = app.extensions["digits"].accounts
-        for i in range(50):
-            accounts.add(f"user{i}", "a-long-password")
-        c = app.test_client()
-        c.post("/login", data={"username": "user7", "password": "a-long-password"}, headers=JSON)
-        statements: list[str] = []
-        event.listen(accounts.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
-        assert c.get("/index/json").status_code == 200
-        assert len(statements) == 1 and "sessions" in statements[0], statements
-    finally:
-        app.extensions["digits"].close()
+    accounts = app.extensions["digits"].accounts
+    for i in range(50):
+        accounts.add(f"user{i}", "a-long-password")
+    c = sign_in(app, "user7", "a-long-password")
+    statements: list[str] = []
+    event.listen(accounts.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    assert c.get("/index/json").status_code == 200
+    assert len(statements) == 1 and "sessions" in statements[0], statements

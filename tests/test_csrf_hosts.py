@@ -12,12 +12,15 @@ import subprocess
 import pytest
 import requests
 
+from digits.config import settings_from
 from digits.views.guards import SECURITY_HEADERS, HostAllowList, host_name
-from digits.webapp import create_app
-from tests.conftest import LiveServer
-from tests.support.fakejobs import fake_job
+from tests.support import JSON
+from tests.support.accounts import add_accounts, password_of
+from tests.support.apps import sign_in, with_settings
+from tests.support.fakejobs import run_fake_job
+from tests.support.live import LiveServer, team_server
+from tests.support.waiting import SHORT_S
 
-JSON = {"Accept": "application/json"}
 OURS = "http://localhost"  # the test client's origin
 SAME_ORIGIN = {"Origin": OURS, "Sec-Fetch-Site": "same-origin", "Accept": "text/html"}
 FOREIGN = [
@@ -30,34 +33,8 @@ FOREIGN = [
 ]
 
 
-def make_app(tmp_path, **settings):
-    values = {"jobs_dir": str(tmp_path / "jobs"), "gpus": [], "async_mode": "threading", "inference_workers": 0}
-    return create_app(**{**values, **settings})
-
-
-@pytest.fixture
-def app(tmp_path):
-    app = make_app(tmp_path)
-    yield app
-    app.extensions["digits"].close()
-
-
 def add_job(app, owner="ann"):
-    from tests.conftest import EventRecorder
-
-    ws = app.extensions["digits"]
-    rec = EventRecorder()
-    ws.bus.subscribe(rec)
-    job = fake_job(owner=owner)
-    ws.add_job(job)
-    rec.wait_status(job.id)
-    return job
-
-
-def signed_in(app, name="ann"):
-    c = app.test_client()
-    assert c.post("/login", data={"username": name}, headers=JSON).status_code == 200
-    return c
+    return run_fake_job(app.extensions["digits"], owner=owner)
 
 
 def form_token(client, path="/login") -> str:
@@ -68,7 +45,7 @@ def form_token(client, path="/login") -> str:
 @pytest.mark.parametrize("headers", FOREIGN)
 def test_a_browser_request_from_another_origin_is_refused(app, headers):
     job = add_job(app)
-    ann = signed_in(app)
+    ann = sign_in(app)
     r = ann.post("/models/images/classification/json", data={"method": "custom"}, headers=headers)
     assert r.status_code == 403 and "not from this server's own pages" in r.get_json()["error"]["message"]
     token = form_token(ann, f"/jobs/{job.id}")
@@ -83,7 +60,7 @@ def test_a_browser_request_from_another_origin_is_refused(app, headers):
 
 def test_our_own_pages_pass(app):
     job = add_job(app)
-    ann = signed_in(app)
+    ann = sign_in(app)
     r = ann.post("/models/images/classification/json", data={"method": "standard"}, headers=SAME_ORIGIN)
     assert r.status_code == 400 and "errors" in r.get_json()  # it reached the form: the fields are checked
     r = ann.post(f"/jobs/{job.id}/edit", data={"name": "x"}, headers={"Sec-Fetch-Site": "same-origin"})
@@ -97,48 +74,39 @@ def test_our_own_pages_pass(app):
 
 def test_scripts_with_a_cookie_keep_working(app):
     job = add_job(app)
-    ann = signed_in(app)  # no Origin, no Sec-Fetch-Site: curl, requests
+    ann = sign_in(app)  # no Origin, no Sec-Fetch-Site: curl, requests
     r = ann.post(f"/jobs/{job.id}/edit", data={"name": "by script"})
     assert r.status_code == 200 and r.get_json()["name"] == "by script"
     assert ann.post("/models/images/classification/json", data={"method": "standard"}).status_code == 400
 
 
-def test_bearer_tokens_are_exempt(tmp_path):
-    app = make_app(tmp_path, auth="password")
-    try:
-        accounts = app.extensions["digits"].accounts
-        accounts.add("ann", "anns-password")
-        token = accounts.new_token("ann")
-        job = add_job(app)
-        # A page cannot add an Authorization header to another origin's request; whatever Origin says, it is a script.
-        headers = {"Authorization": f"Bearer {token}", **FOREIGN[0], **JSON}
-        r = app.test_client().post(f"/jobs/{job.id}/edit", data={"name": "by token"}, headers=headers)
-        assert r.status_code == 200
-    finally:
-        app.extensions["digits"].close()
+@with_settings({"auth": "password"})
+def test_bearer_tokens_are_exempt(app):
+    tokens = add_accounts(app.extensions["digits"].accounts, "ann")
+    job = add_job(app)
+    # A page cannot add an Authorization header to another origin's request; whatever Origin says, it is a script.
+    headers = {"Authorization": f"Bearer {tokens['ann']}", **FOREIGN[0], **JSON}
+    r = app.test_client().post(f"/jobs/{job.id}/edit", data={"name": "by token"}, headers=headers)
+    assert r.status_code == 200
 
 
-@pytest.mark.parametrize("auth", ["none", "password"])
-def test_signing_in_from_a_browser_needs_our_page(tmp_path, auth):
-    app = make_app(tmp_path, auth=auth)
-    try:
-        if auth == "password":
-            app.extensions["digits"].accounts.add("ann", "anns-password")
-        form = {"username": "ann", "password": "anns-password"}
-        c = app.test_client()
-        r = c.post("/login", data=form, headers={"Origin": "http://localhost:8888", "Accept": "text/html"})
-        assert r.status_code == 403  # a login CSRF: signing the victim into the attacker's account
-        r = c.post("/login", data=form, headers={**SAME_ORIGIN, "Accept": "text/html"})
-        assert r.status_code == 400 and "CSRF" in r.get_data(as_text=True)
-        r = c.post("/login", data={**form, "csrf_token": form_token(c)}, headers={**SAME_ORIGIN, "Accept": "text/html"})
-        assert r.status_code == 302
-        assert app.test_client().post("/login", data=form, headers=JSON).status_code == 200  # curl -X POST /login
-    finally:
-        app.extensions["digits"].close()
+@with_settings({"auth": "none"}, {"auth": "password"})
+def test_signing_in_from_a_browser_needs_our_page(app, overrides):
+    if overrides["auth"] == "password":
+        add_accounts(app.extensions["digits"].accounts, "ann")
+    form = {"username": "ann", "password": password_of("ann")}
+    c = app.test_client()
+    r = c.post("/login", data=form, headers={"Origin": "http://localhost:8888", "Accept": "text/html"})
+    assert r.status_code == 403  # a login CSRF: signing the victim into the attacker's account
+    r = c.post("/login", data=form, headers={**SAME_ORIGIN, "Accept": "text/html"})
+    assert r.status_code == 400 and "CSRF" in r.get_data(as_text=True)
+    r = c.post("/login", data={**form, "csrf_token": form_token(c)}, headers={**SAME_ORIGIN, "Accept": "text/html"})
+    assert r.status_code == 302
+    assert app.test_client().post("/login", data=form, headers=JSON).status_code == 200  # curl -X POST /login
 
 
 def test_signing_out_is_a_post_from_our_page(app):
-    ann = signed_in(app)
+    ann = sign_in(app)
     page = ann.get("/logout", headers={"Accept": "text/html"})
     assert page.status_code == 200 and "Signed in as <strong>ann</strong>" in page.get_data(as_text=True)
     assert ann.post("/logout", headers={"Origin": "http://localhost:1"}).status_code == 403
@@ -150,24 +118,20 @@ def test_signing_out_is_a_post_from_our_page(app):
     assert "Signed in as" not in ann.get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
 
 
-def test_behind_a_proxy_the_forwarded_origin_counts(tmp_path):
+def test_behind_a_proxy_the_forwarded_origin_counts(make_app):
     forwarded = {"X-Forwarded-Host": "digits.example.com", "X-Forwarded-Proto": "https", "X-Forwarded-For": "10.0.0.9"}
-    proxied = make_app(tmp_path / "a", proxy_fix=1, allowed_hosts=["digits.example.com"])
-    direct = make_app(tmp_path / "b", allowed_hosts=["digits.example.com"])
-    try:
-        for app, expected in ((proxied, 400), (direct, 403)):
-            c = app.test_client()
-            c.post("/login", data={"username": "ann"}, headers={**JSON, **forwarded})
-            r = c.post(
-                "/models/images/classification/json",
-                data={"method": "standard"},
-                headers={**forwarded, "Origin": "https://digits.example.com"},
-            )
-            assert r.status_code == expected, r.get_json()
-        assert "proxy_fix" in r.get_json()["error"]["message"]  # the direct server says what to set
-    finally:
-        proxied.extensions["digits"].close()
-        direct.extensions["digits"].close()
+    proxied = make_app(proxy_fix=1, allowed_hosts=["digits.example.com"])
+    direct = make_app(allowed_hosts=["digits.example.com"])
+    for app, expected in ((proxied, 400), (direct, 403)):
+        c = app.test_client()
+        c.post("/login", data={"username": "ann"}, headers={**JSON, **forwarded})
+        r = c.post(
+            "/models/images/classification/json",
+            data={"method": "standard"},
+            headers={**forwarded, "Origin": "https://digits.example.com"},
+        )
+        assert r.status_code == expected, r.get_json()
+    assert "proxy_fix" in r.get_json()["error"]["message"]  # the direct server says what to set
 
 
 # ---- next ------------------------------------------------------------------------------------------------------------
@@ -195,16 +159,14 @@ def test_next_goes_only_to_our_own_paths(app, target):
     assert page.status_code == 200
 
 
-def test_next_keeps_a_path_and_its_query(tmp_path):
-    for prefix in ("", "/digits"):
-        app = make_app(tmp_path / (prefix.strip("/") or "plain"), url_prefix=prefix)
-        try:
-            c = app.test_client()
-            target = "/models/20250101-000000-abcd?tab=1"
-            r = c.post(prefix + "/login", data={"username": "ann", "next": target}, headers={"Accept": "text/html"})
-            assert r.status_code == 302 and r.headers["Location"] == prefix + target
-        finally:
-            app.extensions["digits"].close()
+@with_settings({"url_prefix": ""}, {"url_prefix": "/digits"})
+def test_next_keeps_a_path_and_its_query(app, overrides):
+    prefix = overrides["url_prefix"]
+    target = "/models/20250101-000000-abcd?tab=1"
+    r = app.test_client().post(
+        prefix + "/login", data={"username": "ann", "next": target}, headers={"Accept": "text/html"}
+    )
+    assert r.status_code == 302 and r.headers["Location"] == prefix + target
 
 
 # ---- Host allow-list -------------------------------------------------------------------------------------------------
@@ -217,8 +179,6 @@ def test_host_names_are_read_without_the_port(header, name):
 
 
 def _allow_list(**settings):
-    from digits.config import settings_from
-
     return HostAllowList(lambda environ, start: [], settings_from(settings))
 
 
@@ -251,7 +211,7 @@ def test_a_foreign_host_gets_400_naming_the_setting(app):
 def _raw_get(server, path: str, host: str | None, **headers) -> requests.Response:
     if host is not None:
         headers["Host"] = host
-    return requests.get(server.url + path, headers=headers, timeout=10)
+    return requests.get(server.url + path, headers=headers, timeout=SHORT_S)
 
 
 def test_the_real_server_checks_hosts_socketio_included(tmp_path):
@@ -270,8 +230,7 @@ def test_the_real_server_checks_hosts_socketio_included(tmp_path):
 
 
 def test_behind_a_proxy_the_forwarded_host_is_checked(tmp_path):
-    server = LiveServer(tmp_path / "jobs", args=["--allowed-host", "digits.example.com"])
-    server.env = {"DIGITS_PROXY_FIX": "1"}
+    server = LiveServer(tmp_path / "jobs", args=["--allowed-host", "digits.example.com"], env={"DIGITS_PROXY_FIX": "1"})
     server.start()
     try:
         ok = _raw_get(server, "/index/json", "127.0.0.1", **{"X-Forwarded-Host": "digits.example.com"})
@@ -314,27 +273,19 @@ def test_every_response_carries_the_security_headers(tmp_path):
 @pytest.mark.parametrize("auth", ["none", "password"])
 def test_curl_with_a_cookie_as_the_rest_documentation_shows(tmp_path, auth):
     jobs = tmp_path / "jobs"
-    args = ["--auth", "password"] if auth == "password" else []
-    if auth == "password":
-        from digits.accounts import AccountStore
-
-        jobs.mkdir()
-        store = AccountStore(str(jobs))
-        store.add("me", "my-password")
-        token = store.new_token("me")
-    server = LiveServer(jobs, args=args).start()
+    server = team_server(jobs, "me") if auth == "password" else LiveServer(jobs)
+    server.start()
     try:
-        bearer = {"Authorization": f"Bearer {token}"} if auth == "password" else {}
-        job_id = requests.post(server.url + "/test/jobs", json={"owner": "me"}, headers=bearer, timeout=10).json()["id"]
+        job_id = server.create_job(owner="me")
         cookies = tmp_path / "cookies"
 
         def curl(*args) -> str:
             out = subprocess.run(
-                ["curl", "-sS", "-w", "\n%{http_code}", *args], capture_output=True, text=True, timeout=30
+                ["curl", "-sS", "-w", "\n%{http_code}", *args], capture_output=True, text=True, timeout=SHORT_S
             )
             return out.stdout
 
-        login = ["-F", "username=me"] + (["-F", "password=my-password"] if auth == "password" else [])
+        login = ["-F", "username=me"] + (["-F", f"password={password_of('me')}"] if auth == "password" else [])
         assert curl("-c", str(cookies), "-X", "POST", server.url + "/login", *login).endswith("\n200")
         edit = server.url + f"/datasets/{job_id}/edit"
         out = curl("-b", str(cookies), "-X", "POST", edit, "-F", "name=renamed by curl")

@@ -5,72 +5,33 @@ Screenshots of each step go to test-artifacts/e2e-*.png (the README's walkthroug
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 
-from tests.conftest import ROOT, LiveServer
+from tests.support.browser import shot as screenshot
+from tests.support.browser import sign_in
 from tests.support.imagegen import make_shapes
+from tests.support.live import LiveServer, team_server
+from tests.support.waiting import LONG_MS
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = ROOT / "test-artifacts"
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (make test installs it)")
-
-
-class Server(LiveServer):
-    """The plain devserver, as `make run` starts it, with one warm inference worker."""
-
-    def command(self) -> list[str]:
-        import sys
-
-        return [
-            sys.executable,
-            "-m",
-            "digits",
-            "-p",
-            str(self.port),
-            "--jobs-dir",
-            str(self.jobs_dir),
-            "--gpus",
-            "none",
-            *self.args,
-        ]
+pytestmark = pytest.mark.browser
+# The plain devserver, as `make run` starts it.
+PLAIN = ["-m", "digits"]
 
 
 @pytest.fixture
 def server(tmp_path):
-    s = Server(tmp_path / "jobs")
-    s.env = {"DIGITS_INFERENCE_WORKERS": "1"}
-    s.start()
+    s = LiveServer(tmp_path / "jobs", entry=PLAIN, env={"DIGITS_INFERENCE_WORKERS": "1"}).start()
     yield s
     s.stop()
 
 
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
 def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"e2e-{name}.png"), full_page=True)
+    screenshot(page, f"e2e-{name}")
 
 
+@pytest.mark.slow
 def test_the_whole_loop_in_a_browser(server, browser, tmp_path):
     make_shapes(str(tmp_path / "images"), per_class=30, size=(24, 40))
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -95,7 +56,7 @@ def test_the_whole_loop_in_a_browser(server, browser, tmp_path):
     page.keyboard.type("shapes")
     page.keyboard.press("Enter")  # submits the form
     page.wait_for_url(re.compile(r"/datasets/\d{8}-\d{6}-[0-9a-f]{4}$"))
-    page.wait_for_selector("#job[data-status=Done]", timeout=60_000)
+    page.wait_for_selector("#job[data-status=Done]", timeout=LONG_MS)
     assert page.locator("#class-distribution tbody tr").count() == 3
     shot(page, "2-dataset")
 
@@ -110,10 +71,10 @@ def test_the_whole_loop_in_a_browser(server, browser, tmp_path):
     page.wait_for_function(
         "() => /\\((\\d+) points\\)/.test(document.getElementById('chart-readout').textContent)"
         " && +document.getElementById('chart-readout').textContent.match(/\\((\\d+) points\\)/)[1] > 3",
-        timeout=60_000,
+        timeout=LONG_MS,
     )
     shot(page, "3-training")
-    page.wait_for_selector("#model-charts[data-status=Done]", timeout=120_000)
+    page.wait_for_selector("#model-charts[data-status=Done]", timeout=LONG_MS)
     page.reload()
     page.wait_for_selector("#classify-one-form")
     shot(page, "4-trained")
@@ -147,32 +108,18 @@ def test_the_whole_loop_in_a_browser(server, browser, tmp_path):
 
 
 def test_two_people_share_the_job_list_and_only_the_owner_deletes(tmp_path, browser):
-    import subprocess
-    import sys
-
-    jobs = tmp_path / "jobs"
-    for name in ("alice", "bob"):
-        subprocess.run(
-            [sys.executable, "-m", "digits.users", "--jobs-dir", str(jobs), "add", name],
-            cwd=ROOT,
-            input=f"{name}-password\n",
-            text=True,
-            check=True,
-            capture_output=True,
-        )
     make_shapes(str(tmp_path / "images"), per_class=6, size=(24, 40))
     # A team server reads server folders only inside its data roots.
-    server = Server(jobs, args=["--auth", "password", "--data-root", str(tmp_path / "images")])
+    server = team_server(tmp_path / "jobs", "alice", "bob", args=["--data-root", str(tmp_path / "images")])
+    server.entry = PLAIN
     server.start()
     try:
         pages = {}
         for name in ("alice", "bob"):
-            page = browser.new_context().new_page()
-            page.goto(server.url + "/")  # a team server sends strangers to the sign-in page
-            page.fill("#username", name)
-            page.fill("#password", f"{name}-password")
-            page.keyboard.press("Enter")
-            page.wait_for_url(server.url + "/")
+            page = browser.new_page()
+            page.goto(server.url + "/")
+            assert "/login" in page.url  # a team server sends strangers to the sign-in page
+            sign_in(page, server.url, name)
             pages[name] = page
         alice, bob = pages["alice"], pages["bob"]
         alice.get_by_role("link", name="New Dataset").click()
@@ -181,7 +128,7 @@ def test_two_people_share_the_job_list_and_only_the_owner_deletes(tmp_path, brow
         alice.fill("#resize_height", "16")
         alice.fill("#dataset_name", "alices-shapes")
         alice.locator("#dataset-form button[type=submit]").click()
-        alice.wait_for_selector("#job[data-status=Done]", timeout=60_000)
+        alice.wait_for_selector("#job[data-status=Done]", timeout=LONG_MS)
         dataset_url = alice.url
 
         for page in (alice, bob):

@@ -5,19 +5,17 @@ while the victim is signed in, and a DNS-rebound name reaches the server."""
 from __future__ import annotations
 
 import http.server
-import os
-import subprocess
-import sys
 import threading
 from functools import partial
 
 import pytest
 import requests
 
-from tests.conftest import ROOT, LiveServer, free_port
-from tests.test_e2e import ARGS, CHROMIUM
+from tests.support.browser import Chromium, sign_in
+from tests.support.live import LiveServer, team_server
+from tests.support.waiting import SHORT_S
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (make test installs it)")
+pytestmark = pytest.mark.browser
 
 FORGED = """<!doctype html><html><body>
 <form id="f" method="post" action="{action}">{fields}</form>
@@ -40,9 +38,9 @@ class AttackerSite:
 
     def __init__(self, folder):
         self.folder = folder
-        self.port = free_port()
         handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # a port of its own, never shared
+        self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def page(self, name: str, html: str) -> str:
@@ -58,38 +56,14 @@ class AttackerSite:
         self.httpd.server_close()
 
 
-def add_user(jobs, name: str) -> str:
-    """A member with a password; returns an API token for checking what happened without a browser."""
-    run = partial(subprocess.run, cwd=ROOT, text=True, check=True, capture_output=True)
-    run([sys.executable, "-m", "digits.users", "--jobs-dir", str(jobs), "add", name], input=f"{name}-password\n")
-    return run([sys.executable, "-m", "digits.users", "--jobs-dir", str(jobs), "token", name]).stdout.strip()
-
-
-@pytest.fixture
-def playwright():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
-def test_a_same_site_page_cannot_act_for_a_signed_in_member(tmp_path, playwright):
-    jobs = tmp_path / "jobs"
-    jobs.mkdir()
-    token = add_user(jobs, "alice")
-    server = LiveServer(jobs, args=["--auth", "password"]).start()
-    api = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+def test_a_same_site_page_cannot_act_for_a_signed_in_member(tmp_path, browser):
+    server = team_server(tmp_path / "jobs", "alice").start()
+    api = server.auth("alice")  # for checking what happened without a browser
     try:
-        dataset = requests.post(server.url + "/test/jobs", json={"owner": "alice", "name": "alices-data"}, headers=api)
-        dataset_id = dataset.json()["id"]
+        dataset_id = server.create_job(owner="alice", name="alices-data")
         digits = f"http://localhost:{server.port}"
-        page = browser.new_context().new_page()
-        page.goto(digits + "/login")
-        page.fill("#username", "alice")
-        page.fill("#password", "alice-password")
-        page.keyboard.press("Enter")
-        page.wait_for_url(digits + "/")
+        page = browser.new_page()
+        sign_in(page, digits, "alice")
 
         (tmp_path / "site").mkdir()
         with AttackerSite(tmp_path / "site") as site:
@@ -123,7 +97,7 @@ def test_a_same_site_page_cannot_act_for_a_signed_in_member(tmp_path, playwright
                     assert "session=" in response.request.all_headers().get("cookie", ""), url
                     assert "not from this server" in response.text()
 
-        listing = requests.get(server.url + "/index/json", headers=api).json()
+        listing = requests.get(server.url + "/index/json", headers=api, timeout=SHORT_S).json()
         assert listing["models"] == [] and [d["name"] for d in listing["datasets"]] == ["alices-data"]
         # The victim's own page still works: the refusals were about origin, not a broken session.
         page.goto(digits + f"/datasets/{dataset_id}")
@@ -140,15 +114,12 @@ def test_a_same_site_page_cannot_act_for_a_signed_in_member(tmp_path, playwright
         )
         assert status != 403 and status < 500
     finally:
-        browser.close()
         server.stop()
 
 
 def test_a_rebound_host_name_gets_a_400(tmp_path, playwright):
     server = LiveServer(tmp_path / "jobs").start()  # the default: --auth none on loopback
-    browser = playwright.chromium.launch(
-        executable_path=CHROMIUM, args=[*ARGS, "--host-resolver-rules=MAP rebind.test 127.0.0.1"]
-    )
+    browser = Chromium(playwright, "--host-resolver-rules=MAP rebind.test 127.0.0.1")
     try:
         page = browser.new_page()
         response = page.goto(f"http://rebind.test:{server.port}/")

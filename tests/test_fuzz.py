@@ -6,6 +6,8 @@ from hypothesis import strategies as st
 
 from digits.model.caffe import analyze
 from digits.webapp import create_app
+from tests.support.apps import app_settings, sign_in
+from tests.support.fakejobs import fake_job
 
 DATASET_FIELDS = [
     "dataset_name",
@@ -89,16 +91,8 @@ def client(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     (root / "roots").mkdir()
     # An empty data root: every server path a fuzzer invents is refused, none is ever scanned.
-    app = create_app(
-        jobs_dir=str(root / "jobs"),
-        gpus=[],
-        async_mode="threading",
-        inference_workers=0,
-        data_roots=[str(root / "roots")],
-    )
-    c = app.test_client()
-    c.post("/login", data={"username": "fuzz"}, headers={"Accept": "application/json"})
-    yield c
+    app = create_app(app_settings(root / "jobs", data_roots=[str(root / "roots")]))
+    yield sign_in(app, "fuzz")
     app.extensions["digits"].close()
 
 
@@ -190,8 +184,6 @@ def test_custom_network_in_the_form_never_fails_with_a_500(client, text):
 
 
 def test_a_prototxt_nested_5000_deep_is_a_400_naming_the_line(client):
-    from tests.support.fakejobs import fake_job
-
     deep = "name: 'deep'\n" + "layer { " * 5000 + "}" * 5000
     dataset = fake_job(name="for-deep", category="dataset")
     dataset.extra["image"] = {"channels": 1, "width": 28, "height": 28, "resize_mode": "squash", "encoding": "png"}

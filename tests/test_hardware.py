@@ -12,7 +12,9 @@ import pytest
 
 from digits import hardware
 from digits.hardware import GpuSampler, HardwareMonitor, ProcessTree, read_history
+from digits.views import hardware as hardware_views
 from tests.support.fakejobs import fake_job
+from tests.support.waiting import SHORT_S, wait_until
 
 # A parent that starts a child which holds 64 MiB and spins one core; the parent itself idles.
 BUSY_TREE = textwrap.dedent(
@@ -34,43 +36,50 @@ def busy_tree():
         yield proc
     finally:
         os.killpg(proc.pid, 9)
-        proc.wait(10)
+        proc.wait(SHORT_S)
+        proc.stdout.close()
 
 
 def test_a_process_tree_sums_cpu_and_memory_over_its_children(busy_tree):
     tree = ProcessTree(busy_tree.pid)
     assert tree.sample()[0] == 0.0  # psutil's first reading only primes the counters
-    time.sleep(0.5)  # cpu_percent is an average over real time: there is no event to wait for
-    cpu, rss = tree.sample()
-    assert cpu > 40, "the spinning child is counted"
+
+    def with_cpu():
+        sample = tree.sample()
+        return sample if sample[0] > 0 else None
+
+    # The parent only waits: CPU time seen over the tree is the child's, however little of a core a busy
+    # machine gives it (how much is a figure for a benchmark, not a test).
+    cpu, rss = wait_until(with_cpu, what="the spinning child's CPU time counted")
     assert rss > 64 << 20, "the child's memory is counted"
     os.killpg(busy_tree.pid, 9)
-    busy_tree.wait(10)
+    busy_tree.wait(SHORT_S)
     assert tree.sample() is None
 
 
 @pytest.fixture
 def monitor(app):
-    monitor = hardware.init_app(app, interval_s=0.1)
+    monitor = hardware_views.init_app(app, interval_s=0.1)
     yield monitor
     monitor.stop()
 
 
 def test_the_monitor_samples_a_running_worker_and_records(app, client, workspace, recorder, monitor, tmp_path):
-    assert hardware.init_app(app) is monitor  # a second call (devserver hook + factory) changes nothing
+    assert hardware_views.init_app(app) is monitor  # a second call (devserver hook + factory) changes nothing
     gate = tmp_path / "gate"
     job = fake_job(category="model", tasks=[{"gate": str(gate), "steps": 1}])
+    added = time.time()
     workspace.add_job(job)
 
     def sample_of_job(event, payload):
         return event == hardware.HARDWARE and payload["job_id"] == job.id
 
-    _, first = recorder.wait_for(sample_of_job, timeout=20)
+    _, first = recorder.wait_for(sample_of_job)
     ((_, task, pid),) = [r for r in workspace.scheduler.running() if r[0].id == job.id]
     assert first["task"] == task.name == "step0"
     assert first["memory_bytes"] > 5 << 20  # a Python interpreter
     assert first["cpu_percent"] >= 0 and first["gpus"] == []  # no GPUs reserved on this server
-    assert abs(first["time"] - time.time()) < 10
+    assert added <= first["time"] <= time.time()
 
     lines = read_history(workspace.store.job_dir(job.id))
     assert lines and lines[0] == first
@@ -90,16 +99,14 @@ def test_the_monitor_samples_a_running_worker_and_records(app, client, workspace
 
 def test_closing_the_workspace_stops_the_monitor(app, workspace, monitor):
     assert monitor.alive
-    started = time.perf_counter()
     workspace.close()
     assert not monitor.alive
-    assert time.perf_counter() - started < 2
 
 
 def test_history_route_is_for_models_only(client, workspace):
     dataset = fake_job(category="dataset", tasks=[])
     workspace.store.add(dataset)
-    hardware.init_app(client.application)
+    hardware_views.init_app(client.application)
     assert client.get(f"/models/{dataset.id}/hardware/json").status_code == 404
     assert client.get("/models/20990101-000000-abcd/hardware/json").status_code == 404
 

@@ -1,100 +1,53 @@
 """Live charts against the real server: a LeNet trains while Chromium and a Socket.IO client watch its room.
 
-The server is the real devserver (gevent, real workers) with the hardware monitor hooked in; the dataset is
+The server is the real devserver (gevent, real workers, the hardware monitor); the dataset is
 built through the form. Screenshots go to test-artifacts/.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 
 import pytest
 import requests
-import socketio
 
-from tests.conftest import ROOT, LiveServer
+from tests.support import JSON
+from tests.support.browser import shot
 from tests.support.imagegen import make_shapes
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = ROOT / "test-artifacts"
-JSON = {"Accept": "application/json"}
-# The devserver as `digits-devserver` runs it, plus digits.hardware (a no-op once create_app installs it).
-SERVE = (
-    "from gevent import monkey; monkey.patch_all()\n"
-    "import sys\n"
-    "from digits import hardware\n"
-    "from digits.server import main\n"
-    "sys.exit(main(sys.argv[1:], extend=hardware.init_app))\n"
-)
-
-
-class TrainingServer(LiveServer):
-    def command(self) -> list[str]:
-        return [sys.executable, "-c", SERVE, "-p", str(self.port), "--jobs-dir", str(self.jobs_dir), "--gpus", "none"]
-
-    def signed_in(self) -> requests.Session:
-        http = requests.Session()
-        http.post(self.url + "/login", data={"username": "ann"}, headers=JSON).raise_for_status()
-        return http
+from tests.support.live import LiveServer, join_room
+from tests.support.waiting import FINAL, LONG_MS, LONG_S, SHORT_S
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("live-charts")
-    server = TrainingServer(root / "jobs").start()
-    http = server.signed_in()
+    server = LiveServer(root / "jobs").start()
     make_shapes(str(root / "images"), per_class=40, size=(24, 40))
-    server.dataset_id = server.folder_dataset(http, root / "images", folder_pct_val="25")
+    server.dataset_id = server.folder_dataset(server.sign_in(), root / "images", folder_pct_val="25")
     yield server
     server.stop()
 
 
 def train(server, epochs: int, batch_size: int, name: str = "lenet") -> str:
-    form = {
-        "dataset": server.dataset_id,
-        "model_name": name,
-        "method": "standard",
-        "standard_networks": "lenet",
-        "framework": "torch",
-        "train_epochs": str(epochs),
-        "batch_size": str(batch_size),
-        "random_seed": "3",
-    }
-    r = server.signed_in().post(server.url + "/models/images/classification/json", data=form, headers=JSON)
-    assert r.status_code == 200, r.text
-    return r.json()["id"]
+    fields = {"train_epochs": str(epochs), "batch_size": str(batch_size), "random_seed": "3"}
+    return server.create_model(server.sign_in(), server.dataset_id, model_name=name, **fields)
 
 
 def metric_points(server, job_id: str) -> list[tuple[str, str, float, float]]:
-    metrics = requests.get(f"{server.url}/models/{job_id}/json", headers=JSON).json()["metrics"]
+    metrics = requests.get(f"{server.url}/models/{job_id}/json", headers=JSON, timeout=SHORT_S).json()["metrics"]
     return [(ph, n, e, v) for ph, names in metrics.items() for n, pts in names.items() for e, v in pts]
 
 
+@pytest.mark.slow
 def test_a_client_in_the_room_receives_every_metric_of_a_run(server):
     job_id = train(server, epochs=2, batch_size=8, name="socketio")
     received: list[dict] = []
-    joined, finished = threading.Event(), threading.Event()
-    client = socketio.Client()
-    client.on("joined", lambda data: joined.set(), namespace="/jobs")
-    client.on("metric", received.append, namespace="/jobs")
-    client.on("job_status", lambda d: d["status"] in ("Done", "Error", "Aborted") and finished.set(), namespace="/jobs")
-    client.connect(server.url, namespaces=["/jobs"], transports=["websocket"], wait_timeout=10)
+    finished = threading.Event()
+    on = {"metric": received.append, "job_status": lambda d: d["status"] in FINAL and finished.set()}
+    client = join_room(server.url, job_id, on, websocket=True)
     try:
-        client.emit("join", {"room": job_id}, namespace="/jobs")
-        assert joined.wait(10)
-        assert finished.wait(120)
+        assert finished.wait(LONG_S)
     finally:
         client.disconnect()
     assert server.wait_status(job_id)["status"] == "Done"
@@ -111,36 +64,26 @@ def counts(page) -> dict[str, int]:
     return page.evaluate("DIGITS.modelCharts.counts()")
 
 
-def wait_points(page, key: str, more_than: int, timeout: float = 30):
+def wait_points(page, key: str, more_than: int):
+    """The count of `key`'s points on the page's charts once it is above `more_than` (the worker's pace)."""
     page.wait_for_function(
         "([key, n]) => DIGITS.modelCharts && DIGITS.modelCharts.counts()[key] > n",
         arg=[key, more_than],
-        timeout=timeout * 1000,
+        timeout=LONG_MS,
     )
     return counts(page)[key]
 
 
-@pytest.fixture
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
+@pytest.mark.slow
+@pytest.mark.browser
 def test_model_page_charts_follow_a_run_and_survive_reloads(server, browser):
     job_id = train(server, epochs=300, batch_size=4, name="charts")  # far longer than the test: it is aborted
-    ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 1400})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
         page.goto(f"{server.url}/models/{job_id}")
-        first = wait_points(page, "train/loss", 2, timeout=60)
+        first = wait_points(page, "train/loss", 2)
         grown = wait_points(page, "train/loss", first)
         assert grown > first
         page.wait_for_function("DIGITS.modelCharts.group.charts[0].u.data[0].length > 2")  # drawn, not just held
@@ -148,9 +91,9 @@ def test_model_page_charts_follow_a_run_and_survive_reloads(server, browser):
         assert "train loss" in page.inner_text("#chart-readout")
         assert "Epoch" in page.inner_text("#train-progress") and "of 300" in page.inner_text("#train-progress")
         assert page.get_attribute("#chart-loss", "aria-label").startswith("Chart of train and validation loss")
-        page.wait_for_function("DIGITS.hardwarePanel.samples() > 0", timeout=20_000)
+        page.wait_for_function("DIGITS.hardwarePanel.samples() > 0")
         assert "CPU" in page.inner_text("#hardware-readout") and "memory" in page.inner_text("#hardware-readout")
-        page.screenshot(path=str(ARTIFACTS / "live-charts-1-running.png"), full_page=True)
+        shot(page, "live-charts-1-running")
 
         # Keyboard: Tab reaches the zoom buttons; Zoom in narrows the shared view, Reset shows everything again.
         page.focus("#charts-title")
@@ -199,13 +142,13 @@ def test_model_page_charts_follow_a_run_and_survive_reloads(server, browser):
         page.wait_for_function("document.getElementById('model-charts').dataset.history === 'loaded'")
         after_reload = counts(page)["train/loss"]
         assert after_reload >= before, "the history is drawn at once"
-        page.screenshot(path=str(ARTIFACTS / "live-charts-2-reloaded.png"), full_page=True)
+        shot(page, "live-charts-2-reloaded")
         wait_points(page, "train/loss", after_reload)  # then the stream goes on
 
         page.evaluate("window.notReloaded = true")
-        r = server.signed_in().post(f"{server.url}/models/{job_id}/abort", headers=JSON)
+        r = server.sign_in().post(f"{server.url}/models/{job_id}/abort", headers=JSON, timeout=SHORT_S)
         assert r.status_code == 200
-        page.wait_for_function("document.getElementById('job-status').textContent === 'Aborted'", timeout=30_000)
+        page.wait_for_function("document.getElementById('job-status').textContent === 'Aborted'")
         # The page around the charts is refreshed in place: a finished job has no Abort button.
         page.wait_for_selector("form[action$='/abort']", state="detached")
         assert page.evaluate("window.notReloaded === true")
@@ -221,7 +164,7 @@ def test_model_page_charts_follow_a_run_and_survive_reloads(server, browser):
         page.wait_for_selector("#hardware-gpus figure .uplot")
         page.wait_for_function("document.getElementById('hardware-readout').textContent.includes('GPU 0: 87% busy')")
         assert "10.0 GiB of 80.0 GiB, 64 °C" in page.inner_text("#hardware-readout")
-        page.screenshot(path=str(ARTIFACTS / "live-charts-3-aborted.png"), full_page=True)
+        shot(page, "live-charts-3-aborted")
         on_disk = metric_points(server, job_id)
         shown = counts(page)
         for key in ("train/loss", "train/learning_rate", "val/loss", "val/accuracy"):
@@ -230,14 +173,15 @@ def test_model_page_charts_follow_a_run_and_survive_reloads(server, browser):
         assert not errors, errors
     finally:
         page.close()
-        server.signed_in().post(f"{server.url}/models/{job_id}/abort", headers=JSON)
+        server.sign_in().post(f"{server.url}/models/{job_id}/abort", headers=JSON, timeout=SHORT_S)
 
 
-def test_sparklines_draw_and_follow_metric_events(server, browser):
+@pytest.mark.browser
+def test_sparklines_draw_and_follow_metric_events(live_server, browser):
     """sparkline.js on console-like markup: inline SVGs from data attributes, values pushed by events."""
     page = browser.new_page()
     try:
-        page.goto(server.url + "/")
+        page.goto(live_server.url + "/")
         page.wait_for_function("window.DIGITS && DIGITS.sparklines")
         page.evaluate(
             """() => {
@@ -269,13 +213,14 @@ def test_sparklines_draw_and_follow_metric_events(server, browser):
         page.close()
 
 
-def test_decimation_keeps_every_extreme_and_bounds_what_is_drawn(server, browser):
+@pytest.mark.browser
+def test_decimation_keeps_every_extreme_and_bounds_what_is_drawn(live_server, browser):
     page = browser.new_page()
     try:
         page.set_content(
             '<meta name="digits-root" content="">'
             + "".join(
-                f'<script src="{server.url}/static/{path}"></script>'
+                f'<script src="{live_server.url}/static/{path}"></script>'
                 for path in ("vendor/uplot/uPlot.iife.min.js", "js/digits.js", "js/charts.js")
             )
         )

@@ -30,6 +30,7 @@ def test_lock_of_a_killed_holder_does_not_block(tmp_path):
         JobsDirLock(str(tmp_path)).acquire("127.0.0.1", 5000)
     holder.send_signal(signal.SIGKILL)
     holder.wait()
+    holder.stdout.close()
     lock = JobsDirLock(str(tmp_path))
     lock.acquire("127.0.0.1", 5000)  # the stale lock file is still there, and does not matter
     lock.release()

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
-import requests
 
 from digits import landlock, sandbox
-from digits.accounts import AccountStore
-from tests.conftest import LiveServer
+from tests.support.live import team_server
 
 needs_landlock = pytest.mark.skipif(not sandbox.landlock_abi(), reason="this kernel has no Landlock")
 
@@ -58,50 +55,21 @@ def test_a_worker_environment_keeps_nothing_of_the_server(tmp_path):
 
 
 @pytest.fixture
-def team_server(tmp_path):
-    jobs = tmp_path / "jobs"
-    jobs.mkdir()
-    accounts = AccountStore(str(jobs))
-    accounts.add("alice", "alice-secret-pw")
-    token = accounts.new_token("alice")
-    server = LiveServer(jobs, args=["--auth", "password"])
-    server.ready_headers = {"Authorization": f"Bearer {token}"}
-    server.start()
-    server.token = token
+def team(tmp_path):
+    server = team_server(tmp_path / "jobs", "alice").start()
     yield server
     server.stop()
 
 
-def create(server, **body) -> str:
-    r = requests.post(
-        server.url + "/test/jobs", json=body, headers={"Authorization": f"Bearer {server.token}"}, timeout=10
-    )
-    assert r.status_code == 200, r.text
-    return r.json()["id"]
-
-
-def wait(server, job_id: str) -> dict:
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        js = requests.get(
-            f"{server.url}/jobs/{job_id}/json", headers={"Authorization": f"Bearer {server.token}"}, timeout=10
-        ).json()
-        if js["status"] in ("Done", "Error", "Aborted"):
-            return js
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not end: {js}")
-
-
 @needs_landlock
-def test_a_worker_reaches_no_secret_no_other_job_and_not_the_server(team_server):
-    # The audit log exists once someone has signed in; the other job is another member's.
-    requests.post(team_server.url + "/login", data={"username": "alice", "password": "alice-secret-pw"}, timeout=10)
-    other = create(team_server, name="other")
-    wait(team_server, other)
-    probe = create(team_server, name="probe", tasks=[{"kind": "probe", "other_job": other, "port": team_server.port}])
-    js = wait(team_server, probe)
+def test_a_worker_reaches_no_secret_no_other_job_and_not_the_server(team):
+    team.sign_in("alice")  # the audit log exists once someone has signed in
+    other = team.create_job(name="other")  # another member's job
+    team.wait_status(other)
+    probe = team.create_job(name="probe", tasks=[{"kind": "probe", "other_job": other, "port": team.port}])
+    js = team.wait_status(probe)
     assert js["status"] == "Done", js
-    found = json.loads((team_server.jobs_dir / probe / "probe.json").read_text())
+    found = json.loads((team.jobs_dir / probe / "probe.json").read_text())
     for action in (
         "secret_key",
         "users_db",
@@ -125,8 +93,8 @@ def test_a_worker_reaches_no_secret_no_other_job_and_not_the_server(team_server)
         if name.startswith("DIGITS_") and name not in ("DIGITS_TASK", "DIGITS_SANDBOX")
     ]
     assert found["home"] != os.environ.get("HOME") and not os.path.exists(found["home"])  # removed with the task
-    assert not (team_server.jobs_dir / "planted").exists()
+    assert not (team.jobs_dir / "planted").exists()
     # Of the snapshots it reported, only the file inside its own folder is recorded.
-    recorded = json.loads((team_server.jobs_dir / probe / "job.json").read_text())["tasks"][0]["snapshots"]
+    recorded = json.loads((team.jobs_dir / probe / "job.json").read_text())["tasks"][0]["snapshots"]
     assert [s["path"] for s in recorded] == ["written.txt"], recorded
-    assert "confined with Landlock" in (team_server.jobs_dir / probe / "step0.log").read_text()
+    assert "confined with Landlock" in (team.jobs_dir / probe / "step0.log").read_text()

@@ -8,26 +8,26 @@ import sys
 import threading
 
 import requests
-import socketio
 
-from tests.conftest import ROOT, LiveServer, free_port
+from tests.support import ROOT
+from tests.support.commands import run_module
+from tests.support.live import LiveServer, free_port, join_room
+from tests.support.waiting import FINAL, SHORT_S
+
+
+def get(url: str) -> requests.Response:
+    return requests.get(url, timeout=SHORT_S)
 
 
 def test_second_instance_runs_beside_and_third_on_same_dir_is_refused(live_server, tmp_path):
     other = LiveServer(tmp_path / "other-jobs").start()
     try:
-        assert requests.get(other.url + "/index/json").json()["datasets"] == []
+        assert get(other.url + "/index/json").json()["datasets"] == []
         port = free_port()
-        third = subprocess.run(
-            [sys.executable, "-m", "digits", "-p", str(port), "--jobs-dir", str(live_server.jobs_dir)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        third = run_module("digits", "-p", port, "--jobs-dir", live_server.jobs_dir)
         assert third.returncode != 0
         assert f"pid {live_server.proc.pid}, port {live_server.port}" in third.stderr
-        assert requests.get(live_server.url + "/index/json").status_code == 200
+        assert get(live_server.url + "/index/json").status_code == 200
     finally:
         other.stop()
 
@@ -36,26 +36,22 @@ def test_socketio_client_in_a_job_room_gets_status_and_progress(live_server, tmp
     gate = tmp_path / "gate"
     job_id = live_server.create_job(name="live", tasks=[{"gate": str(gate), "steps": 4, "delay": 0.02}])
     received: list[tuple[str, dict]] = []
-    finished, joined = threading.Event(), threading.Event()
-    client = socketio.Client()
+    finished = threading.Event()
 
-    def on(event):
+    def recorded(event):
         def handler(data):
             received.append((event, data))
-            if event == "job_status" and data["status"] in ("Done", "Error", "Aborted"):
+            if event == "job_status" and data["status"] in FINAL:
                 finished.set()
 
-        client.on(event, handler, namespace="/jobs")
+        return handler
 
-    for event in ("job_status", "task_progress", "metric"):
-        on(event)
-    client.on("joined", lambda data: joined.set(), namespace="/jobs")
-    client.connect(live_server.url, namespaces=["/jobs"], transports=["websocket"], wait_timeout=10)
+    live_server.wait_status(job_id, statuses=("Running",))  # held at its gate
+    on = {event: recorded(event) for event in ("job_status", "task_progress", "metric")}
+    client = join_room(live_server.url, job_id, on, websocket=True)
     try:
-        client.emit("join", {"room": job_id}, namespace="/jobs")
-        assert joined.wait(10)
         gate.touch()
-        assert finished.wait(30)
+        assert finished.wait(SHORT_S)
     finally:
         client.disconnect()
     statuses = [d["status"] for e, d in received if e == "job_status"]
@@ -69,16 +65,10 @@ def test_socketio_client_in_a_job_room_gets_status_and_progress(live_server, tmp
 
 def test_console_room_hears_about_new_jobs(live_server):
     added = threading.Event()
-    client = socketio.Client()
-    client.on("job_added", lambda data: added.set(), namespace="/jobs")
-    joined = threading.Event()
-    client.on("joined", lambda data: joined.set(), namespace="/jobs")
-    client.connect(live_server.url, namespaces=["/jobs"], wait_timeout=10)  # polling, then upgrade
+    client = join_room(live_server.url, "home", {"job_added": lambda data: added.set()})
     try:
-        client.emit("join", {"room": "home"}, namespace="/jobs")
-        assert joined.wait(10)
         job_id = live_server.create_job(name="seen")
-        assert added.wait(10)
+        assert added.wait(SHORT_S)
         live_server.wait_status(job_id)
     finally:
         client.disconnect()
@@ -88,8 +78,8 @@ def test_the_web_process_never_imports_torch(live_server, tmp_path):
     job_id = live_server.create_job(tasks=[{"steps": 2}])
     live_server.wait_status(job_id)
     for path in ("/", "/index/json", f"/jobs/{job_id}", f"/jobs/{job_id}/json", f"/jobs/{job_id}/status"):
-        assert requests.get(live_server.url + path).status_code == 200
-    assert requests.get(live_server.url + "/test/modules").json()["torch"] is False
+        assert get(live_server.url + path).status_code == 200
+    assert get(live_server.url + "/test/modules").json()["torch"] is False
 
 
 def test_kill_9_then_restart_marks_running_jobs_and_keeps_history(tmp_path):
@@ -99,7 +89,7 @@ def test_kill_9_then_restart_marks_running_jobs_and_keeps_history(tmp_path):
     server.wait_status(done_id)
     running_id = server.create_job(name="interrupted", tasks=[{"gate": str(tmp_path / "never"), "steps": 1}])
     server.wait_status(running_id, statuses=("Running",))
-    before = requests.get(f"{server.url}/jobs/{done_id}/json").json()["history"]
+    before = get(f"{server.url}/jobs/{done_id}/json").json()["history"]
     server.stop(signal.SIGKILL)
 
     corrupt = jobs_dir / "20200101-000000-beef"
@@ -108,11 +98,11 @@ def test_kill_9_then_restart_marks_running_jobs_and_keeps_history(tmp_path):
 
     again = LiveServer(jobs_dir).start()  # the dead server's lock does not block
     try:
-        assert requests.get(f"{again.url}/jobs/{done_id}/json").json()["history"] == before
-        js = requests.get(f"{again.url}/jobs/{running_id}/status").json()
+        assert get(f"{again.url}/jobs/{done_id}/json").json()["history"] == before
+        js = get(f"{again.url}/jobs/{running_id}/status").json()
         assert js["status"] == "Aborted"
         assert "server stopped while this job was running" in js["history"][-1]["message"]
-        ids = [d["id"] for d in requests.get(again.url + "/index/json").json()["datasets"]]
+        ids = [d["id"] for d in get(again.url + "/index/json").json()["datasets"]]
         assert sorted(ids) == sorted([done_id, running_id])
         assert (corrupt / "job.json").read_text() == "{ not json"
         assert "skipping job 20200101-000000-beef" in again.log()
@@ -131,14 +121,7 @@ def test_stopping_the_server_aborts_running_tasks_cleanly(tmp_path):
 
 def test_entry_points(tmp_path):
     for cmd in ([sys.executable, "-m", "digits", "--help"], [sys.executable, str(ROOT / "digits-devserver"), "--help"]):
-        out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=30)
+        out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=SHORT_S)
         assert out.returncode == 0 and "--jobs-dir" in out.stdout and "--url-prefix" in out.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "digits", "--gpus", "zero"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=dict(os.environ, DIGITS_JOBS_DIR=str(tmp_path)),
-    )
+    bad = run_module("digits", "--gpus", "zero", env=dict(os.environ, DIGITS_JOBS_DIR=str(tmp_path)))
     assert bad.returncode == 2 and "gpus" in bad.stderr and "Traceback" not in bad.stderr

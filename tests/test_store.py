@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from digits.job import Job, Task, is_job_id, new_job_id
+from digits.job import SCHEMA_VERSION, Job, Task, is_job_id, new_job_id
 from digits.status import Status
 from digits.store import JobStore, JobWriteError, write_json_atomic
 from tests.support.disk import fill, small_disk
@@ -39,7 +39,7 @@ def test_job_round_trips_through_job_json(tmp_path):
     store.add(job)
     with open(tmp_path / job.id / "job.json") as fh:
         data = json.load(fh)
-    assert data["schema_version"] == 1 and data["status"] == "Error"
+    assert data["schema_version"] == SCHEMA_VERSION and data["status"] == "Error"
     assert data["history"][-1]["message"] == "it broke"
     again = JobStore(str(tmp_path))
     (loaded,) = again.load_all()

@@ -4,56 +4,36 @@ import json
 import os
 import re
 import stat
-import subprocess
-import sys
 
 import pytest
 import socketio
 
-from digits.webapp import create_app
-from tests.conftest import ROOT, LiveServer, free_port
-from tests.support.fakejobs import fake_job
+from tests.support import JSON
+from tests.support.accounts import add_accounts, users_cli
+from tests.support.apps import sign_in
+from tests.support.commands import run_module
+from tests.support.fakejobs import run_fake_job
+from tests.support.live import free_port, team_server
+from tests.support.waiting import SHORT_S
 
-JSON = {"Accept": "application/json"}
 BROWSER = {"Accept": "text/html", "Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
 
 
 @pytest.fixture
-def team(tmp_path):
-    app = create_app(
-        jobs_dir=str(tmp_path / "jobs"), gpus=[], async_mode="threading", inference_workers=0, auth="password"
-    )
-    accounts = app.extensions["digits"].accounts
-    accounts.add("alice", "alice-secret-pw", admin=False)
-    accounts.add("bob", "bob-secret-pw")
-    accounts.add("root", "root-secret-pw", admin=True)
-    yield app
-    app.extensions["digits"].close()
-
-
-def client_for(app, user=None, password=None):
-    c = app.test_client()
-    if user:
-        r = c.post("/login", data={"username": user, "password": password or f"{user}-secret-pw"}, headers=JSON)
-        assert r.status_code == 200, r.get_data(as_text=True)
-    return c
+def team(make_app):
+    """An in-process team server (--auth password): alice, bob, and root, an admin."""
+    app = make_app(auth="password")
+    add_accounts(app.extensions["digits"].accounts, "alice", "bob", "root", admins=["root"])
+    return app
 
 
 def finished_job(app, owner="alice"):
-    from tests.conftest import EventRecorder
-
-    ws = app.extensions["digits"]
-    rec = EventRecorder()
-    ws.bus.subscribe(rec)
-    job = fake_job(owner=owner)
-    ws.add_job(job)
-    rec.wait_status(job.id)
-    return job
+    return run_fake_job(app.extensions["digits"], owner=owner)
 
 
 def test_anonymous_and_wrong_password_are_refused(team):
     finished_job(team)
-    anon = client_for(team)
+    anon = team.test_client()
     probe = anon.get("/index/json").get_json()  # a version check and readiness probe, with no jobs in it
     assert probe["signed_in"] is False and probe["datasets"] == [] and probe["version"]
     assert anon.get("/jobs/20000101-000000-dead/status").status_code == 401
@@ -68,14 +48,14 @@ def test_anonymous_and_wrong_password_are_refused(team):
 
 def test_owners_and_admins_change_jobs_others_view_and_clone(team):
     job = finished_job(team, owner="alice")
-    bob = client_for(team, "bob")
+    bob = sign_in(team, "bob")
     assert bob.get(f"/jobs/{job.id}/json").status_code == 200
     assert bob.get(f"/jobs/{job.id}/status").status_code == 200
     assert bob.delete(f"/jobs/{job.id}").status_code == 403
     assert bob.post(f"/jobs/{job.id}/edit", data={"name": "bob's"}).status_code == 403
-    root = client_for(team, "root")
+    root = sign_in(team, "root")
     assert root.post(f"/jobs/{job.id}/edit", data={"notes": "checked by root"}).status_code == 200
-    alice = client_for(team, "alice")
+    alice = sign_in(team, "alice")
     assert alice.delete(f"/jobs/{job.id}").status_code == 200
 
 
@@ -90,7 +70,7 @@ def test_a_bearer_token_works_for_scripts(team):
 
 def test_a_browser_form_post_needs_its_csrf_token(team):
     job = finished_job(team, owner="alice")
-    alice = client_for(team, "alice")
+    alice = sign_in(team, "alice")
     r = alice.post(f"/jobs/{job.id}/edit", data={"name": "x"}, headers=BROWSER)
     assert r.status_code == 400 and "CSRF" in r.get_data(as_text=True)
     page = alice.get(f"/jobs/{job.id}", headers={"Accept": "text/html"}).get_data(as_text=True)
@@ -111,54 +91,48 @@ def test_a_browser_form_post_needs_its_csrf_token(team):
     ],
 )
 def test_files_stay_inside_job_folders(team, path):
-    alice = client_for(team, "alice")
+    alice = sign_in(team, "alice")
     r = alice.get(path, follow_redirects=True)
     assert r.status_code in (400, 404) and b"root:" not in r.data
 
 
 def test_files_of_a_job_are_served_and_links_out_are_not(team, tmp_path):
     job = finished_job(team)
-    alice = client_for(team, "alice")
-    assert alice.get(f"/files/{job.id}/step0.log").status_code == 200
+    alice = sign_in(team, "alice")
+    with alice.get(f"/files/{job.id}/step0.log") as served:  # a file sent as it is: closed with the response
+        assert served.status_code == 200
     assert alice.get(f"/files/{job.id}/.hidden").status_code == 404
     job_dir = team.extensions["digits"].store.job_dir(job.id)
     os.symlink("/etc/passwd", os.path.join(job_dir, "passwd.txt"))
     assert alice.get(f"/files/{job.id}/passwd.txt").status_code == 404
 
 
-def test_the_secret_key_is_kept_private_and_reused(tmp_path):
+def test_the_secret_key_is_kept_private_and_reused(tmp_path, make_app):
     jobs = tmp_path / "jobs"
-    first = create_app(jobs_dir=str(jobs), gpus=[], async_mode="threading", inference_workers=0)
+    first = make_app(jobs)
     key = first.config["SECRET_KEY"]
     first.extensions["digits"].close()
     assert stat.S_IMODE(os.stat(jobs / ".secret_key").st_mode) == 0o600
-    again = create_app(jobs_dir=str(jobs), gpus=[], async_mode="threading", inference_workers=0)
-    assert again.config["SECRET_KEY"] == key
-    again.extensions["digits"].close()
+    assert make_app(jobs).config["SECRET_KEY"] == key
 
 
 def test_the_audit_log_records_who_did_what(team):
     job = finished_job(team)
-    alice = client_for(team, "alice")
+    alice = sign_in(team, "alice")
     alice.post(f"/jobs/{job.id}/edit", data={"name": "renamed"})
     alice.delete(f"/jobs/{job.id}")
-    client_for(team).post("/login", data={"username": "bob", "password": "nope"}, headers=JSON)
-    lines = [json.loads(x) for x in open(os.path.join(team.extensions["digits"].settings.jobs_path, "audit.log"))]
+    team.test_client().post("/login", data={"username": "bob", "password": "nope"}, headers=JSON)
+    with open(os.path.join(team.extensions["digits"].settings.jobs_path, "audit.log")) as fh:
+        lines = [json.loads(x) for x in fh]
     actions = [(e["user"], e["action"], e.get("job_id")) for e in lines]
     assert ("alice", "edit", job.id) in actions and ("alice", "delete", job.id) in actions
     assert ("bob", "login_failed", None) in actions
 
 
+@pytest.mark.slow  # a dozen commands, each a Python process hashing a password
 def test_users_command_line(tmp_path):
     def users(*args, stdin=""):
-        return subprocess.run(
-            [sys.executable, "-m", "digits.users", "--jobs-dir", str(tmp_path), *args],
-            cwd=ROOT,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return users_cli(tmp_path, *args, stdin=stdin)
 
     assert users("add", "carol", "--admin", stdin="carol-password\n").returncode == 0
     assert users("add", "dave", stdin="short\n").returncode == 1
@@ -190,53 +164,18 @@ def test_users_command_line(tmp_path):
 
 
 def test_serving_the_network_with_auth_none_is_refused(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "digits",
-            "-p",
-            str(free_port()),
-            "--jobs-dir",
-            str(tmp_path),
-            "--host",
-            "0.0.0.0",
-            "--auth",
-            "none",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    out = run_module("digits", "-p", free_port(), "--jobs-dir", tmp_path, "--host", "0.0.0.0", "--auth", "none")
     assert out.returncode != 0 and "--auth password" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_live_updates_need_a_signed_in_user_on_a_team_server(tmp_path):
-    server = LiveServer(tmp_path / "jobs", args=["--auth", "password"])
-    subprocess.run(
-        [sys.executable, "-m", "digits.users", "--jobs-dir", str(server.jobs_dir), "add", "erin"],
-        input="erin-password\n",
-        text=True,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-    token = subprocess.run(
-        [sys.executable, "-m", "digits.users", "--jobs-dir", str(server.jobs_dir), "token", "erin"],
-        text=True,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    ).stdout.strip()
-    server.ready_headers = {"Authorization": f"Bearer {token}"}
-    server.start()
+    server = team_server(tmp_path / "jobs", "erin").start()
     try:
         anonymous = socketio.Client()
         with pytest.raises(socketio.exceptions.ConnectionError):
-            anonymous.connect(server.url, namespaces=["/jobs"], wait_timeout=5)
+            anonymous.connect(server.url, namespaces=["/jobs"], wait_timeout=SHORT_S)
         signed = socketio.Client()
-        signed.connect(server.url, namespaces=["/jobs"], headers={"Authorization": f"Bearer {token}"}, wait_timeout=5)
+        signed.connect(server.url, namespaces=["/jobs"], headers=server.auth("erin"), wait_timeout=SHORT_S)
         assert signed.connected
         signed.disconnect()
     finally:

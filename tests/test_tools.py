@@ -2,15 +2,9 @@
 
 import json
 import os
-import subprocess
-import sys
 
 from digits.formats.lmdb_io import LmdbReader
-from tests.conftest import ROOT
-
-
-def run(*args):
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+from tests.support.commands import run_module as run
 
 
 def test_download_mnist_then_create_db_from_the_command_line(tmp_path):

@@ -2,19 +2,15 @@
 
 import os
 import re
-import time
 from pathlib import Path
 
-import pytest
+from tests.support import JSON, ROOT
+from tests.support.apps import sign_in
+from tests.support.disk import fill, small_disk
+from tests.support.fakejobs import fake_job, run_fake_job
+from tests.support.waiting import wait_until
 
-from tests.support.fakejobs import fake_job
-
-ROOT = Path(__file__).resolve().parents[1]
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
-
-
-def login(client, name="ann"):
-    assert client.post("/login", data={"username": name}, headers={"Accept": "application/json"}).status_code == 200
 
 
 def test_index_json_lists_datasets_and_models(client, workspace, recorder):
@@ -31,9 +27,7 @@ def test_index_json_lists_datasets_and_models(client, workspace, recorder):
 
 
 def test_console_page_lists_jobs_with_running_first(client, workspace, recorder):
-    finished = fake_job(name="finished-set")
-    workspace.add_job(finished)
-    recorder.wait_status(finished.id)
+    run_fake_job(workspace, name="finished-set")
     running = fake_job(name="running-set", tasks=[{"steps": 1000, "delay": 0.05}])
     workspace.add_job(running)
     recorder.wait_for(lambda e, p: e == "task_progress" and p["job_id"] == running.id)
@@ -44,10 +38,8 @@ def test_console_page_lists_jobs_with_running_first(client, workspace, recorder)
     recorder.wait_status(running.id)
 
 
-def test_status_json_and_unknown_job(client, workspace, recorder):
-    job = fake_job()
-    workspace.add_job(job)
-    recorder.wait_status(job.id)
+def test_status_json_and_unknown_job(client, workspace):
+    job = run_fake_job(workspace)
     for kind in ("jobs", "datasets"):
         js = client.get(f"/{kind}/{job.id}/status").get_json()
         assert js["status"] == "Done" and js["name"] == "fake" and js["type"] == "fake-dataset" and js["error"] is None
@@ -62,7 +54,7 @@ def test_status_json_and_unknown_job(client, workspace, recorder):
 def test_errors_are_json_for_scripts_and_pages_for_browsers(client):
     r = client.get("/no/such/page", headers=BROWSER)
     assert r.status_code == 404 and b"<html" in r.data and b"Traceback" not in r.data
-    r = client.get("/no/such/page", headers={"Accept": "application/json"})
+    r = client.get("/no/such/page", headers=JSON)
     assert r.status_code == 404 and r.get_json()["error"]["type"] == "not_found"
     r = client.delete("/jobs/20000101-000000-dead", headers={"Accept": "*/*"})
     assert r.status_code == 404 and r.get_json()["error"]["message"]
@@ -80,7 +72,7 @@ def test_unexpected_errors_never_show_a_traceback(app, client):
 
 
 def test_login_sets_the_session_user(client):
-    r = client.post("/login", data={"username": "../evil"}, headers={"Accept": "application/json"})
+    r = client.post("/login", data={"username": "../evil"}, headers=JSON)
     assert r.status_code == 400 and "username" in r.get_json()["errors"]
     r = client.post("/login", data={"username": "ann", "next": "https://elsewhere.example/"}, headers=BROWSER)
     assert r.status_code == 302 and r.headers["Location"] == "/"
@@ -94,11 +86,11 @@ def test_abort_and_delete_need_the_owner(client, workspace, recorder):
     workspace.add_job(job)
     recorder.wait_for(lambda e, p: e == "task_progress" and p["job_id"] == job.id)
     assert client.post(f"/jobs/{job.id}/abort").status_code == 401
-    login(client, "bob")
+    sign_in(client, "bob")
     r = client.post(f"/jobs/{job.id}/abort")
     assert r.status_code == 403 and "ann" in r.get_json()["error"]["message"]
     assert client.delete(f"/datasets/{job.id}").status_code == 403
-    login(client, "ann")
+    sign_in(client, "ann")
     r = client.post(f"/datasets/{job.id}/abort")
     assert r.status_code == 200
     assert recorder.wait_status(job.id) == "Aborted"
@@ -108,10 +100,7 @@ def test_abort_and_delete_need_the_owner(client, workspace, recorder):
     assert r.status_code == 200 and r.get_json() == {"id": job.id, "deleted": True}
     recorder.wait_for(lambda e, p: e == "job_deleted" and p["job_id"] == job.id)
     assert client.get(f"/jobs/{job.id}/status").status_code == 404
-    deadline = time.time() + 10  # the folder goes once the worker has stopped
-    while os.path.exists(job_dir) and time.time() < deadline:
-        time.sleep(0.01)
-    assert not os.path.exists(job_dir)
+    wait_until(lambda: not os.path.exists(job_dir), what="the folder going once the worker has stopped")
 
 
 def test_a_dataset_in_use_cannot_be_deleted(client, workspace, recorder):
@@ -119,7 +108,7 @@ def test_a_dataset_in_use_cannot_be_deleted(client, workspace, recorder):
     model = fake_job(owner="ann", category="model", depends_on=[ds.id])
     workspace.add_job(ds)
     workspace.add_job(model)
-    login(client, "ann")
+    sign_in(client, "ann")
     r = client.delete(f"/datasets/{ds.id}")
     assert r.status_code == 409 and model.id in r.get_json()["error"]["message"]
     client.post(f"/jobs/{model.id}/abort")
@@ -127,15 +116,13 @@ def test_a_dataset_in_use_cannot_be_deleted(client, workspace, recorder):
     recorder.wait_status(ds.id)
 
 
-def test_job_page_and_log(client, workspace, recorder):
-    job = fake_job(name="<script>alert(1)</script>", tasks=[{"crash_at": 0}])
-    workspace.add_job(job)
-    recorder.wait_status(job.id)
+def test_job_page_and_log(client, workspace):
+    job = run_fake_job(workspace, name="<script>alert(1)</script>", tasks=[{"crash_at": 0}])
     html = client.get(f"/jobs/{job.id}").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
     assert "worker exited with code 3" in html and "stderr line 29" in html
-    r = client.get(f"/jobs/{job.id}/logs/step0")
-    assert r.status_code == 200 and "stderr line 29" in r.get_data(as_text=True)
+    with client.get(f"/jobs/{job.id}/logs/step0") as r:  # a file sent as it is: closed with the response
+        assert r.status_code == 200 and "stderr line 29" in r.get_data(as_text=True)
     assert client.get(f"/jobs/{job.id}/logs/..%2fjob.json").status_code == 404
     js = client.get(f"/jobs/{job.id}/json").get_json()
     assert js["id"] == job.id and js["tasks"][0]["status"] == "Error"
@@ -154,31 +141,21 @@ def test_vendor_assets_are_served(client):
         r.close()
 
 
-@pytest.mark.parametrize("prefix", ["/digits"])
-def test_url_prefix(tmp_path, prefix):
-    from digits.webapp import create_app
-
-    app = create_app(
-        jobs_dir=str(tmp_path / "jobs"), gpus=[], async_mode="threading", inference_workers=0, url_prefix=prefix
-    )
-    try:
-        c = app.test_client()
-        assert c.get(f"{prefix}/index/json").status_code == 200
-        html = c.get(f"{prefix}/").get_data(as_text=True)
-        assert f'href="{prefix}/static/vendor/bootstrap/bootstrap.min.css"' in html
-        assert f'content="{prefix}"' in html
-        assert c.get("/index/json").status_code == 404
-    finally:
-        app.extensions["digits"].close()
+def test_url_prefix(make_app):
+    prefix = "/digits"
+    c = make_app(url_prefix=prefix).test_client()
+    assert c.get(f"{prefix}/index/json").status_code == 200
+    html = c.get(f"{prefix}/").get_data(as_text=True)
+    assert f'href="{prefix}/static/vendor/bootstrap/bootstrap.min.css"' in html
+    assert f'content="{prefix}"' in html
+    assert c.get("/index/json").status_code == 404
 
 
-def test_rename_and_notes_by_the_owner_only(client, workspace, recorder):
-    job = fake_job(owner="ann")
-    workspace.add_job(job)
-    recorder.wait_status(job.id)
-    login(client, "bob")
+def test_rename_and_notes_by_the_owner_only(client, workspace):
+    job = run_fake_job(workspace, owner="ann")
+    sign_in(client, "bob")
     assert client.post(f"/jobs/{job.id}/edit", data={"name": "mine now"}).status_code == 403
-    login(client, "ann")
+    sign_in(client, "ann")
     r = client.post(f"/datasets/{job.id}/edit", data={"name": "<b>renamed</b>", "notes": "try lr 0.001"})
     assert r.status_code == 200 and r.get_json()["name"] == "<b>renamed</b>"
     assert client.post(f"/jobs/{job.id}/edit", data={"name": ""}).status_code == 400
@@ -187,44 +164,27 @@ def test_rename_and_notes_by_the_owner_only(client, workspace, recorder):
     assert workspace.store.get(job.id).name == "<b>renamed</b>"
 
 
-def test_unreadable_jobs_are_listed_and_left_as_they_are(tmp_path):
-    from digits.webapp import create_app
-
+def test_unreadable_jobs_are_listed_and_left_as_they_are(tmp_path, make_app):
     jobs = tmp_path / "jobs"
     (jobs / "20240101-000000-0bad").mkdir(parents=True)
     (jobs / "20240101-000000-0bad" / "job.json").write_text("{ not json")
-    app = create_app(jobs_dir=str(jobs), gpus=[], async_mode="threading", inference_workers=0)
-    try:
-        c = app.test_client()
-        reason = (
-            "job.json is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 3 (char 2))"
-        )
-        js = c.get("/index/json").get_json()
-        assert js["unreadable"] == [{"folder": "20240101-000000-0bad", "reason": reason}]
-        assert js["datasets"] == [] and js["models"] == []
-        html = c.get("/", headers=BROWSER).get_data(as_text=True)
-        assert 'data-unreadable="20240101-000000-0bad"' in html and "not valid JSON" in html
-    finally:
-        app.extensions["digits"].close()
+    c = make_app(jobs).test_client()
+    reason = "job.json is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 3 (char 2))"
+    js = c.get("/index/json").get_json()
+    assert js["unreadable"] == [{"folder": "20240101-000000-0bad", "reason": reason}]
+    assert js["datasets"] == [] and js["models"] == []
+    html = c.get("/", headers=BROWSER).get_data(as_text=True)
+    assert 'data-unreadable="20240101-000000-0bad"' in html and "not valid JSON" in html
     assert (jobs / "20240101-000000-0bad" / "job.json").read_text() == "{ not json"
 
 
-def test_an_edit_that_cannot_be_saved_changes_nothing(tmp_path):
-    from digits.webapp import create_app
-    from tests.conftest import EventRecorder
-    from tests.support.disk import fill, small_disk
-
+def test_an_edit_that_cannot_be_saved_changes_nothing(tmp_path, make_app):
     with small_disk(tmp_path / "disk", "4m") as disk:
-        app = create_app(jobs_dir=disk, gpus=[], async_mode="threading", inference_workers=0)
+        app = make_app(disk)
         workspace = app.extensions["digits"]
         try:
-            recorder = EventRecorder()
-            workspace.bus.subscribe(recorder)
-            job = fake_job(owner="ann")
-            workspace.add_job(job)
-            recorder.wait_status(job.id)
-            client = app.test_client()
-            login(client, "ann")
+            job = run_fake_job(workspace, owner="ann")
+            client = sign_in(app)
             saved = (Path(disk) / job.id / "job.json").read_text()
             fill(disk, keep=8192)  # room for the audit line, not for a job.json with 10,000 bytes of notes
             r = client.post(f"/jobs/{job.id}/edit", data={"name": "renamed", "notes": "n" * 10_000})

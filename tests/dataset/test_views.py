@@ -2,39 +2,31 @@
 
 import io
 import os
-import zipfile
 
 import pytest
 
-from digits.webapp import create_app
-from tests.conftest import EventRecorder
+from tests.support.accounts import add_accounts
+from tests.support.apps import sign_in
+from tests.support.forms import dataset_form
 from tests.support.imagegen import add_odd_and_broken, make_shapes
+from tests.support.waiting import LONG_S, record
+from tests.support.zips import folder_zip
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
-
-
-@pytest.fixture
-def signed_in(client):
-    client.post("/login", data={"username": "ann"}, headers={"Accept": "application/json"})
-    return client
+# Color 16x16 PNG records of the shapes.
+COLOR = {"resize_channels": "3", "resize_width": "16", "resize_height": "16", "encoding": "png"}
 
 
 def base_form(folder, **extra):
-    form = {
-        "method": "folder",
-        "folder_train": str(folder),
-        "resize_channels": "3",
-        "resize_width": "16",
-        "resize_height": "16",
-        "encoding": "png",
-        "dataset_name": "shapes",
-    }
-    form.update(extra)
-    return form
+    return dataset_form(folder, **{**COLOR, **extra})
 
 
 def create(client, form, **kw):
     return client.post("/datasets/images/classification/json", data=form, content_type="multipart/form-data", **kw)
+
+
+def zip_of(folder, extra: dict[str, bytes] | None = None) -> io.BytesIO:
+    return io.BytesIO(folder_zip(folder, extra))
 
 
 def test_folder_with_odd_and_broken_files_builds_and_reports(signed_in, recorder, workspace, tmp_path):
@@ -45,7 +37,7 @@ def test_folder_with_odd_and_broken_files_builds_and_reports(signed_in, recorder
     assert r.status_code == 200, r.get_data(as_text=True)
     job_id = r.get_json()["id"]
     assert r.get_json()["name"] == "shapes"
-    assert recorder.wait_status(job_id, timeout=60) == "Done"
+    assert recorder.wait_status(job_id, timeout=LONG_S) == "Done"
     js = signed_in.get(f"/datasets/{job_id}/json").get_json()
     entries = {t["name"]: t["entries"] for t in js["CreateDbTasks"]}
     valid = 36 + len(odd)
@@ -61,7 +53,8 @@ def test_folder_with_odd_and_broken_files_builds_and_reports(signed_in, recorder
     job_dir = workspace.store.job_dir(job_id)
     for name in ("labels.txt", "train.txt", "val.txt", "mean.binaryproto", "mean.png", "stats.json"):
         assert os.path.isfile(os.path.join(job_dir, name)), name
-    assert signed_in.get(f"/datasets/{job_id}/mean.png").status_code == 200
+    with signed_in.get(f"/datasets/{job_id}/mean.png") as mean:  # a file response: closed when read
+        assert mean.status_code == 200
     explore = signed_in.get(f"/datasets/{job_id}/explore?split=val&label=1")
     assert explore.status_code == 200 and f"/datasets/{job_id}/records/val/" in explore.get_data(as_text=True)
     image = signed_in.get(f"/datasets/{job_id}/records/train/0")
@@ -124,27 +117,13 @@ def test_creating_needs_a_signed_in_user(client, tmp_path):
     assert r.status_code == 302 and "/login" in r.headers["Location"]
 
 
-def zip_of(folder, extra: dict[str, bytes] | None = None) -> io.BytesIO:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for dirpath, _, files in os.walk(folder):
-            for name in files:
-                path = os.path.join(dirpath, name)
-                zf.write(path, os.path.join("shapes", os.path.relpath(path, folder)))
-        for name, data in (extra or {}).items():
-            zf.writestr(name, data)
-    buf.seek(0)
-    return buf
-
-
 def test_zip_upload_of_class_folders(signed_in, recorder, workspace, tmp_path):
     make_shapes(str(tmp_path / "src"), per_class=4)
-    form = base_form("", folder_train_zip=(zip_of(tmp_path / "src"), "shapes.zip"), folder_pct_val="25")
-    form.pop("folder_train")
+    form = base_form(None, folder_train_zip=(zip_of(tmp_path / "src"), "shapes.zip"), folder_pct_val="25")
     r = create(signed_in, form)
     assert r.status_code == 200, r.get_data(as_text=True)
     job_id = r.get_json()["id"]
-    assert recorder.wait_status(job_id, timeout=60) == "Done"
+    assert recorder.wait_status(job_id, timeout=LONG_S) == "Done"
     js = signed_in.get(f"/datasets/{job_id}/json").get_json()
     assert sum(t["entries"] for t in js["CreateDbTasks"]) == 12
 
@@ -152,8 +131,7 @@ def test_zip_upload_of_class_folders(signed_in, recorder, workspace, tmp_path):
 @pytest.mark.parametrize("name, words", [("../evil.png", "outside the archive"), ("/etc/evil.png", "absolute path")])
 def test_zip_with_unsafe_paths_is_refused(signed_in, workspace, tmp_path, name, words):
     make_shapes(str(tmp_path / "src"), per_class=2)
-    form = base_form("", folder_train_zip=(zip_of(tmp_path / "src", {name: b"x"}), "bad.zip"))
-    form.pop("folder_train")
+    form = base_form(None, folder_train_zip=(zip_of(tmp_path / "src", {name: b"x"}), "bad.zip"))
     r = create(signed_in, form)
     assert r.status_code == 400 and words in r.get_json()["errors"]["folder_train_zip"][0]
     assert workspace.store.all() == []
@@ -178,7 +156,7 @@ def test_text_lists_uploaded_with_the_form(signed_in, recorder, tmp_path):
     r = create(signed_in, form)
     assert r.status_code == 200, r.get_data(as_text=True)
     job_id = r.get_json()["id"]
-    assert recorder.wait_status(job_id, timeout=60) == "Done"
+    assert recorder.wait_status(job_id, timeout=LONG_S) == "Done"
     js = signed_in.get(f"/datasets/{job_id}/json").get_json()
     assert [t["entries"] for t in js["CreateDbTasks"]] == [12, 12]
     assert js["labels"] == ["circle", "square", "triangle"]
@@ -191,103 +169,62 @@ def test_text_lists_uploaded_with_the_form(signed_in, recorder, tmp_path):
     )
     r = create(signed_in, form)
     job_id = r.get_json()["id"]
-    assert recorder.wait_status(job_id, timeout=60) == "Error"
+    assert recorder.wait_status(job_id, timeout=LONG_S) == "Error"
     status = signed_in.get(f"/datasets/{job_id}/status").get_json()
     assert "line 13: file not found" in status["error"]
 
 
-def test_data_roots_limit_server_paths(tmp_path):
+def test_data_roots_limit_server_paths(tmp_path, make_app):
     allowed = tmp_path / "allowed"
     make_shapes(str(allowed / "shapes"), per_class=2)
     make_shapes(str(tmp_path / "elsewhere"), per_class=2)
-    app = create_app(
-        jobs_dir=str(tmp_path / "jobs"), gpus=[], async_mode="threading", inference_workers=0, data_roots=[str(allowed)]
-    )
-    try:
-        c = app.test_client()
-        c.post("/login", data={"username": "ann"}, headers={"Accept": "application/json"})
-        r = create(c, base_form(tmp_path / "elsewhere"))
-        assert r.status_code == 400 and "outside the data roots" in r.get_json()["errors"]["folder_train"][0]
-        roots = c.get("/datasets/folders/json").get_json()
-        assert [f["path"] for f in roots["folders"]] == [os.path.realpath(allowed)]
-        inside = c.get(f"/datasets/folders/json?path={allowed}").get_json()
-        assert [f["name"] for f in inside["folders"]] == ["shapes"] and inside["parent"] is None
-        assert c.get("/datasets/folders/json?path=/etc").status_code == 400
-    finally:
-        app.extensions["digits"].close()
+    c = sign_in(make_app(data_roots=[str(allowed)]))
+    r = create(c, base_form(tmp_path / "elsewhere"))
+    assert r.status_code == 400 and "outside the data roots" in r.get_json()["errors"]["folder_train"][0]
+    roots = c.get("/datasets/folders/json").get_json()
+    assert [f["path"] for f in roots["folders"]] == [os.path.realpath(allowed)]
+    inside = c.get(f"/datasets/folders/json?path={allowed}").get_json()
+    assert [f["name"] for f in inside["folders"]] == ["shapes"] and inside["parent"] is None
+    assert c.get("/datasets/folders/json?path=/etc").status_code == 400
 
 
-def test_a_server_on_the_network_without_data_roots_reads_no_folders(tmp_path):
+def test_a_server_on_the_network_without_data_roots_reads_no_folders(tmp_path, make_app):
     make_shapes(str(tmp_path / "src"), per_class=2)
-    app = create_app(
-        jobs_dir=str(tmp_path / "jobs"),
-        gpus=[],
-        async_mode="threading",
-        inference_workers=0,
-        host="0.0.0.0",
-        auth="password",
-    )
-    try:
-        app.extensions["digits"].accounts.add("ann", "a long password")
-        c = app.test_client()
-        r = c.post(
-            "/login", data={"username": "ann", "password": "a long password"}, headers={"Accept": "application/json"}
-        )
-        assert r.status_code == 200
-        r = create(c, base_form(tmp_path / "src"))
-        assert r.status_code == 400 and "no --data-root" in r.get_json()["errors"]["folder_train"][0]
-    finally:
-        app.extensions["digits"].close()
+    app = make_app(host="0.0.0.0", auth="password")
+    add_accounts(app.extensions["digits"].accounts, "ann")
+    r = create(sign_in(app), base_form(tmp_path / "src"))
+    assert r.status_code == 400 and "no --data-root" in r.get_json()["errors"]["folder_train"][0]
 
 
-def test_a_team_server_without_data_roots_takes_uploads_only(tmp_path):
+def test_a_team_server_without_data_roots_takes_uploads_only(tmp_path, make_app):
     """A loopback --auth password server (what a reverse proxy or an SSH tunnel looks like): no server paths at
     all, not even to probe; a zip upload builds."""
     make_shapes(str(tmp_path / "src"), per_class=3)
-    app = create_app(
-        jobs_dir=str(tmp_path / "jobs"), gpus=[], async_mode="threading", inference_workers=0, auth="password"
-    )
+    app = make_app(auth="password")
     workspace = app.extensions["digits"]
-    recorder = EventRecorder()
-    workspace.bus.subscribe(recorder)
-    try:
-        workspace.accounts.add("ann", "a long password")
-        c = app.test_client()
-        r = c.post(
-            "/login", data={"username": "ann", "password": "a long password"}, headers={"Accept": "application/json"}
-        )
-        assert r.status_code == 200
-        messages = set()
-        for folder in (tmp_path / "src", tmp_path / "nowhere", workspace.store.jobs_dir):
-            r = create(c, base_form(folder))
-            assert r.status_code == 400
-            messages.add(r.get_json()["errors"]["folder_train"][0])
-        (message,) = messages  # one answer whatever the path: nothing is probed
-        assert "reads no server folders" in message and "--data-root" in message and "Upload" in message
-        r = c.get("/datasets/folders/json")
-        assert r.status_code == 400 and r.get_json()["error"]["message"] == message
-        form = base_form("", folder_train_zip=(zip_of(tmp_path / "src"), "shapes.zip"), folder_pct_val="0")
-        form.pop("folder_train")
-        r = create(c, form)
-        assert r.status_code == 200, r.get_data(as_text=True)
-        assert recorder.wait_status(r.get_json()["id"], timeout=60) == "Done"
-    finally:
-        workspace.close()
+    recorder = record(workspace)
+    add_accounts(workspace.accounts, "ann")
+    c = sign_in(app)
+    messages = set()
+    for folder in (tmp_path / "src", tmp_path / "nowhere", workspace.store.jobs_dir):
+        r = create(c, base_form(folder))
+        assert r.status_code == 400
+        messages.add(r.get_json()["errors"]["folder_train"][0])
+    (message,) = messages  # one answer whatever the path: nothing is probed
+    assert "reads no server folders" in message and "--data-root" in message and "Upload" in message
+    r = c.get("/datasets/folders/json")
+    assert r.status_code == 400 and r.get_json()["error"]["message"] == message
+    form = base_form(None, folder_train_zip=(zip_of(tmp_path / "src"), "shapes.zip"), folder_pct_val="0")
+    r = create(c, form)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert recorder.wait_status(r.get_json()["id"], timeout=LONG_S) == "Done"
 
 
-def test_the_folder_picker_never_shows_the_jobs_folder(tmp_path):
+def test_the_folder_picker_never_shows_the_jobs_folder(tmp_path, make_app):
     root = tmp_path / "data"
     make_shapes(str(root / "shapes"), per_class=1)
-    app = create_app(
-        jobs_dir=str(root / "jobs"), gpus=[], async_mode="threading", inference_workers=0, data_roots=[str(root)]
-    )
-    try:
-        c = app.test_client()
-        listed = c.get(f"/datasets/folders/json?path={root}").get_json()
-        assert [f["name"] for f in listed["folders"]] == ["shapes"]
-        r = c.get(f"/datasets/folders/json?path={root / 'jobs'}")
-        assert (
-            r.status_code == 400 and "does not exist or is outside the data roots" in r.get_json()["error"]["message"]
-        )
-    finally:
-        app.extensions["digits"].close()
+    c = make_app(root / "jobs", data_roots=[str(root)]).test_client()
+    listed = c.get(f"/datasets/folders/json?path={root}").get_json()
+    assert [f["name"] for f in listed["folders"]] == ["shapes"]
+    r = c.get(f"/datasets/folders/json?path={root / 'jobs'}")
+    assert r.status_code == 400 and "does not exist or is outside the data roots" in r.get_json()["error"]["message"]

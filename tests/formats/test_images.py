@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -378,7 +379,7 @@ def _jpeg_bytes(height: int = 64, width: int = 64) -> bytes:
 def test_open_png_path_and_bytes(tmp_path):
     arr = random_image(12, 17, 3)
     path = _save(tmp_path, arr, "a.png")
-    for source in (path, open(path, "rb").read()):
+    for source in (path, Path(path).read_bytes()):
         img = images.open_image(source)
         assert img.size == (17, 12)
         np.testing.assert_array_equal(np.asarray(img.convert("RGB")), arr)
@@ -386,7 +387,7 @@ def test_open_png_path_and_bytes(tmp_path):
 
 def test_open_bytearray(tmp_path):
     arr = random_image(5, 6, 3)
-    data = bytearray(open(_save(tmp_path, arr, "a.png"), "rb").read())
+    data = bytearray(Path(_save(tmp_path, arr, "a.png")).read_bytes())
     np.testing.assert_array_equal(np.asarray(images.open_image(data)), arr)
 
 
@@ -398,13 +399,14 @@ def test_open_applies_exif_orientation(tmp_path):
     exif[0x0112] = 6
     path = str(tmp_path / "rot.jpg")
     im.save(path, exif=exif.tobytes(), quality=95)
-    assert Image.open(path).size == (60, 30)  # as stored
+    with Image.open(path) as stored:
+        assert stored.size == (60, 30)
     img = images.open_image(path)
     assert img.size == (30, 60)
     out = np.asarray(img.convert("RGB")).astype(int)
     assert np.abs(out[5:25] - RED).max() < 30  # top: red
     assert out[35:55].max() < 30  # bottom: black
-    assert images.open_image(open(path, "rb").read()).size == (30, 60)
+    assert images.open_image(Path(path).read_bytes()).size == (30, 60)
 
 
 def test_open_empty_file(tmp_path):
@@ -452,7 +454,7 @@ def test_open_too_large(tmp_path):
     with pytest.raises(ImageError, match="too large"):
         images.open_image(path, max_pixels=100)
     with pytest.raises(ImageError, match="too large"):
-        images.open_image(open(path, "rb").read(), max_pixels=100)
+        images.open_image(Path(path).read_bytes(), max_pixels=100)
     assert images.open_image(path, max_pixels=400).size == (20, 20)  # at the limit is allowed
 
 
@@ -501,7 +503,7 @@ def test_load_for_network(tmp_path, mode):
 def test_load_for_network_gray_from_rgba_bytes(tmp_path):
     rgba = np.zeros((10, 30, 4), np.uint8)  # fully transparent: white after conversion
     path = _save(tmp_path, rgba, "t.png")
-    out, size = images.load_for_network(open(path, "rb").read(), 1, 5, 15)
+    out, size = images.load_for_network(Path(path).read_bytes(), 1, 5, 15)
     assert size == (30, 10)
     assert out.shape == (5, 15, 1)
     assert (out == 255).all()

@@ -10,13 +10,15 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from digits.config import settings_from
-from digits.inference import install
+from digits.inference.app import install
 from digits.inference.pool import InferencePool
 from digits.job import Job
 from digits.webapp import create_app
-from tests.conftest import EventRecorder
-from tests.model.conftest import add_ready_dataset, shapes_dataset_dir  # noqa: F401 - a session fixture
+from tests.model.conftest import shapes_dataset_dir  # noqa: F401 - a session fixture
+from tests.support.apps import app_settings, sign_in
+from tests.support.datasets import add_ready_dataset
+from tests.support.forms import model_form
+from tests.support.waiting import LONG_S, EventRecorder, record
 
 FRAMEWORKS = ("torch", "caffe")
 
@@ -52,34 +54,21 @@ class Served:
 @pytest.fixture(scope="session")
 def served(tmp_path_factory, shapes_dataset_dir) -> Served:  # noqa: F811 - the imported fixture
     jobs = tmp_path_factory.mktemp("inference") / "jobs"
-    settings = settings_from(
-        {"jobs_dir": str(jobs), "gpus": [], "async_mode": "threading", "abort_grace_s": 3.0, "cpu_slots": 2}
-    )
-    app = create_app(settings)
+    app = create_app(app_settings(jobs, cpu_slots=2, inference_workers=2))
     workspace = app.extensions["digits"]
     pool = install(app)  # starts the workers now, so they import torch while the models train
-    recorder = EventRecorder()
-    workspace.bus.subscribe(recorder)
+    recorder = record(workspace)
     dataset = add_ready_dataset(workspace, shapes_dataset_dir)
-    client = app.test_client()
-    client.post("/login", data={"username": "ann"}, headers={"Accept": "application/json"})
+    client = sign_in(app)
     models = {}
     for framework in FRAMEWORKS:
-        form = {
-            "dataset": dataset.id,
-            "model_name": f"lenet-{framework}",
-            "method": "standard",
-            "standard_networks": "lenet",
-            "framework": framework,
-            "train_epochs": "2",
-            "random_seed": "7",
-        }
+        form = model_form(dataset.id, model_name=f"lenet-{framework}", framework=framework)
         r = client.post("/models/images/classification/json", data=form)
         assert r.status_code == 200, r.get_data(as_text=True)
         models[framework] = r.get_json()["id"]
     for job_id in models.values():
-        assert recorder.wait_status(job_id, timeout=180) == "Done"
-    assert pool.wait_ready(60)
+        assert recorder.wait_status(job_id, timeout=LONG_S) == "Done"
+    assert pool.wait_ready(LONG_S)
     yield Served(app, client, pool, dataset, models, recorder)
     pool.close()
     workspace.close()

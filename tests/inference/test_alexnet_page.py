@@ -1,59 +1,32 @@
 """The classify page shows activations, kernels, statistics and Grad-CAM for AlexNet too (227x227 crops)."""
 
 import io
-import subprocess
-import sys
 
+import pytest
 from PIL import Image
 
-from tests.conftest import ROOT
-from tests.model.conftest import add_ready_dataset
+from tests.support import HTML
+from tests.support.datasets import add_ready_dataset, create_db
+from tests.support.forms import model_form
 from tests.support.imagegen import make_shapes
+from tests.support.waiting import LONG_S
 
-HTML = {"Accept": "text/html"}
 
-
+@pytest.mark.slow
 def test_alexnet_layers_on_the_classify_page(served, tmp_path):
     make_shapes(str(tmp_path / "src"), per_class=2, classes=("circle", "square"), size=(60, 120))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "digits.tools.create_db",
-            str(tmp_path / "ds"),
-            "--folder",
-            str(tmp_path / "src"),
-            "--channels",
-            "3",
-            "--width",
-            "256",
-            "--height",
-            "256",
-            "--pct-val",
-            "50",
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
+    create_db(tmp_path / "ds", tmp_path / "src", "--pct-val", "50", channels=3, width=256, height=256)
     dataset = add_ready_dataset(served.workspace, str(tmp_path / "ds"), name="big-shapes")
-    form = {
-        "dataset": dataset.id,
-        "model_name": "alexnet",
-        "method": "standard",
-        "standard_networks": "alexnet",
-        "framework": "caffe",
-        "train_epochs": "1",
-        "batch_size": "2",
-        "random_seed": "1",
-    }
+    form = model_form(dataset.id, model_name="alexnet", standard_networks="alexnet", framework="caffe")
+    form.update(train_epochs="1", batch_size="2", random_seed="1")
     r = served.client.post("/models/images/classification/json", data=form)
     assert r.status_code == 200, r.get_data(as_text=True)
     job_id = r.get_json()["id"]
-    assert served.recorder.wait_status(job_id, timeout=300) == "Done"
+    assert served.recorder.wait_status(job_id, timeout=LONG_S) == "Done"
 
     buf = io.BytesIO()
-    Image.open(tmp_path / "src" / "circle" / "0001.png").save(buf, "PNG")
+    with Image.open(tmp_path / "src" / "circle" / "0001.png") as image:
+        image.save(buf, "PNG")
     page = served.client.post(
         "/models/images/classification/classify_one",
         data={"job_id": job_id, "image_file": (io.BytesIO(buf.getvalue()), "circle.png"), "show_visualizations": "on"},

@@ -10,6 +10,8 @@ from PIL import Image
 
 from tests.inference.conftest import FRAMEWORKS
 
+pytestmark = pytest.mark.slow  # every test uses LeNet trained twice by the `served` fixture
+
 
 def png(img: Image.Image, fmt: str = "PNG") -> bytes:
     buf = io.BytesIO()
@@ -82,9 +84,10 @@ def test_classify_many_on_val_txt_scores_what_training_reported(served, framewor
     assert sum(map(sum, matrix)) == len(lines)
     assert sum(matrix[i][i] for i in range(3)) / len(lines) == final_val_accuracy
     assert set(js["per_class_accuracy"]) <= {"circle", "square", "triangle"}
-    picture = served.client.get(js["confusion_matrix_url"])
-    assert picture.status_code == 200 and picture.mimetype == "image/png"
-    assert Image.open(io.BytesIO(picture.data)).format == "PNG"
+    with served.client.get(js["confusion_matrix_url"]) as picture:  # a file response: closed when read
+        assert picture.status_code == 200 and picture.mimetype == "image/png"
+        with Image.open(io.BytesIO(picture.data)) as image:
+            assert image.format == "PNG"
 
 
 @pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F"])

@@ -12,6 +12,8 @@ import pytest
 from tests.inference.conftest import FRAMEWORKS
 from tests.model.test_download import standalone_env
 
+pytestmark = pytest.mark.slow  # every test uses LeNet trained twice by the `served` fixture
+
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_downloaded_predict_py_gives_the_servers_predictions(served, framework, tmp_path):
@@ -31,7 +33,7 @@ def test_downloaded_predict_py_gives_the_servers_predictions(served, framework, 
         env=standalone_env(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
     assert run.returncode == 0, run.stderr
     for result in json.loads(run.stdout):

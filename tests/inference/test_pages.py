@@ -3,12 +3,14 @@
 import io
 import re
 
+import pytest
 from flask import render_template_string
 from PIL import Image
 
 from digits.model.info import model_json
+from tests.support import HTML
 
-HTML = {"Accept": "text/html"}
+pytestmark = pytest.mark.slow  # every test uses LeNet trained twice by the `served` fixture
 
 
 def image_bytes() -> bytes:

@@ -5,14 +5,15 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
 from digits.events import EventBus
 from digits.inference.errors import InferenceError, ServiceUnavailable
 from digits.inference.pool import PROGRESS_EVENT, InferencePool
-from tests.conftest import EventRecorder
+from digits.inference.views import API_ERRORS
+from digits.views.errors import HTTP_STATUS
+from tests.support.waiting import LONG_S, SHORT_S, EventRecorder, wait_until
 
 FAKE = "tests.inference.fake_worker"
 
@@ -28,7 +29,7 @@ def make_pool(tmp_path):
     def make(size=2, **kw):
         pool = InferencePool(size, kw.pop("gpus", []), module=FAKE, log_path=str(tmp_path / "inference.log"), **kw)
         pool.start()
-        assert pool.wait_ready(30)
+        assert pool.wait_ready(SHORT_S)
         pools.append(pool)
         return pool
 
@@ -64,7 +65,7 @@ def test_a_crash_answers_503_and_the_worker_is_replaced_in_the_background(make_p
     (old,) = pool.pids()
     with pytest.raises(ServiceUnavailable, match="stopped; try again") as info:
         pool.request("crash", model("a"))
-    assert info.value.status == 503 and info.value.kind == "unavailable"
+    assert info.value.kind == "unavailable"  # answered 503 (digits.views.errors.HTTP_STATUS)
     reply = pool.request("echo", model("a"))  # waits for the replacement, which the crash started
     assert reply["pid"] != old and pool.pids() == [reply["pid"]]
 
@@ -73,10 +74,7 @@ def test_an_idle_worker_killed_is_replaced_before_anyone_asks(make_pool):
     pool = make_pool(1)
     (old,) = pool.pids()
     os.kill(old, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while old in pool.pids() and time.monotonic() < deadline:  # the pool notices on its own
-        time.sleep(0.01)
-    assert old not in pool.pids()
+    wait_until(lambda: old not in pool.pids(), what="the pool noticing on its own")
     assert pool.request("echo", model("a"))["pid"] != old
 
 
@@ -90,9 +88,10 @@ def test_silence_past_the_limit_kills_the_worker_and_answers_503(make_pool):
 
 def test_a_busy_worker_makes_the_next_request_wait_then_give_up(make_pool):
     pool = make_pool(1, busy_timeout_s=0.3)
-    slow = threading.Thread(target=pool.request, args=("sleep", model("a")), kwargs={"seconds": 1.5})
+    slow = threading.Thread(target=pool.request, args=("sleep", model("a")), kwargs={"seconds": 5})
     slow.start()
     try:
+        wait_until(lambda: pool.slots[0].lock.locked(), what="the slow request taking the worker")
         with pytest.raises(ServiceUnavailable, match="busy"):
             pool.request("echo", model("a"))
     finally:
@@ -117,7 +116,7 @@ def test_worker_errors_are_raised_with_their_kind_and_the_worker_lives_on(make_p
     (pid,) = pool.pids()
     with pytest.raises(InferenceError, match="it failed as asked") as info:
         pool.request("fail", model("a"), kind=kind)
-    assert info.value.kind == kind and info.value.status == status
+    assert info.value.kind == kind and HTTP_STATUS[API_ERRORS[kind].kind] == status  # what the views answer
     assert pool.pids() == [pid]
 
 
@@ -138,13 +137,12 @@ def test_a_closed_pool_refuses_politely(make_pool):
 
 
 def test_workers_that_cannot_start_make_requests_fail_fast(tmp_path):
-    pool = InferencePool(1, module="tests.inference.no_such_module", start_timeout_s=60)
+    pool = InferencePool(1, module="tests.inference.no_such_module", start_timeout_s=LONG_S)
     pool.start()
     try:
-        started = time.monotonic()
+        # "cannot start", not "still starting after 600 s": the failed starts are seen, the deadline never met.
         with pytest.raises(ServiceUnavailable, match="cannot start"):
             pool.request("echo", model("a"))
-        assert time.monotonic() - started < 30
     finally:
         pool.close()
 
@@ -157,10 +155,12 @@ def test_the_web_side_never_imports_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_closing_a_starting_pool_is_quick(tmp_path):
+def test_closing_a_starting_pool_does_not_wait_for_torch(tmp_path):
     pool = InferencePool(2, log_path=str(tmp_path / "inference.log"))  # real workers, still importing torch
     pool.start()
-    started = time.monotonic()
+    workers = [slot.worker for slot in pool.slots]
+    starting = [w for w in workers if not w.ready.is_set()]
     pool.close()
-    assert time.monotonic() - started < 2
-    assert pool.pids() == []
+    assert pool.pids() == [] and not any(w.alive for w in workers)
+    # Killed where they stood: a worker let finish its import of torch would have exited on its own, with 0.
+    assert starting and all(w.proc.returncode == -signal.SIGKILL for w in starting)

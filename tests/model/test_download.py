@@ -31,10 +31,11 @@ from digits.model.lr_policy import LRPolicy
 from digits.model.predict_template import build_predict_script
 from digits.model.settings import model_settings
 from digits.model.standard import get_network
-from tests.conftest import ROOT
-from tests.model.test_training import create, model_form
+from tests.model.test_training import create
+from tests.support import JSON, ROOT
+from tests.support.forms import model_form
+from tests.support.waiting import LONG_S
 
-JSON = {"Accept": "application/json"}
 # Where torch, numpy and Pillow are installed: with `python -S` and only this on the path, the editable
 # install of digits (a .pth file) is not loaded, so predict.py runs as on a machine without DIGITS.
 SITE_PACKAGES = os.path.dirname(os.path.dirname(np.__file__))
@@ -49,10 +50,10 @@ def download_routes(app):
 
 def train(client, recorder, workspace, dataset, **form):
     """A finished model job (2 epochs of LeNet), with its deployable models."""
-    r = create(client, model_form(dataset.id, **{"train_epochs": "2", **form}))
+    r = create(client, model_form(dataset.id, **form))
     assert r.status_code == 200, r.get_data(as_text=True)
     job_id = r.get_json()["id"]
-    assert recorder.wait_status(job_id, timeout=120) == "Done", client.get(f"/models/{job_id}/status").get_json()
+    assert recorder.wait_status(job_id, timeout=LONG_S) == "Done", client.get(f"/models/{job_id}/status").get_json()
     job_dir = workspace.store.job_dir(job_id)
     if not os.path.exists(os.path.join(job_dir, "deploy_epoch_2.ts")):  # the worker does not export (yet)
         run_export(job_dir)
@@ -105,6 +106,7 @@ def engine_predictions(workspace, job_id, dataset, paths, epoch=2):
     return [dict(zip(state["labels"], row, strict=True)) for row in probs.tolist()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "framework, extra",
     [("torch", {"use_mean": "image"}), ("caffe", {"use_mean": "pixel", "crop_size": "24"})],
@@ -153,7 +155,7 @@ def test_the_archive_classifies_without_digits_exactly_like_the_engine(
     no_digits = subprocess.run([sys.executable, "-S", "-c", probe], cwd=unpacked, env=env, capture_output=True)
     assert no_digits.stdout.decode().strip() == "None", no_digits
     command = [sys.executable, "-S", "predict.py", "--json", *paths]
-    run = subprocess.run(command, cwd=unpacked, env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(command, cwd=unpacked, env=env, capture_output=True, text=True, timeout=LONG_S)
     assert run.returncode == 0, run.stderr
     results = json.loads(run.stdout)
 
@@ -175,6 +177,7 @@ def test_the_archive_classifies_without_digits_exactly_like_the_engine(
     assert text.stdout.splitlines()[1].endswith("%")
 
 
+@pytest.mark.slow
 def test_epochs_names_metrics_csv_and_missing_files(signed_in, app, workspace, recorder, dataset):
     job_id, job_dir = train(signed_in, recorder, workspace, dataset, model_name="Le Net/../ü *v2?")
     anonymous = app.test_client()  # anyone who can see a model may download it

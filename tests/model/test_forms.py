@@ -3,7 +3,8 @@
 import pytest
 
 from digits.status import Status
-from tests.model.conftest import add_ready_dataset
+from tests.support.datasets import add_ready_dataset
+from tests.support.forms import model_form
 
 
 def create(client, form):
@@ -11,15 +12,9 @@ def create(client, form):
 
 
 def base(dataset_id, **extra):
-    form = {
-        "dataset": dataset_id,
-        "model_name": "m",
-        "method": "standard",
-        "standard_networks": "lenet",
-        "framework": "caffe",
-    }
-    form.update(extra)
-    return form
+    """LeNet in Caffe with the form's own defaults, changed by `extra`."""
+    defaults = {"model_name": "m", "framework": "caffe", "train_epochs": None, "random_seed": None}
+    return model_form(dataset_id, **{**defaults, **extra})
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,10 @@ worker once a PyTorch network is built, and before each snapshot is written."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 
 import pytest
-import requests
 import torch
 from torch import nn
 
@@ -22,11 +20,14 @@ from digits.model.quotas import snapshot_count
 from digits.model.standard import get_network
 from digits.status import Status
 from digits.worker_runtime import TaskFailed
-from tests.conftest import LiveServer
 from tests.model.test_standard_networks import ListSink
+from tests.support import JSON
+from tests.support.apps import with_settings
+from tests.support.forms import model_form
 from tests.support.imagegen import make_shapes
+from tests.support.live import LiveServer
+from tests.support.waiting import LONG_S
 
-JSON = {"Accept": "application/json"}
 LENET = get_network("lenet").text("caffe")
 HUGE_LENET = LENET.replace("num_output: 500", "num_output: 1000000")
 # A custom PyTorch network of 78,500 + 303 parameters on the 28x28 gray shapes.
@@ -45,27 +46,8 @@ def build_model(*, num_classes, channels, height, width):
 """
 
 
-@pytest.fixture
-def quota() -> dict:
-    """Settings a test changes; a test parametrizes this fixture to lower a quota."""
-    return {}
-
-
-@pytest.fixture
-def settings(settings, quota):
-    return dataclasses.replace(settings, **quota)
-
-
-def create(client, dataset_id, **extra):
-    form = {
-        "dataset": dataset_id,
-        "model_name": "m",
-        "method": "standard",
-        "standard_networks": "lenet",
-        "framework": "caffe",
-        "train_epochs": "2",
-        **extra,
-    }
+def create(client, dataset_id, **fields):
+    form = model_form(dataset_id, **{"model_name": "m", "framework": "caffe", "random_seed": None, **fields})
     return client.post("/models/images/classification/json", data=form)
 
 
@@ -85,8 +67,8 @@ def test_epochs_above_the_servers_maximum_name_the_setting(signed_in, workspace,
     assert models(workspace) == []
 
 
-@pytest.mark.parametrize("quota", [{"max_epochs": 5}])
-def test_the_epoch_limit_is_the_servers_setting(signed_in, dataset, quota):
+@with_settings({"max_epochs": 5})
+def test_the_epoch_limit_is_the_servers_setting(signed_in, dataset):
     assert create(signed_in, dataset.id, train_epochs="5").status_code == 200
     r = create(signed_in, dataset.id, train_epochs="6")
     assert r.status_code == 400 and "At most 5 epochs" in r.get_json()["errors"]["train_epochs"][0]
@@ -133,16 +115,16 @@ def _previous_model(workspace, dataset, text: str) -> str:
     return job.id
 
 
-@pytest.mark.parametrize("quota", [{"max_model_params": 420_000}])
-def test_a_network_of_many_layers_over_the_limit_names_its_largest(signed_in, dataset, quota):
+@with_settings({"max_model_params": 420_000})
+def test_a_network_of_many_layers_over_the_limit_names_its_largest(signed_in, dataset):
     r = create(signed_in, dataset.id)  # LeNet: 427,573 parameters on 28x28 images, 3 classes
     message = r.get_json()["errors"]["standard_networks"][0]
     assert message.startswith("the network has 427,573 parameters and layer ip1 has 400,500 parameters"), message
     assert "this server allows 420,000 per model (setting max_model_params)" in message
 
 
-@pytest.mark.parametrize("quota", [{"max_snapshot_bytes": 20 * 1024 * 1024}])
-def test_snapshots_past_the_quota_are_refused_with_an_interval_that_fits(signed_in, workspace, dataset, quota):
+@with_settings({"max_snapshot_bytes": 20 * 1024 * 1024})
+def test_snapshots_past_the_quota_are_refused_with_an_interval_that_fits(signed_in, workspace, dataset):
     # LeNet with SGD: 427,573 weights + as many momentum values, about 3.3 MiB a snapshot.
     r = create(signed_in, dataset.id, train_epochs="30", snapshot_interval="1")
     assert r.status_code == 400
@@ -157,8 +139,8 @@ def test_snapshots_past_the_quota_are_refused_with_an_interval_that_fits(signed_
     assert create(signed_in, dataset.id, train_epochs="30", snapshot_interval="5").status_code == 200
 
 
-@pytest.mark.parametrize("quota", [{"max_snapshot_bytes": 1024 * 1024}])
-def test_a_network_whose_one_snapshot_is_past_the_quota_is_refused_on_the_network(signed_in, dataset, quota):
+@with_settings({"max_snapshot_bytes": 1024 * 1024})
+def test_a_network_whose_one_snapshot_is_past_the_quota_is_refused_on_the_network(signed_in, dataset):
     r = create(signed_in, dataset.id)
     message = r.get_json()["errors"]["standard_networks"][0]
     assert "one snapshot of this network takes about 3.3 MiB" in message and "use a smaller network" in message
@@ -183,8 +165,7 @@ def test_the_form_shows_the_limits_next_to_their_fields(signed_in):
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("quotas")
     server = LiveServer(root / "jobs").start()
-    http = requests.Session()
-    http.post(server.url + "/login", data={"username": "ann"}, headers=JSON).raise_for_status()
+    http = server.sign_in()
     make_shapes(str(root / "images"), per_class=10, size=(24, 40))
     server.dataset_id = server.folder_dataset(http, root / "images", folder_pct_val="25")
     server.http = http
@@ -212,7 +193,7 @@ def test_the_real_server_answers_an_absurd_num_output_with_400(server):
 # ---- in the training worker -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("quota", [{"max_model_params": 1000}])
+@with_settings({"max_model_params": 1000})
 @pytest.mark.parametrize(
     "probe",
     [
@@ -221,13 +202,13 @@ def test_the_real_server_answers_an_absurd_num_output_with_400(server):
     ],
 )
 def test_a_pytorch_network_over_the_limit_fails_in_the_worker_before_training(
-    signed_in, workspace, recorder, dataset, quota, probe
+    signed_in, workspace, recorder, dataset, probe
 ):
     text = TORCH_NET.format(probe=probe)
     r = create(signed_in, dataset.id, framework="torch", method="custom", custom_network=text)
     assert r.status_code == 200, r.get_data(as_text=True)  # a Python network's size is unknown until built
     job_id = r.get_json()["id"]
-    assert recorder.wait_status(job_id, timeout=120) == "Error"
+    assert recorder.wait_status(job_id, timeout=LONG_S) == "Error"
     status = signed_in.get(f"/models/{job_id}/status").get_json()
     assert status["error"] == (
         "layer 1 has 78,500 parameters (Linear, weight 100x784); this server allows 1,000 per model "
@@ -238,15 +219,15 @@ def test_a_pytorch_network_over_the_limit_fails_in_the_worker_before_training(
     assert not os.path.exists(os.path.join(job_dir, "metrics.jsonl"))
 
 
-@pytest.mark.parametrize("quota", [{"max_snapshot_bytes": 700_000}])
+@with_settings({"max_snapshot_bytes": 700_000})
 def test_a_pytorch_network_whose_snapshots_would_pass_the_quota_fails_before_training(
-    signed_in, workspace, recorder, dataset, quota
+    signed_in, workspace, recorder, dataset
 ):
     # 78,803 weights + as many momentum values: about 636 KiB a snapshot; 4 epochs of 6 iterations write 4.
     text = TORCH_NET.format(probe="pass")
     r = create(signed_in, dataset.id, framework="torch", method="custom", custom_network=text, train_epochs="4")
     job_id = r.get_json()["id"]
-    assert recorder.wait_status(job_id, timeout=120) == "Error"
+    assert recorder.wait_status(job_id, timeout=LONG_S) == "Error"
     error = signed_in.get(f"/models/{job_id}/status").get_json()["error"]
     assert error.startswith("training would write 4 snapshots of about 635.6 KiB each"), error
     assert "(setting max_snapshot_bytes): take fewer snapshots with a snapshot interval of at least 4 epochs" in error

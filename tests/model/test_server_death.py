@@ -8,29 +8,23 @@ import signal
 import time
 
 import psutil
+import pytest
 import requests
 
-from tests.conftest import LiveServer
 from tests.support.imagegen import make_shapes
+from tests.support.live import LiveServer
+from tests.support.waiting import LONG_S, SHORT_S, wait_until
 
 
+@pytest.mark.slow
 def test_a_killed_server_leaves_an_abort_snapshot_and_a_resumable_model(tmp_path):
     make_shapes(str(tmp_path / "images"), per_class=150, size=(24, 40))
     server = LiveServer(tmp_path / "jobs").start()
     try:
-        web = requests.Session()
-        web.post(server.url + "/login", data={"username": "me"}, timeout=10)
+        web = server.sign_in("me")
         dataset = server.folder_dataset(web, tmp_path / "images")
-        form = {
-            "dataset": dataset,
-            "method": "standard",
-            "standard_networks": "lenet",
-            "framework": "torch",
-            "train_epochs": "500",
-            "model_name": "long",
-        }
-        model = web.post(server.url + "/models/images/classification/json", data=form, timeout=30).json()["id"]
-        server.wait_progress(model, timeout=120)
+        model = server.create_model(web, dataset, train_epochs="500", model_name="long", random_seed=None)
+        server.wait_progress(model)
         workers = [
             p
             for p in psutil.Process(server.proc.pid).children(recursive=True)
@@ -39,8 +33,8 @@ def test_a_killed_server_leaves_an_abort_snapshot_and_a_resumable_model(tmp_path
         assert len(workers) == 1
         killed = time.time()
         os.kill(server.proc.pid, signal.SIGKILL)
-        server.proc.wait(30)
-        workers[0].wait(60)  # it stops by itself: PDEATHSIG, then its abort path
+        server.proc.wait(SHORT_S)
+        workers[0].wait(LONG_S)  # it stops by itself: PDEATHSIG, then its abort path
         folder = tmp_path / "jobs" / model
         snapshots = sorted(folder.glob("snapshot_epoch_*.pt"), key=lambda p: float(p.stem.split("_")[-1]))
         assert snapshots, os.listdir(folder)
@@ -50,16 +44,13 @@ def test_a_killed_server_leaves_an_abort_snapshot_and_a_resumable_model(tmp_path
 
     again = LiveServer(tmp_path / "jobs").start()
     try:
-        js = requests.get(f"{again.url}/models/{model}/json", timeout=10).json()
+        js = requests.get(f"{again.url}/models/{model}/json", timeout=SHORT_S).json()
         assert js["status"] == "Aborted"
-        web = requests.Session()
-        web.post(again.url + "/login", data={"username": "me"}, timeout=10)
-        r = web.post(f"{again.url}/models/{model}/resume", timeout=10)
+        web = again.sign_in("me")
+        r = web.post(f"{again.url}/models/{model}/resume", timeout=SHORT_S)
         assert r.status_code == 200, r.text
         log = tmp_path / "jobs" / model / "train.log"
-        deadline = time.time() + 120
-        while "resuming from snapshot_epoch_" not in log.read_text() and time.time() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: "resuming from snapshot_epoch_" in log.read_text(), LONG_S, "the resumed run's start")
         assert f"resuming from {snapshots[-1].name}" in log.read_text(), log.read_text()[-2000:]
     finally:
         again.stop()

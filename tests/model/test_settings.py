@@ -12,7 +12,8 @@ import requests
 
 from digits.job import SCHEMA_VERSION, Job
 from digits.model.settings import TrainSettings, model_settings
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
+from tests.support.waiting import SHORT_S
 
 SCHEMA1 = Path(__file__).resolve().parents[1] / "fixtures" / "schema1"  # written by the code of 2026-11-29
 DATASET, MODEL = "20261129-160325-699e", "20261129-160329-e4e7"
@@ -62,11 +63,11 @@ def test_the_real_server_reads_job_folders_of_schema_1(tmp_path):
     shutil.copytree(SCHEMA1, jobs)
     server = LiveServer(jobs).start()
     try:
-        model = requests.get(f"{server.url}/models/{MODEL}/json", timeout=10).json()
+        model = requests.get(f"{server.url}/models/{MODEL}/json", timeout=SHORT_S).json()
         # It was training when that server stopped: now Aborted, with the settings it trained with.
         assert model["status"] == "Aborted" and model["framework"] == "torch"
         assert model["solver"]["epochs"] == 50 and model["dataset_id"] == DATASET
-        listing = requests.get(f"{server.url}/index/json", timeout=10).json()
+        listing = requests.get(f"{server.url}/index/json", timeout=SHORT_S).json()
         assert [m["id"] for m in listing["models"]] == [MODEL] and [d["id"] for d in listing["datasets"]] == [DATASET]
         # Saved again in the new shape (the restart recorded the abort).
         on_disk = json.loads((jobs / MODEL / "job.json").read_text())

@@ -57,6 +57,7 @@ def test_builds_and_runs_forward_and_backward(name, framework):
         assert net.logits(x).shape == (2, 7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, framework", [("alexnet", "caffe"), ("googlenet", "caffe"), ("resnet18", "torch"), ("googlenet", "torch")]
 )

@@ -14,10 +14,11 @@ import torch
 from digits.engine.networks import build_from_source, build_network, load_network_source
 from digits.model.standard import get_network, list_networks
 from digits.model.torch_networks import NetworkSourceError, check_syntax
+from tests.support import ROOT
+from tests.support.waiting import SHORT_S
 
 STANDARD_TORCH_NETWORKS = tuple(n.name for n in list_networks("torch"))
 
-ROOT = Path(__file__).resolve().parents[2]
 # (channels, height, width) each network is tested at: small, but what it is meant for.
 SIZES = {
     "lenet": (1, 28, 28),
@@ -225,6 +226,6 @@ def test_check_syntax_neither_imports_torch_nor_runs_the_code(tmp_path):
         assert "torch" not in sys.modules, "check_syntax imported torch"
         print("ok")
     """)
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=SHORT_S)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"

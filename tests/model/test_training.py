@@ -2,26 +2,18 @@
 
 import os
 import signal
+from pathlib import Path
 
 import psutil
 import pytest
 import torch
 
 from digits.status import Status
+from tests.support.forms import model_form
+from tests.support.waiting import LONG_S
 
-
-def model_form(dataset_id, **extra):
-    form = {
-        "dataset": dataset_id,
-        "model_name": "lenet",
-        "method": "standard",
-        "standard_networks": "lenet",
-        "framework": "torch",
-        "train_epochs": "4",
-        "random_seed": "7",
-    }
-    form.update(extra)
-    return form
+# Every test here trains LeNet in a real worker.
+pytestmark = pytest.mark.slow
 
 
 def create(client, form):
@@ -39,7 +31,7 @@ def test_lenet_trains_reports_metrics_and_snapshots(signed_in, workspace, record
     r = create(signed_in, model_form(dataset.id, framework=framework, train_epochs="8"))
     assert r.status_code == 200, r.get_data(as_text=True)
     job_id = r.get_json()["id"]
-    assert recorder.wait_status(job_id, timeout=120) == "Done", signed_in.get(f"/models/{job_id}/status").get_json()
+    assert recorder.wait_status(job_id, timeout=LONG_S) == "Done", signed_in.get(f"/models/{job_id}/status").get_json()
     js = signed_in.get(f"/models/{job_id}/json").get_json()
     assert js["snapshots"] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert js["framework"] == framework and js["dataset_id"] == dataset.id
@@ -58,12 +50,12 @@ def test_lenet_trains_reports_metrics_and_snapshots(signed_in, workspace, record
 def test_abort_snapshots_and_resume_ends_with_the_same_weights(signed_in, workspace, recorder, dataset):
     form = model_form(dataset.id, batch_size="4", train_epochs="3")
     straight = create(signed_in, {**form, "model_name": "straight"}).get_json()["id"]
-    assert recorder.wait_status(straight, timeout=120) == "Done"
+    assert recorder.wait_status(straight, timeout=LONG_S) == "Done"
 
     interrupted = create(signed_in, {**form, "model_name": "interrupted"}).get_json()["id"]
-    recorder.wait_for(lambda e, p: e == "task_progress" and p["job_id"] == interrupted and p["progress"] > 0.2, 120)
+    recorder.wait_for(lambda e, p: e == "task_progress" and p["job_id"] == interrupted and p["progress"] > 0.2, LONG_S)
     assert signed_in.post(f"/models/{interrupted}/abort").status_code == 200
-    assert recorder.wait_status(interrupted, timeout=30) == "Aborted"
+    assert recorder.wait_status(interrupted, timeout=LONG_S) == "Aborted"
     job = workspace.store.get(interrupted)
     assert job.tasks[0].snapshots, "abort wrote no snapshot"
     stopped_at = max(s["epoch"] for s in job.tasks[0].snapshots)
@@ -72,8 +64,8 @@ def test_abort_snapshots_and_resume_ends_with_the_same_weights(signed_in, worksp
     recorder.events.clear()
     r = signed_in.post(f"/models/{interrupted}/resume")
     assert r.status_code == 200
-    assert recorder.wait_status(interrupted, timeout=120) == "Done"
-    log = open(os.path.join(workspace.store.job_dir(interrupted), "train.log")).read()
+    assert recorder.wait_status(interrupted, timeout=LONG_S) == "Done"
+    log = Path(workspace.store.job_dir(interrupted), "train.log").read_text()
     assert "resumed from snapshot_epoch_" in log
     a = final_weights(workspace, workspace.store.get(straight))
     b = final_weights(workspace, job)
@@ -84,25 +76,25 @@ def test_abort_snapshots_and_resume_ends_with_the_same_weights(signed_in, worksp
 
 def test_worker_killed_by_the_os_marks_error_and_resume_continues(signed_in, workspace, recorder, dataset):
     job_id = create(signed_in, model_form(dataset.id, batch_size="4", train_epochs="4")).get_json()["id"]
-    recorder.wait_for(lambda e, p: e == "task_progress" and p["job_id"] == job_id and p["progress"] >= 0.3, 120)
+    recorder.wait_for(lambda e, p: e == "task_progress" and p["job_id"] == job_id and p["progress"] >= 0.3, LONG_S)
     workers = [p for p in psutil.Process().children(recursive=True) if job_id in " ".join(p.cmdline())]
     assert workers
     for p in workers:
         p.send_signal(signal.SIGKILL)
-    assert recorder.wait_status(job_id, timeout=30) == "Error"
+    assert recorder.wait_status(job_id, timeout=LONG_S) == "Error"
     status = signed_in.get(f"/models/{job_id}/status").get_json()
     assert "killed by SIGKILL" in status["error"] and status["log_tail"]
     assert signed_in.get("/index/json").status_code == 200  # the server carries on
     recorder.events.clear()
     assert signed_in.post(f"/models/{job_id}/resume").status_code == 200
-    assert recorder.wait_status(job_id, timeout=120) == "Done"
+    assert recorder.wait_status(job_id, timeout=LONG_S) == "Done"
     assert workspace.store.get(job_id).tasks[0].history.current == Status.DONE
 
 
 def test_a_diverging_run_stops_with_a_clear_message(signed_in, recorder, dataset):
     form = model_form(dataset.id, learning_rate="10", momentum="0.99", use_mean="none", train_epochs="20")
     job_id = create(signed_in, form).get_json()["id"]
-    assert recorder.wait_status(job_id, timeout=120) == "Error"
+    assert recorder.wait_status(job_id, timeout=LONG_S) == "Error"
     error = signed_in.get(f"/models/{job_id}/status").get_json()["error"]
     assert "loss became NaN at iteration" in error and "try a lower learning rate" in error
 
@@ -112,10 +104,10 @@ def test_a_split_streamed_from_lmdb_trains_exactly_like_one_in_memory(
 ):
     form = model_form(dataset.id, batch_size="8", train_epochs="2")
     in_memory = create(signed_in, {**form, "model_name": "in-memory"}).get_json()["id"]
-    assert recorder.wait_status(in_memory, timeout=120) == "Done"
+    assert recorder.wait_status(in_memory, timeout=LONG_S) == "Done"
     monkeypatch.setenv("DIGITS_PRELOAD_LIMIT_BYTES", "0")  # the worker inherits it: nothing fits in memory
     streamed = create(signed_in, {**form, "model_name": "streamed"}).get_json()["id"]
-    assert recorder.wait_status(streamed, timeout=120) == "Done"
+    assert recorder.wait_status(streamed, timeout=LONG_S) == "Done"
     a = final_weights(workspace, workspace.store.get(in_memory))
     b = final_weights(workspace, workspace.store.get(streamed))
     for key in a:
@@ -124,7 +116,7 @@ def test_a_split_streamed_from_lmdb_trains_exactly_like_one_in_memory(
 
 def test_training_starts_from_pretrained_weights_loaded_safely(signed_in, workspace, recorder, dataset, tmp_path):
     first = create(signed_in, model_form(dataset.id, train_epochs="1")).get_json()["id"]
-    assert recorder.wait_status(first, timeout=120) == "Done"
+    assert recorder.wait_status(first, timeout=LONG_S) == "Done"
     weights = os.path.join(workspace.store.job_dir(first), "snapshot_epoch_1.pt")
     evil = tmp_path / "evil.pt"
     import pickle
@@ -135,9 +127,9 @@ def test_training_starts_from_pretrained_weights_loaded_safely(signed_in, worksp
 
     evil.write_bytes(pickle.dumps({"model": Boom()}))
     bad = create(signed_in, model_form(dataset.id, train_epochs="1", custom_network_snapshot=str(evil))).get_json()
-    assert recorder.wait_status(bad["id"], timeout=120) == "Error"
+    assert recorder.wait_status(bad["id"], timeout=LONG_S) == "Error"
     assert not (tmp_path / "pwned").exists()  # weights_only refused to run the pickle's code
     good = create(signed_in, model_form(dataset.id, train_epochs="1", custom_network_snapshot=weights)).get_json()
-    assert recorder.wait_status(good["id"], timeout=120) == "Done"
-    log = open(os.path.join(workspace.store.job_dir(good["id"]), "train.log")).read()
+    assert recorder.wait_status(good["id"], timeout=LONG_S) == "Done"
+    log = Path(workspace.store.job_dir(good["id"]), "train.log").read_text()
     assert "pretrained weights: 8 tensors loaded" in log

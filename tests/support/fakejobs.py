@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from digits.job import Job, Task, new_job_id
 from digits.task_kinds import register_task_kind
+from tests.support.waiting import record
 
 FAKE_KIND = "fake"
 register_task_kind(FAKE_KIND, "tests.workers.fake_worker")
@@ -42,3 +43,13 @@ def fake_job(
         tasks=job_tasks,
         depends_on=list(depends_on or []),
     )
+
+
+def run_fake_job(workspace, **kwargs) -> Job:
+    """A fake job (fake_job's arguments) added to the workspace and run to its end."""
+    recorder = record(workspace)
+    job = fake_job(**kwargs)
+    workspace.add_job(job)
+    recorder.wait_status(job.id)
+    recorder.unsubscribe()
+    return job

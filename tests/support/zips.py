@@ -1,8 +1,10 @@
-"""Zips for tests and benchmarks: a zip bomb written in a moment, and a valid zip damaged on purpose."""
+"""Zips for tests and benchmarks: a zip bomb written in a moment, a folder zipped, and a valid zip damaged on
+purpose."""
 
 from __future__ import annotations
 
 import io
+import os
 import random
 import struct
 import zipfile
@@ -85,6 +87,20 @@ def zip_of(files: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression) as zf:
         for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def folder_zip(folder, extra: dict[str, bytes] | None = None, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A zip of `folder`'s files under a top folder "shapes/" (as a person zips a folder of class folders), in a
+    stable order, plus `extra` {name in the zip: data}."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as zf:
+        for dirpath, _, files in sorted(os.walk(folder)):
+            for name in sorted(files):
+                path = os.path.join(dirpath, name)
+                zf.write(path, os.path.join("shapes", os.path.relpath(path, folder)))
+        for name, data in (extra or {}).items():
             zf.writestr(name, data)
     return buf.getvalue()
 

@@ -3,7 +3,8 @@
 Run by hand: python -m tests.model.caffe.make_standard_networks
 
 The committed .prototxt files are the source of truth users read and edit; this script only saved typing
-the long GoogLeNet. It is not a test module and nothing imports it.
+the long GoogLeNet. It is not a test module; test_standard_networks.py counts GoogLeNet's parameters from its
+INCEPTIONS, the paper's table.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import pytest
 import digits
 from digits.model.caffe import analyze
 from digits.model.caffe.textformat import parse
+from tests.model.caffe.make_standard_networks import INCEPTIONS  # the paper's table, not the prototxt
 
 NETWORKS = Path(digits.__file__).parent / "model" / "networks" / "caffe"
 
@@ -94,19 +95,6 @@ def test_alexnet_shapes_and_parameters():
     assert val.layer("fc8").output_shapes == {"fc8": (5,)}
 
 
-INCEPTION = {  # name: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool projection), Szegedy et al. table 1
-    "3a": (64, 96, 128, 16, 32, 32),
-    "3b": (128, 128, 192, 32, 96, 64),
-    "4a": (192, 96, 208, 16, 48, 64),
-    "4b": (160, 112, 224, 24, 64, 64),
-    "4c": (128, 128, 256, 24, 64, 64),
-    "4d": (112, 144, 288, 32, 64, 64),
-    "4e": (256, 160, 320, 32, 128, 128),
-    "5a": (256, 160, 320, 32, 128, 128),
-    "5b": (384, 192, 384, 48, 128, 128),
-}
-
-
 def googlenet_params(classes: int, aux: bool) -> int:
     """GoogLeNet's parameter count from the paper's table, independent of the prototxt."""
 
@@ -115,7 +103,7 @@ def googlenet_params(classes: int, aux: bool) -> int:
 
     total = conv(3, 64, 7) + conv(64, 64, 1) + conv(64, 192, 3)
     channels = 192
-    for one, r3, three, r5, five, proj in INCEPTION.values():
+    for one, r3, three, r5, five, proj in INCEPTIONS.values():
         total += conv(channels, one, 1) + conv(channels, r3, 1) + conv(r3, three, 3)
         total += conv(channels, r5, 1) + conv(r5, five, 5) + conv(channels, proj, 1)
         channels = one + three + five + proj

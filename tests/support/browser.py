@@ -1,0 +1,66 @@
+"""Debian's Chromium driven through Playwright (never a browser downloaded by the test tool), for the tests marked
+`browser`; they get it from the `browser` and `playwright` fixtures of tests/conftest.py."""
+
+from __future__ import annotations
+
+import os
+
+from tests.support import ROOT
+from tests.support.accounts import password_of
+from tests.support.waiting import SHORT_MS
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+MISSING = f"needs Debian's chromium at {CHROMIUM} (make test installs it)"
+
+
+def available() -> bool:
+    return os.path.exists(CHROMIUM)
+
+
+class Chromium:
+    """A launched Chromium whose pages wait up to SHORT_MS for anything unless a call says otherwise (Playwright's
+    own default, 30 s, is shorter than a page load on a machine running a second suite)."""
+
+    def __init__(self, playwright, *args: str):
+        self.browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *args])
+
+    def new_context(self, **options):
+        context = self.browser.new_context(**options)
+        context.set_default_timeout(SHORT_MS)
+        context.set_default_navigation_timeout(SHORT_MS)
+        return context
+
+    def new_page(self, **options):
+        """A page in a context of its own (its own cookies)."""
+        return self.new_context(**options).new_page()
+
+    def close(self) -> None:
+        self.browser.close()
+
+
+def sign_in(page, url: str, name: str, password: str | None = None) -> None:
+    """Sign in through the sign-in page of the server at `url` (password_of `name` unless given)."""
+    page.goto(url + "/login")
+    page.fill("#username", name)
+    page.fill("#password", password if password is not None else password_of(name))
+    page.keyboard.press("Enter")
+    page.wait_for_url(url + "/")
+
+
+def shot(page, name: str) -> None:
+    """A full-page screenshot as test-artifacts/NAME.png (the README shows some). Written aside and renamed, so
+    a second copy of the suite writing the same picture never leaves half of one."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    partial = ARTIFACTS / f".{name}.{os.getpid()}.png"
+    page.screenshot(path=str(partial), full_page=True)
+    os.replace(partial, ARTIFACTS / f"{name}.png")
