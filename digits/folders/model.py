@@ -29,8 +29,19 @@ RESULTS_DIR = "results"
 
 
 def epoch_label(epoch: float) -> str:
-    """3.0 -> "3", 1.7333 -> "1.73": how an epoch is written in file names and shown to people."""
-    return str(int(epoch)) if float(epoch).is_integer() else f"{epoch:.2f}".rstrip("0")
+    """3.0 -> "3", 1.7333 -> "1.73", 0.9956 -> "0.9956": how an epoch is written in file names and shown to people.
+
+    Two decimals, unless they would round a partial epoch to a whole one (a fractional snapshot interval ends just
+    short of the epoch): then up to four, so the label never reads as the epoch's end nor collides with its snapshot.
+    """
+    epoch = float(epoch)
+    if epoch.is_integer():
+        return str(int(epoch))
+    for places in (2, 4):
+        text = f"{epoch:.{places}f}".rstrip("0")
+        if not text.endswith("."):
+            return text
+    return f"{epoch:.6f}".rstrip("0").rstrip(".")
 
 
 def snapshot_name(epoch: float) -> str:

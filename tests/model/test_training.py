@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from digits.status import Status
+from tests.support.datasets import add_ready_dataset, create_db
 from tests.support.forms import model_form
+from tests.support.imagegen import make_shapes
 from tests.support.waiting import LONG_S
 
 # Every test here trains LeNet in a real worker.
@@ -133,3 +135,19 @@ def test_training_starts_from_pretrained_weights_loaded_safely(signed_in, worksp
     assert recorder.wait_status(good["id"], timeout=LONG_S) == "Done"
     log = Path(workspace.store.job_dir(good["id"]), "train.log").read_text()
     assert "pretrained weights: 8 tensors loaded" in log
+
+
+def test_a_fractional_snapshot_interval_names_every_snapshot_apart(signed_in, workspace, recorder, tmp_path):
+    # 225 training images, batch 1, a snapshot every 0.25 epochs: every 56 iterations, so the fourth snapshot falls
+    # at epoch 224/225 = 0.9956, just short of the end. It once became "snapshot_epoch_1..pt" and ended in Error.
+    make_shapes(str(tmp_path / "src"), per_class=100, size=(24, 32))
+    dataset = add_ready_dataset(workspace, create_db(tmp_path / "dataset", tmp_path / "src"))
+    assert len(Path(workspace.store.job_dir(dataset.id), "train.txt").read_text().splitlines()) == 225
+    form = model_form(dataset.id, batch_size="1", train_epochs="1", snapshot_interval="0.25")
+    job_id = create(signed_in, form).get_json()["id"]
+    assert recorder.wait_status(job_id, timeout=LONG_S) == "Done", signed_in.get(f"/models/{job_id}/status").get_json()
+    names = sorted(os.listdir(workspace.store.job_dir(job_id)))
+    labels = ["0.25", "0.5", "0.75", "0.9956", "1"]
+    assert [n for n in names if n.startswith("snapshot_")] == sorted(f"snapshot_epoch_{e}.pt" for e in labels)
+    assert {f"deploy_epoch_{e}.ts" for e in labels} <= set(names)
+    assert signed_in.get(f"/models/{job_id}/json").get_json()["snapshots"][-2:] == [0.9956, 1]

@@ -29,8 +29,10 @@
       return;
     }
     form.querySelectorAll('button[type="submit"]').forEach((b) => { b.disabled = true; });
-    // A disabled submitter is not sent; the form's action or the button's formaction still decides the route.
-    if (ev.submitter && ev.submitter.formAction) form.action = ev.submitter.formAction;
+    // The route is the button's own formaction when it has one (Top-N), else the form's action (Classify many).
+    // Read the attribute: a button without one reports the page's own URL as its formAction.
+    const submitter = ev.submitter;
+    form.action = submitter && submitter.hasAttribute("formaction") ? submitter.formAction : form.dataset.action;
     progress.classList.remove("d-none");
     status.textContent = "Uploading and classifying…";
     if (!socket) {
