@@ -91,6 +91,39 @@ class TaskProgress(Event):
 
 
 @dataclass(frozen=True)
+class TaskStatusChanged(Event):
+    """One task of a job changed status (a dataset's parse ends while its job stays Running)."""
+
+    name: ClassVar[str] = "task_status"
+    task: str
+    status: Status
+    progress: float
+
+    def payload(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "task": self.task, "status": self.status.value, "progress": self.progress}
+
+
+@dataclass(frozen=True)
+class JobAborting(Event):
+    """Someone asked a running job to stop; its workers are finishing their step and writing a snapshot."""
+
+    name: ClassVar[str] = "job_aborting"
+
+
+@dataclass(frozen=True)
+class SnapshotWritten(Event):
+    """A worker wrote a snapshot: `epoch` as reported, `label` as its file name and pages write it ("1.73")."""
+
+    name: ClassVar[str] = "snapshot"
+    task: str
+    epoch: float
+    label: str
+
+    def payload(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "task": self.task, "epoch": self.epoch, "label": self.label}
+
+
+@dataclass(frozen=True)
 class MetricReported(Event):
     """One point of a chart: a metric or the learning rate a worker reported."""
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 
 from digits import protocol
-from digits.events import EventBus, JobDeleted, JobStatusChanged
+from digits.events import EventBus, JobAborting, JobDeleted, JobStatusChanged, TaskStatusChanged
 from digits.job import Job, Task
 from digits.resources import ResourcePools
 from digits.runner import TaskProcess, describe_exit
@@ -85,15 +85,22 @@ class Scheduler:
                 return False
             for queued in [q for q in self._queue if q[0] is job]:
                 self._queue.remove(queued)
-                queued[1].history.set(Status.ABORTED, message)
-            for run in self._running.values():
-                if run.job is job:
-                    run.aborting = True
-                    run.process.terminate(self.abort_grace_s)
+                self._set_task_status(job, queued[1], Status.ABORTED, message)
+            stopping = [run for run in self._running.values() if run.job is job]
+            for run in stopping:
+                run.aborting = True
+                run.process.terminate(self.abort_grace_s)
+            if stopping:
+                self.bus.publish(JobAborting(job.id))
             if not any(r.job is job for r in self._running.values()):
                 self._cancel_rest(job, message)
                 self._set_job_status(job, Status.ABORTED, message)
             return True
+
+    def aborting(self, job: Job) -> bool:
+        """Whether the job was asked to stop and its workers have not ended yet."""
+        with self._lock:
+            return any(r.job is job and r.aborting for r in self._running.values())
 
     def running(self) -> list[tuple[Job, Task, int | None]]:
         """Each running task with its job and its worker's pid (None while it starts)."""
@@ -212,7 +219,7 @@ class Scheduler:
         )
         run.thread = threading.Thread(target=self._run, args=(run,), daemon=True, name=f"task-{job.id}-{task.name}")
         self._running[run.key] = run
-        task.history.set(Status.RUNNING)
+        self._set_task_status(job, task, Status.RUNNING)
         self._set_job_status(job, Status.RUNNING)
         run.thread.start()
 
@@ -235,12 +242,12 @@ class Scheduler:
         task.exit_code = rc
         if run.done_status == Status.DONE and rc == 0:
             task.progress = 1.0
-            task.history.set(Status.DONE)
+            self._set_task_status(job, task, Status.DONE)
             self._set_job_status(job, self._derived_status(job))
             return
         if run.aborting or run.done_status == Status.ABORTED:
             message = "aborted by the user" if not self._stopping else "the server was stopped"
-            task.history.set(Status.ABORTED, message)
+            self._set_task_status(job, task, Status.ABORTED, message)
             self._cancel_rest(job, message)
             self._set_job_status(job, Status.ABORTED, message)
             return
@@ -260,7 +267,7 @@ class Scheduler:
     def _fail(self, job: Job, task: Task, message: str) -> None:
         if task.error is None:
             task.error = {"message": message, "traceback": None, "log_tail": []}
-        task.history.set(Status.ERROR, message)
+        self._set_task_status(job, task, Status.ERROR, message)
         self._cancel_rest(job, f"not run: task {task.name} failed")
         self._set_job_status(job, Status.ERROR, message)
         log.warning("job %s (%s): %s", job.id, job.name, message)
@@ -271,7 +278,7 @@ class Scheduler:
             self._queue.remove(queued)
         for task in job.tasks:
             if not task.status.is_final and (job.id, task.name) not in self._running:
-                task.history.set(Status.ABORTED, message)
+                self._set_task_status(job, task, Status.ABORTED, message)
 
     @staticmethod
     def _derived_status(job: Job) -> Status:
@@ -285,6 +292,11 @@ class Scheduler:
             if status in statuses:
                 return status
         return Status.INITIALIZED
+
+    def _set_task_status(self, job: Job, task: Task, status: Status, message: str = "") -> None:
+        """Change a task's status and tell the job's page (the caller saves job.json, with the job's status)."""
+        if task.history.set(status, message):
+            self.bus.publish(TaskStatusChanged(job.id, task.name, status, task.progress))
 
     def _set_job_status(self, job: Job, status: Status, message: str = "") -> None:
         changed = job.history.set(status, message) if status != job.status or message else False

@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 
 from digits import protocol
-from digits.events import EventBus, MetricReported, TaskProgress
+from digits.events import EventBus, MetricReported, SnapshotWritten, TaskProgress
+from digits.folders.model import epoch_label, label_of
 from digits.job import Job, Task
 from digits.runner import TaskProcess
 from digits.status import Status
@@ -102,6 +103,8 @@ class TaskRun:
         kept = [s for s in self.task.snapshots if s["epoch"] != msg.epoch]
         self.task.snapshots = [*kept, {"epoch": msg.epoch, "path": msg.path}]
         self.store.save(self.job)
+        label = label_of(msg.path) or epoch_label(msg.epoch)
+        self.bus.publish(SnapshotWritten(self.job.id, self.task.name, msg.epoch, label))
 
     def _error(self, msg: protocol.Error) -> None:
         self.error = msg

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from digits import protocol, task_run
-from digits.events import EventBus, MetricReported, TaskProgress
+from digits.events import EventBus, MetricReported, SnapshotWritten, TaskProgress
 from digits.status import Status
 from digits.store import JobStore
 from digits.task_run import TaskRun
@@ -53,7 +53,8 @@ def test_messages_update_the_task_append_metrics_and_publish_typed_events(run):
     assert (task.progress, task.epoch) == (0.5, 1)
     assert task.snapshots == [{"epoch": 1, "path": "snapshot_epoch_1.pt"}]
     assert on_disk(run)["tasks"][0]["snapshots"] == task.snapshots  # a snapshot is saved at once
-    assert [type(e) for e in run.events] == [TaskProgress, MetricReported, MetricReported]
+    assert [type(e) for e in run.events] == [TaskProgress, MetricReported, MetricReported, SnapshotWritten]
+    assert run.events[3].payload() == {"job_id": run.job.id, "task": "step0", "epoch": 1, "label": "1"}
     assert run.events[0].payload() == {
         "job_id": run.job.id,
         "task": "step0",
@@ -63,7 +64,7 @@ def test_messages_update_the_task_append_metrics_and_publish_typed_events(run):
     }
     lines = (Path(run.store.job_dir(run.job.id)) / "metrics.jsonl").read_text().splitlines()
     stored = [json.loads(line) for line in lines]
-    assert stored == [e.record() for e in run.events[1:]]
+    assert stored == [e.record() for e in run.events[1:3]]
     assert [(m["phase"], m["name"], m["value"], m["iteration"]) for m in stored] == [
         ("val", "accuracy", 0.75, 4),
         ("train", "learning_rate", 0.01, None),

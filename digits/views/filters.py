@@ -1,10 +1,12 @@
-"""Template filters for times and durations."""
+"""Template filters for times, durations and epochs."""
 
 from __future__ import annotations
 
 import time
 
 from flask import Flask
+
+from digits.folders.model import epoch_label
 
 
 def isotime(ts: float | None) -> str:
@@ -29,7 +31,13 @@ def duration(seconds: float | None) -> str:
     return f"{secs}s"
 
 
+def epoch(value: float | None) -> str:
+    """An epoch as people read it and snapshot files name it: 3.0 -> '3', 4.0638 -> '4.06'."""
+    return "—" if value is None else epoch_label(value)
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_filter(epoch)
     app.add_template_filter(isotime)
     app.add_template_filter(shorttime)
     app.add_template_filter(duration)

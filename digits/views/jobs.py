@@ -17,6 +17,14 @@ from digits.views.common import audit, job_or_404, require_owner, workspace
 from digits.views.errors import wants_json
 
 bp = Blueprint("jobs", __name__)
+
+
+@bp.app_template_global()
+def job_aborting(job: Job) -> bool:
+    """Whether the job's page should read "Aborting…": asked to stop, its workers not ended yet."""
+    return not job.status.is_final and workspace().scheduler.aborting(job)
+
+
 KINDS = "<any(jobs, datasets, models):kind>"
 CATEGORY = {"jobs": None, "datasets": "dataset", "models": "model"}
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from tests.support import ROOT
 from tests.support.accounts import password_of
@@ -64,3 +65,48 @@ def shot(page, name: str) -> None:
     partial = ARTIFACTS / f".{name}.{os.getpid()}.png"
     page.screenshot(path=str(partial), full_page=True)
     os.replace(partial, ARTIFACTS / f"{name}.png")
+
+
+class PageWatch:
+    """What went wrong on a page while a test drove it: page errors, console errors, failed requests, and answers
+    of 400 or more. `allow(pattern)` names URLs (a regular expression) whose failure the test causes on purpose;
+    `check()` fails the test on anything else. A request the browser itself abandons (a Socket.IO poll cut by a
+    navigation, a download handed over) is not a failure."""
+
+    def __init__(self, page):
+        self.page = page
+        self.problems: list[str] = []
+        self.allowed: list[re.Pattern] = []
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        page.on("console", self._console)
+        page.on("requestfailed", self._request_failed)
+        page.on("response", self._response)
+
+    def allow(self, pattern: str) -> PageWatch:
+        self.allowed.append(re.compile(pattern))
+        return self
+
+    def _is_allowed(self, url: str) -> bool:
+        return any(p.search(url) for p in self.allowed)
+
+    def _console(self, message) -> None:
+        if message.type != "error":
+            return
+        # Chromium logs every 4xx/5xx resource as a console error too; _response judges (or allows) those.
+        if message.text.startswith("Failed to load resource"):
+            return
+        where = (message.location or {}).get("url", "")
+        self.problems.append(f"console error: {message.text} ({where})")
+
+    def _request_failed(self, request) -> None:
+        failure = request.failure or ""
+        if "ERR_ABORTED" in failure or self._is_allowed(request.url):
+            return
+        self.problems.append(f"request failed: {request.method} {request.url}: {failure}")
+
+    def _response(self, response) -> None:
+        if response.status >= 400 and not self._is_allowed(response.url):
+            self.problems.append(f"HTTP {response.status}: {response.request.method} {response.url}")
+
+    def check(self) -> None:
+        assert not self.problems, "\n".join(self.problems)

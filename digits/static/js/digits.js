@@ -38,11 +38,37 @@ window.DIGITS = (function () {
     if (holder) holder.setAttribute("aria-valuenow", String(Math.round(pct)));
   }
 
+  // A number as the pages print them (Python's '%.4g'): 0.98333 -> "0.9833", 1234567 -> "1.235e+06".
+  function significant(value) {
+    if (!isFinite(value)) return String(value);
+    const abs = Math.abs(value);
+    if (abs !== 0 && (abs < 1e-4 || abs >= 1e4)) {
+      const [mantissa, exp] = value.toExponential(3).split("e");
+      const e = parseInt(exp, 10);
+      return `${parseFloat(mantissa)}e${e < 0 ? "-" : "+"}${String(Math.abs(e)).padStart(2, "0")}`;
+    }
+    return String(parseFloat(value.toPrecision(4)));
+  }
+
+  // A message about something this page just tried (Abort failed...), at the top of the page, read out.
+  function showPageError(message) {
+    let box = document.getElementById("page-error");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "page-error";
+      box.className = "alert alert-danger alert-dismissible";
+      box.setAttribute("role", "alert");
+      box.innerHTML = '<span class="message"></span><button type="button" class="btn-close" data-bs-dismiss="alert" aria-label="Close"></button>';
+      document.getElementById("main").prepend(box);
+    }
+    box.querySelector(".message").textContent = message;
+  }
+
   // Forms with data-confirm ask first (Delete).
   document.addEventListener("submit", (ev) => {
     const msg = ev.target.getAttribute("data-confirm");
     if (msg && !window.confirm(msg)) ev.preventDefault();
   });
 
-  return { root, url, live, duration, setStatusBadge, setProgress };
+  return { root, url, live, duration, setStatusBadge, setProgress, significant, showPageError };
 })();
