@@ -8,6 +8,9 @@
 
 Inside the data roots, a missing path and an outside one get the same answer, so no one can probe which
 files exist elsewhere on the server.
+
+A path may start with ~ (the README's `~/mnist/train`): it stands for the home folder of the account the server
+runs as, and the rules above then judge the expanded path, so ~ never reaches past the data roots.
 """
 
 from __future__ import annotations
@@ -83,26 +86,45 @@ def not_found_message(path: str, settings: Settings) -> str:
     return f"{path} does not exist or is outside the data roots ({', '.join(settings.data_roots)})"
 
 
+def server_home() -> str:
+    """The home folder of the account the server runs as ($HOME, else the password database's)."""
+    return os.path.expanduser("~")
+
+
+def expand_home(path: str) -> str:
+    """`~` or `~/...` with the server account's home put in; other paths (`~bob/...` too) as they are."""
+    if path == "~" or path.startswith("~" + os.sep):
+        return server_home() + path[1:]
+    return path
+
+
 def check_server_path(path: str, settings: Settings, want_dir: bool | None = None) -> str:
-    """The real path of `path` if this server may read it; PathRefused with a reason otherwise."""
+    """The real path of `path` (`~` expanded) if this server may read it; PathRefused with a reason otherwise.
+
+    Messages name the path as typed, followed by its expansion when `~` was expanded."""
     if not path:
         raise PathRefused("no path given")
     if "\x00" in path:
         raise PathRefused("the path contains a NUL character")
-    if not os.path.isabs(path):
-        raise PathRefused(f"{path} is not an absolute path on the server")
+    expanded = expand_home(path)
+    shown = path if expanded == path else f"{path} ({expanded})"
+    if not os.path.isabs(expanded):
+        raise PathRefused(
+            f"{shown} is not an absolute path on the server: start it with / (or with ~/, the home folder of the "
+            "account the server runs as)"
+        )
     rules = path_rules(settings)
     if rules.roots == []:
         raise PathRefused(no_paths_message(settings))
-    real = os.path.realpath(path)
+    real = os.path.realpath(expanded)
     if not rules.allows(real) or not os.path.exists(real):
         if rules.roots is None:
-            raise PathRefused(f"{path} does not exist")
-        raise PathRefused(not_found_message(path, settings))
+            raise PathRefused(f"{shown} does not exist")
+        raise PathRefused(not_found_message(shown, settings))
     if want_dir is True and not os.path.isdir(real):
-        raise PathRefused(f"{path} is not a folder")
+        raise PathRefused(f"{shown} is not a folder")
     if want_dir is False and not os.path.isfile(real):
-        raise PathRefused(f"{path} is not a file")
+        raise PathRefused(f"{shown} is not a file")
     if not os.access(real, os.R_OK | (os.X_OK if os.path.isdir(real) else 0)):
-        raise PathRefused(f"{path} is not readable by the server")
+        raise PathRefused(f"{shown} is not readable by the server")
     return real

@@ -3,6 +3,8 @@ digits.views.errors is the one place that turns a kind into an HTTP status and a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class ApiError(Exception):
     """A request that cannot be done as asked; the message says why (bad input unless a subclass says)."""
@@ -30,12 +32,24 @@ class Conflict(ApiError):
     kind = "conflict"
 
 
-class FormErrors(ApiError):
-    """Bad form input: {field: [messages]}."""
+class FieldErrors(dict):
+    """Messages by field name (what scripts key on), with the labels people know the fields by."""
 
-    def __init__(self, errors: dict[str, list[str]]):
-        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+    def __init__(self, labels: Mapping[str, str] | None = None):
+        super().__init__()
+        self.labels = dict(labels or {})
+
+
+class FormErrors(ApiError):
+    """Bad form input: {field: [messages]}; the message names each field by its label (from `labels`, or from
+    the errors themselves when they are FieldErrors)."""
+
+    def __init__(self, errors: Mapping[str, list[str]], labels: Mapping[str, str] | None = None):
+        if labels is None:
+            labels = errors.labels if isinstance(errors, FieldErrors) else {}
+        super().__init__("; ".join(f"{labels.get(k, k)}: {' '.join(v)}" for k, v in errors.items()))
         self.errors = errors
+        self.labels = {k: labels.get(k, k) for k in errors}
 
 
 class StorageUnavailable(ApiError):

@@ -6,16 +6,19 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from digits.errors import FieldErrors
+
 TRUE_WORDS = ("1", "true", "yes", "on", "y")
 FALSE_WORDS = ("0", "false", "no", "off", "n", "")
 
 
 class FormReader:
-    """Typed access to submitted fields; `errors` maps a field name to its messages."""
+    """Typed access to submitted fields; `errors` maps a field name to its messages, and knows the fields'
+    labels (`labels`: field name -> the label a person sees) so that messages can name them."""
 
-    def __init__(self, values: Mapping[str, Any]):
+    def __init__(self, values: Mapping[str, Any], labels: Mapping[str, str] | None = None):
         self.values = values
-        self.errors: dict[str, list[str]] = {}
+        self.errors = FieldErrors(labels)
 
     def error(self, field: str, message: str) -> None:
         self.errors.setdefault(field, []).append(message)

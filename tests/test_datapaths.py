@@ -82,3 +82,44 @@ def test_the_parse_worker_skips_the_jobs_folder_and_reads_its_own_uploads(tmp_pa
     args["train"] = {"path": str(job_dir / "upload" / "train")}
     result = parse_folders(args, str(job_dir))
     assert result.counts()["train"] == 6 and result.skipped == []
+
+
+def test_a_tilde_is_the_home_folder_of_the_account_the_server_runs_as(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    make_shapes(str(home / "mnist" / "train"), per_class=1)
+    monkeypatch.setenv("HOME", str(home))
+    settings = settings_from({"jobs_dir": str(tmp_path / "jobs")})  # --auth none on loopback: any path
+    assert check_server_path("~/mnist/train", settings, want_dir=True) == os.path.realpath(home / "mnist" / "train")
+    assert check_server_path("~", settings, want_dir=True) == os.path.realpath(home)
+    # What was typed and what it became are both in the message, so a person sees which home was meant.
+    assert refusal("~/mnist/test", settings) == f"~/mnist/test ({home}/mnist/test) does not exist"
+    assert refusal("~/mnist/train", settings, want_dir=False) == f"~/mnist/train ({home}/mnist/train) is not a file"
+    # Only the server account's own home: ~name is not expanded, nor a ~ inside a path.
+    assert "is not an absolute path on the server" in refusal("~root/x", settings)
+    assert "is not an absolute path on the server: start it with / (or with ~/" in refusal("mnist/train", settings)
+    assert "does not exist" in refusal(f"{home}/~/mnist", settings)
+
+
+@pytest.mark.parametrize("home_inside_a_root", [True, False])
+def test_a_tilde_never_widens_what_a_server_with_data_roots_reads(tmp_path, monkeypatch, home_inside_a_root):
+    root, home = tmp_path / "data", tmp_path / "home"
+    if home_inside_a_root:
+        home = root / "home"
+    make_shapes(str(home / "pictures"), per_class=1)
+    make_shapes(str(root / "shared"), per_class=1)
+    monkeypatch.setenv("HOME", str(home))
+    settings = settings_from({"auth": "password", "jobs_dir": str(tmp_path / "jobs"), "data_roots": [str(root)]})
+    if home_inside_a_root:
+        assert check_server_path("~/pictures", settings, want_dir=True) == os.path.realpath(home / "pictures")
+    else:  # outside the roots: the same answer as for a path that does not exist, whatever it holds
+        for typed in ("~/pictures", "~", "~/nothing/here"):
+            expanded = typed.replace("~", str(home), 1)
+            outside = f"does not exist or is outside the data roots ({root})"
+            assert refusal(typed, settings) == f"{typed} ({expanded}) {outside}"
+    # ~/.. and links out of home are judged by where they lead.
+    assert "outside the data roots" in refusal("~/../../etc", settings)
+    os.symlink("/etc", home / "etc-link")
+    assert "outside the data roots" in refusal("~/etc-link", settings)
+    # A team server without data roots reads no server path, ~ or not.
+    closed = settings_from({"auth": "password", "jobs_dir": str(tmp_path / "jobs")})
+    assert "reads no server folders" in refusal("~/pictures", closed, want_dir=True)

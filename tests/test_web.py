@@ -2,8 +2,11 @@
 
 import os
 import re
+from html import unescape as html_unescape
 from pathlib import Path
 
+from digits.dataset.forms import FIELD_LABELS as DATASET_LABELS
+from digits.model.forms import FIELD_LABELS as MODEL_LABELS
 from tests.support import JSON, ROOT
 from tests.support.apps import sign_in
 from tests.support.disk import fill, small_disk
@@ -198,3 +201,54 @@ def test_an_edit_that_cannot_be_saved_changes_nothing(tmp_path, make_app):
             assert (Path(disk) / job.id / "job.json").read_text() == saved
         finally:
             workspace.close()
+
+
+def _page_labels(html: str) -> dict[str, str]:
+    """{control id: its label's text} of a page's <label for=...> elements."""
+    found = re.findall(r'<label[^>]*\bfor="([^"]+)"[^>]*>(.*?)</label>', html, flags=re.S)
+    return {name: " ".join(html_unescape(re.sub(r"<[^>]+>", "", text)).split()) for name, text in found}
+
+
+def test_form_messages_name_fields_by_the_labels_their_pages_show(client):
+    """Each form's labels for messages (dataset and model wings) are the labels its page shows (or that label with
+    the detail that tells apart fields a page shows under one word, such as Gamma)."""
+    signed = sign_in(client)
+    for url, labels, at_least in [
+        ("/datasets/images/classification/new", DATASET_LABELS, 25),
+        ("/models/images/classification/new", MODEL_LABELS, 35),
+    ]:
+        shown = _page_labels(signed.get(url, headers=BROWSER).get_data(as_text=True))
+        matched = 0
+        for name, label in labels.items():
+            if name in shown:
+                assert label.startswith(shown[name]) or shown[name].startswith(label), (url, name, shown[name], label)
+                matched += 1
+        assert matched >= at_least, (url, matched)
+
+
+def test_model_form_errors_name_the_labels_and_keep_the_field_keys(client):
+    form = {
+        "dataset": "20000101-000000-dead",
+        "model_name": "",
+        "method": "standard",
+        "standard_networks": "lenet",
+        "framework": "torch",
+        "train_epochs": "0",
+        "lr_policy": "step",
+        "lr_step_gamma": "-1",
+        "custom_network_snapshot": "weights/model.pt",
+    }
+    r = sign_in(client).post("/models/images/classification/json", data=form, headers=JSON)
+    assert r.status_code == 400
+    body = r.get_json()
+    assert set(body["errors"]) == {"dataset", "model_name", "train_epochs", "lr_step_gamma", "custom_network_snapshot"}
+    message = body["error"]["message"]
+    for text in (
+        "Dataset: No dataset with id",
+        "Model name: This field is required.",
+        "Training epochs: Must be at least 1.",
+        "Gamma (step down): Must be at least 0.",
+        "Pretrained weights: weights/model.pt is not an absolute path on the server",
+    ):
+        assert text in message, message
+    assert not re.search(r"\b(train_epochs|lr_step_gamma|custom_network_snapshot|model_name)\b", message)

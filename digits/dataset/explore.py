@@ -1,4 +1,5 @@
-"""Browse what went into a dataset (records decoded from its LMDBs) and pick server folders for the form."""
+"""Browse what went into a dataset (records decoded from its LMDBs), and pick server folders for the form and
+preview what they hold."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 from flask import Blueprint, current_app, jsonify, render_template, request, send_file
 
 from digits.datapaths import PathRefused, check_server_path, inside, no_paths_message, path_rules
+from digits.dataset import preview
 from digits.errors import ApiError, NotFound
 from digits.folders.dataset import SPLITS, db_name, read_labels, record_labels
 from digits.formats.caffe_pb import Datum, datum_to_array
@@ -123,3 +125,22 @@ def folders():
     if parent and roots is not None and not any(inside(parent, r) for r in roots):
         parent = None
     return jsonify({"path": real, "parent": parent, "folders": entries[:2000]})
+
+
+@bp.route("/datasets/folders/preview/json")
+def folder_preview():
+    """The class folders under a server folder and their image counts, with a warning when it looks like the
+    wrong folder (digits.dataset.preview); the same paths as the folder picker may be previewed.
+
+    A path that cannot be used is an answer, not a failed request ({"ok": false, "problem": why}): the form asks
+    while a person types, and most of what they have typed so far is no folder yet."""
+    settings = current_app.config["DIGITS_SETTINGS"]
+    path = request.args.get("path", "").strip()
+    if not path:
+        raise ApiError("give the folder to preview: ?path=/folder/on/the/server")
+    try:
+        real = check_server_path(path, settings, want_dir=True)
+    except PathRefused as e:
+        return jsonify({"ok": False, "path": path, "problem": str(e)})
+    found = off_loop(preview.preview_folder, real, path_rules(settings), preview.MAX_ENTRIES)
+    return jsonify({"ok": True, **found.to_dict()})

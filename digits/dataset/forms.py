@@ -7,12 +7,58 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from digits.config import Settings
-from digits.datapaths import PathRefused, check_server_path
+from digits.datapaths import PathRefused, PathRules, check_server_path, path_rules
+from digits.dataset.preview import preview_folder
 from digits.folders.dataset import upload_list_name
 from digits.formats.images import ENCODINGS, RESIZE_MODES
 from digits.forms import FormReader
 
 MAX_SIDE = 4096
+SPLIT_TITLES = {"train": "Training", "val": "Validation", "test": "Test"}
+
+# The label a person sees for each field, by its name (DIGITS' names, which scripts send): the form shows these
+# and error messages name fields by them.
+FIELD_LABELS = {
+    "dataset_name": "Dataset name",
+    "group_name": "Group name (optional)",
+    "method": "Images from",
+    "resize_channels": "Image type",
+    "resize_width": "Width",
+    "resize_height": "Height",
+    "resize_mode": "Resize transformation",
+    "encoding": "Image encoding",
+    "backend": "Database backend",
+    "compression": "Compression",
+    "folder_pct_val": "% for validation",
+    "folder_pct_test": "% for testing",
+    "has_val_folder": "Separate validation images folder",
+    "has_test_folder": "Separate test images folder",
+    "textfile_use_local_files": "Use lists and labels already on the server",
+    "textfile_labels_file": "Labels file",
+    "textfile_local_labels_file": "Labels file on the server",
+    "textfile_shuffle": "Shuffle the lines",
+    "random_seed": "Random seed",
+}
+
+
+def _split_labels(split: str, title: str) -> dict[str, str]:
+    which = "" if split == "train" else f" ({title.lower()})"
+    labels = {
+        f"folder_{split}": f"{title} images",
+        f"folder_{split}_zip": f"{title} images (zip of class folders)",
+        f"folder_{split}_min_per_class": f"Minimum samples per class{which}",
+        f"folder_{split}_max_per_class": f"Maximum samples per class{which}",
+        f"textfile_{split}_images": f"{title} list",
+        f"textfile_local_{split}_images": f"{title} list on the server",
+        f"textfile_{split}_folder": f"Folder the {title.lower()} list's paths start from (optional)",
+    }
+    if split != "train":
+        labels[f"textfile_use_{split}"] = f"Use a {title.lower()} list"
+    return labels
+
+
+for split_name, split_title in SPLIT_TITLES.items():
+    FIELD_LABELS.update(_split_labels(split_name, split_title))
 
 
 @dataclass
@@ -109,14 +155,19 @@ def _folder_source(
     return FolderSource(path, low, high) if path or from_zip else None
 
 
-def _class_folder_problem(path: str) -> str | None:
+def _class_folder_problem(path: str, rules: PathRules | None = None) -> str | None:
     classes = _class_folders(path)
     if len(classes) >= 2:
         return None
-    return (
+    problem = (
         f"{path} holds {len(classes)} class folder{'' if len(classes) == 1 else 's'}; a classification dataset "
         "needs at least 2 (one subfolder of images per class)"
     )
+    if rules is not None:  # a server folder: say which folder was probably meant, as the form's preview does
+        warning = preview_folder(path, rules, max_entries=2_000).warning
+        if warning is not None and warning.suggestions:
+            problem += f". Did you mean {' or '.join(warning.suggestions)}?"
+    return problem
 
 
 def pending_zips(form: DatasetForm) -> list[str]:
@@ -146,7 +197,7 @@ def read_dataset_form(
     zip_splits: splits whose images come in a zip not unpacked yet. Every other field is checked first, so a
     bad form costs no unpacking; their folders are filled in by attach_unpacked (see pending_zips).
     """
-    r = FormReader(values)
+    r = FormReader(values, FIELD_LABELS)
     uploaded_dirs = uploaded_dirs or {}
     name = r.text("dataset_name", required=True, max_length=200)
     group = r.text("group_name", max_length=200)
@@ -170,7 +221,7 @@ def read_dataset_form(
             source = _folder_source(r, settings, field_name, field_name, uploaded_dirs.get(split), split in zip_splits)
             setattr(form, split, source)
         if form.train and form.train.path and "folder_train" not in r.errors:
-            problem = _class_folder_problem(form.train.path)
+            problem = _class_folder_problem(form.train.path, path_rules(settings))
             if problem:
                 r.error("folder_train", problem)
         form.pct_val = 0.0 if form.val else r.number("folder_pct_val", 25.0, minimum=0, maximum=100)
@@ -191,7 +242,7 @@ def read_dataset_form(
                 form.lists[split] = upload_list_name(split)
                 form.uploads[upload_field] = (files[upload_field], form.lists[split])
             else:
-                r.error(upload_field, f"Upload the {split} list (lines of 'path label').")
+                r.error(upload_field, f"Upload the {SPLIT_TITLES[split].lower()} list (lines of 'path label').")
             folder = r.text(f"textfile_{split}_folder")
             if folder:
                 checked = _server_path(r, f"textfile_{split}_folder", settings, want_dir=True)

@@ -8,11 +8,12 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 
 from digits.datapaths import path_rules
 from digits.dataset import DATASET_TYPE
-from digits.dataset.forms import DatasetForm, attach_unpacked, pending_zips, read_dataset_form
+from digits.dataset.forms import FIELD_LABELS, DatasetForm, attach_unpacked, pending_zips, read_dataset_form
 from digits.dataset.info import dataset_json
 from digits.errors import FormErrors, NotFound
 from digits.folders import file_in
-from digits.folders.dataset import LABELS, MEAN, MEAN_PNG, UPLOAD_DIR
+from digits.folders.dataset import LABELS, MEAN, MEAN_PNG, SPLITS, UPLOAD_DIR, list_name
+from digits.forms import TRUE_WORDS
 from digits.job import Job, Task
 from digits.offload import off_loop
 from digits.uploads import UploadRefused, ZipLimits, extract_zip, save_upload
@@ -22,6 +23,11 @@ from digits.views.jobs import first_error, storage_error
 
 bp = Blueprint("datasets", __name__)
 ZIP_FIELDS = {"train": "folder_train_zip", "val": "folder_val_zip", "test": "folder_test_zip"}
+# Form fields never kept in job.json (nor prefilled by Clone): the page's CSRF token belongs to one session.
+NOT_KEPT = ("csrf_token",)
+# The lists a dataset was built from ("path label" lines) and its labels, linked from its page so a person can
+# read what was parsed.
+LISTS = [LABELS, *(list_name(s) for s in SPLITS)]
 
 
 def build_job(form: DatasetForm, owner: str, job_id: str, values: dict) -> Job:
@@ -64,7 +70,7 @@ def _unpack_zips(form: DatasetForm, job_dir: str, limits: ZipLimits) -> dict[str
         try:
             folders[split] = off_loop(extract_zip, upload.stream, target, limits)
         except UploadRefused as e:
-            raise FormErrors({field_name: [f"{upload.filename}: {e}"]}) from None
+            raise FormErrors({field_name: [f"{upload.filename}: {e}"]}, FIELD_LABELS) from None
         except OSError as e:
             raise storage_error(e, f"the files of {upload.filename}", job_dir) from None
     return folders
@@ -75,7 +81,7 @@ def _save_lists(form: DatasetForm, job_dir: str, max_bytes: int) -> None:
         try:
             save_upload(storage, os.path.join(job_dir, name), max_bytes)
         except UploadRefused as e:
-            raise FormErrors({field_name: [str(e)]}) from None
+            raise FormErrors({field_name: [str(e)]}, FIELD_LABELS) from None
         except OSError as e:
             raise storage_error(e, storage.filename or name, job_dir) from None
 
@@ -103,9 +109,10 @@ def create_from_request() -> Job:
         folders = _unpack_zips(form, job_dir, ZipLimits.from_settings(settings))
         errors = attach_unpacked(form, folders, ZIP_FIELDS)
         if errors:
-            raise FormErrors(errors)
+            raise FormErrors(errors, FIELD_LABELS)
         _save_lists(form, job_dir, settings.max_content_length)
-        job = build_job(form, owner, job_id, dict(request.form.items()))
+        values = {k: v for k, v in request.form.items() if k not in NOT_KEPT}
+        job = build_job(form, owner, job_id, values)
         try:
             ws.add_job(job)
         except OSError as e:
@@ -117,11 +124,51 @@ def create_from_request() -> Job:
     return job
 
 
+def clone_values(job: Job) -> dict[str, str]:
+    """A dataset job's form, to fill in New Dataset again: the same fields, the name marked as a clone."""
+    values = {k: str(v) for k, v in job.form.items() if k not in NOT_KEPT}
+    values["dataset_name"] = f"{job.name} (clone)"
+    return values
+
+
+def uploaded_fields(job: Job) -> list[str]:
+    """The labels of the files a job was given with its form (zips, lists): a clone must be given them again."""
+    form = job.form
+
+    def ticked(name: str) -> bool:
+        return str(form.get(name, "")).strip().lower() in TRUE_WORDS
+
+    if form.get("method", "folder") == "folder":
+        splits = [s for s in SPLITS if s == "train" or ticked(f"has_{s}_folder")]
+        return [FIELD_LABELS[f"folder_{s}_zip"] for s in splits if not form.get(f"folder_{s}")]
+    if ticked("textfile_use_local_files"):
+        return []
+    names = ["textfile_train_images"] + [f"textfile_{s}_images" for s in ("val", "test") if ticked(f"textfile_use_{s}")]
+    return [FIELD_LABELS[n] for n in names + ["textfile_labels_file"]]
+
+
+def render_form(values, errors, status: int = 200, cloned: Job | None = None):
+    page = render_template(
+        "datasets/new.html",
+        values=values,
+        errors=errors,
+        labels=FIELD_LABELS,
+        cloned=cloned,
+        reupload=uploaded_fields(cloned) if cloned else [],
+    )
+    return page, status
+
+
 @bp.route("/datasets/images/classification/new")
 def new():
+    """New Dataset; ?clone=<job id> fills it in with that dataset's fields, to fix and try again."""
     if not current_user():
         return redirect(url_for("auth.login", next=request.full_path))
-    return render_template("datasets/new.html", values={}, errors={})
+    clone = request.args.get("clone")
+    if clone:
+        job = job_or_404(clone, "dataset")
+        return render_form(clone_values(job), {}, cloned=job)
+    return render_form({}, {})
 
 
 @bp.route("/datasets/images/classification", methods=["POST"])
@@ -131,7 +178,7 @@ def create():
     except FormErrors as e:
         if wants_json():
             raise
-        return render_template("datasets/new.html", values=request.form, errors=e.errors), 400
+        return render_form(request.form, e.errors, 400)
     if wants_json():
         return jsonify({"id": job.id, "name": job.name, "status": job.status.value})
     return redirect(url_for("datasets.show", job_id=job.id))
@@ -152,6 +199,7 @@ def show(job_id: str):
         error=first_error(job),
         labels=info["labels"],  # dataset_json read the labels and stats already
         stats=info["stats"],
+        lists=[name for name in LISTS if file_in(job_dir, name)],
     )
 
 
@@ -164,7 +212,11 @@ def show_json(job_id: str):
     return jsonify(info)
 
 
-SERVED = {MEAN_PNG: "image/png", LABELS: "text/plain; charset=utf-8", MEAN: "application/octet-stream"}
+SERVED = {
+    MEAN_PNG: "image/png",
+    MEAN: "application/octet-stream",
+    **dict.fromkeys(LISTS, "text/plain; charset=utf-8"),
+}
 
 
 @bp.route(f"/datasets/<job_id>/<any({', '.join(map(repr, SERVED))}):name>")

@@ -43,6 +43,57 @@ LR_PARAMS = {  # field: (default, minimum, maximum)
     "lr_sigmoid_gamma": (0.1, 0.0, None),
 }
 AUG_FLIPS = ("none", "fliplr", "flipud", "fliplrud")
+# The label a person sees for each field of New Model, by its name (DIGITS' names, which scripts send): error
+# messages name fields by these. Where the page shows one word for several fields (Gamma), the policy is added.
+FIELD_LABELS = {
+    "dataset": "Dataset",
+    "model_name": "Model name",
+    "group_name": "Group name (optional)",
+    "framework": "Framework",
+    "method": "Network",
+    "standard_networks": "Standard networks",
+    "previous_networks": "Start from a trained model",
+    "custom_network": "Network definition",
+    "custom_network_snapshot": "Pretrained weights",
+    "train_epochs": "Training epochs",
+    "random_seed": "Random seed",
+    "snapshot_interval": "Snapshot every (epochs)",
+    "val_interval": "Validate every (epochs)",
+    "batch_size": "Batch size",
+    "batch_accumulation": "Batch accumulation",
+    "solver_type": "Solver type",
+    "learning_rate": "Base learning rate",
+    "momentum": "Momentum",
+    "weight_decay": "Weight decay",
+    "rms_decay": "RMS decay",
+    "lr_policy": "Learning rate policy",
+    "lr_step_size": "Step size (% of training)",
+    "lr_step_gamma": "Gamma (step down)",
+    "lr_multistep_values": "Step values (% of training)",
+    "lr_multistep_gamma": "Gamma (arbitrary steps)",
+    "lr_exp_gamma": "Gamma (exponential decay)",
+    "lr_inv_gamma": "Gamma (inverse decay)",
+    "lr_inv_power": "Power (inverse decay)",
+    "lr_poly_power": "Power (polynomial decay)",
+    "lr_sigmoid_step": "Step (% of training)",
+    "lr_sigmoid_gamma": "Gamma (sigmoid decay)",
+    "crop_size": "Crop size",
+    "use_mean": "Subtract mean",
+    "shuffle": "Shuffle the training data each epoch",
+    "aug_flip": "Flipping",
+    "aug_quad_rot": "Quadrilateral rotation",
+    "aug_rot": "Rotation (± degrees)",
+    "aug_scale": "Rescale (± fraction)",
+    "aug_noise": "Noise (std, fraction of 255)",
+    "aug_contrast": "Contrast (± factor)",
+    "aug_whitening": "Whitening (per image)",
+    "aug_hsv_use": "HSV shifting",
+    "aug_hsv_h": "Hue",
+    "aug_hsv_s": "Saturation",
+    "aug_hsv_v": "Value",
+    "select_gpu_count": "Number of GPUs",
+    "select_gpus": "Or these GPUs (e.g. 0,1)",
+}
 AUG_QUAD_ROTS = ("none", "rot90", "rot180", "rotall")
 
 
@@ -179,7 +230,7 @@ def read_pretrained(r: FormReader, settings) -> str | None:
 def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[ModelForm | None, dict[str, list[str]]]:
     """Check a submitted model form against the jobs in `store`; returns (form, {}) or (None, errors)."""
     quotas = settings if settings is not None else Settings()
-    r = FormReader(values)
+    r = FormReader(values, FIELD_LABELS)
     name = r.text("model_name", required=True, max_length=200)
     group = r.text("group_name", max_length=200)
     framework = r.choice("framework", tuple(FRAMEWORKS), "caffe")
@@ -214,7 +265,8 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
             if not text:
                 r.error("previous_networks", f"Model {prev.name}'s network file is gone from its folder.")
     else:
-        text = r.text("custom_network", required=True, max_length=2_000_000)
+        # A browser posts a textarea's line breaks as CRLF; the network file keeps the text as it was typed.
+        text = r.text("custom_network", required=True, max_length=2_000_000).replace("\r\n", "\n")
         if text and not text.endswith("\n"):
             text += "\n"
 

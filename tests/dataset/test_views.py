@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 
 import pytest
 
@@ -228,3 +229,116 @@ def test_the_folder_picker_never_shows_the_jobs_folder(tmp_path, make_app):
     assert [f["name"] for f in listed["folders"]] == ["shapes"]
     r = c.get(f"/datasets/folders/json?path={root / 'jobs'}")
     assert r.status_code == 400 and "does not exist or is outside the data roots" in r.get_json()["error"]["message"]
+
+
+def test_a_folder_in_the_home_of_the_servers_account_builds(signed_in, recorder, workspace, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    make_shapes(str(home / "mnist" / "train"), per_class=4)
+    make_shapes(str(home / "mnist" / "test"), per_class=2)
+    monkeypatch.setenv("HOME", str(home))
+    form = base_form("~/mnist/train", has_val_folder="true", folder_val="~/mnist/test")
+    r = create(signed_in, form)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    job_id = r.get_json()["id"]
+    assert recorder.wait_status(job_id, timeout=LONG_S) == "Done"
+    job = workspace.store.get(job_id)
+    assert job.form["folder_train"] == "~/mnist/train"  # as typed: a clone types it again
+    parse_args = job.tasks[0].args
+    assert parse_args["train"]["path"] == os.path.realpath(home / "mnist" / "train")
+    assert parse_args["val"]["path"] == os.path.realpath(home / "mnist" / "test")
+    entries = {t["split"]: t["entries"] for t in signed_in.get(f"/datasets/{job_id}/json").get_json()["CreateDbTasks"]}
+    assert entries == {"train": 12, "val": 6}
+
+
+def test_errors_name_the_fields_by_their_labels(signed_in, tmp_path):
+    form = base_form("~/nowhere", has_val_folder="true", folder_val="mnist/test", resize_width="0", dataset_name="")
+    r = create(signed_in, form)
+    assert r.status_code == 400
+    body = r.get_json()
+    # Scripts keep the field names as keys; the message a person reads names the labels.
+    assert set(body["errors"]) == {"folder_train", "folder_val", "resize_width", "dataset_name"}
+    message = body["error"]["message"]
+    for label in ("Training images: ~/nowhere (", "Validation images: mnist/test is not an absolute path", "Width: "):
+        assert label in message
+    assert "Dataset name: This field is required." in message
+    assert "folder_val" not in message and "resize_width" not in message
+
+    page = signed_in.post("/datasets/images/classification", data=form, headers=BROWSER).get_data(as_text=True)
+    summary = page[page.index('id="form-errors"') : page.index("</ul>", page.index('id="form-errors"'))]
+    assert '<a href="#folder_val" class="alert-link" data-field="folder_val">Validation images</a>' in summary
+    assert "folder_val<" not in summary and ">folder_train" not in summary
+    assert "js/form-errors.js" in page  # moves focus to the first invalid field
+    # Beside the field: marked invalid, described by its message.
+    field = page[page.index('id="folder_val"') - 200 : page.index('id="folder_val-error"') + 200]
+    assert "is-invalid" in field and 'aria-invalid="true"' in field
+    assert 'aria-describedby="folder_val-error folder_val-preview"' in field
+    assert 'id="folder_val-error">mnist/test is not an absolute path' in field
+
+
+def test_a_folder_one_level_too_high_is_refused_with_the_one_meant(signed_in, tmp_path):
+    make_shapes(str(tmp_path / "mnist" / "train"), per_class=2)
+    r = create(signed_in, base_form(tmp_path / "mnist"))
+    (message,) = r.get_json()["errors"]["folder_train"]
+    assert "holds 1 class folder" in message and message.endswith(f"Did you mean {tmp_path / 'mnist' / 'train'}?")
+
+
+def test_clone_fills_in_new_dataset_with_every_field(signed_in, recorder, tmp_path):
+    make_shapes(str(tmp_path / "src"), per_class=4)
+    make_shapes(str(tmp_path / "val"), per_class=2)
+    form = base_form(
+        tmp_path / "src",
+        has_val_folder="true",
+        folder_val=str(tmp_path / "val"),
+        resize_mode="crop",
+        encoding="jpg",
+        group_name="shapes & <friends>",
+        folder_train_max_per_class="3",
+        folder_pct_test="10",
+    )
+    r = signed_in.post("/datasets/images/classification", data={**form, "csrf_token": "x"}, headers=BROWSER)
+    assert r.status_code == 302, r.get_data(as_text=True)
+    job_id = r.headers["Location"].rsplit("/", 1)[1]
+    recorder.wait_status(job_id, timeout=LONG_S)
+    show = signed_in.get(f"/datasets/{job_id}").get_data(as_text=True)
+    assert f'href="/datasets/images/classification/new?clone={job_id}"' in show
+
+    page = signed_in.get(f"/datasets/images/classification/new?clone={job_id}").get_data(as_text=True)
+    for name, value in [
+        ("folder_train", str(tmp_path / "src")),
+        ("folder_val", str(tmp_path / "val")),
+        ("resize_width", "16"),
+        ("folder_train_max_per_class", "3"),
+        ("folder_pct_test", "10"),
+        ("group_name", "shapes &amp; &lt;friends&gt;"),
+        ("dataset_name", "shapes (clone)"),
+    ]:
+        assert re.search(rf'<input[^>]*name="{name}"[^>]*value="{re.escape(value)}"', page), name
+    assert '<option value="crop" selected>' in page and '<option value="jpg" selected>' in page
+    assert re.search(r'<input[^>]*id="has_val_folder"[^>]*checked', page)
+    assert not re.search(r'<input[^>]*id="has_test_folder"[^>]*checked', page)
+    assert 'id="clone-note"' in page and "choose them again" not in page  # nothing was uploaded
+    assert "csrf_token" not in signed_in.application.extensions["digits"].store.get(job_id).form
+    assert signed_in.get("/datasets/images/classification/new?clone=20000101-000000-dead").status_code == 404
+
+
+def test_clone_of_a_zip_dataset_asks_for_the_zip_again(signed_in, recorder, tmp_path):
+    make_shapes(str(tmp_path / "src"), per_class=2)
+    r = create(signed_in, base_form(None, folder_train_zip=(zip_of(tmp_path / "src"), "shapes.zip")))
+    job_id = r.get_json()["id"]
+    page = signed_in.get(f"/datasets/images/classification/new?clone={job_id}").get_data(as_text=True)
+    assert "choose them again: Training images (zip of class folders)." in page
+
+
+def test_the_dataset_page_links_its_labels_and_lists(signed_in, recorder, tmp_path):
+    make_shapes(str(tmp_path / "src"), per_class=4)
+    job_id = create(signed_in, base_form(tmp_path / "src", folder_pct_val="25")).get_json()["id"]
+    assert recorder.wait_status(job_id, timeout=LONG_S) == "Done"
+    page = signed_in.get(f"/datasets/{job_id}").get_data(as_text=True)
+    links = [f'href="/datasets/{job_id}/{name}"' for name in ("labels.txt", "train.txt", "val.txt")]
+    assert all(link in page for link in links) and f"/datasets/{job_id}/test.txt" not in page
+    with signed_in.get(f"/datasets/{job_id}/labels.txt") as labels:  # a file response: closed when read
+        assert labels.mimetype == "text/plain" and labels.get_data(as_text=True) == "circle\nsquare\ntriangle\n"
+    with signed_in.get(f"/datasets/{job_id}/train.txt") as listed:
+        train = listed.get_data(as_text=True).splitlines()
+    assert len(train) == 9 and all(line.startswith(str(tmp_path / "src")) for line in train)
+    assert signed_in.get(f"/datasets/{job_id}/test.txt").status_code == 404

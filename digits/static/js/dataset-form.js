@@ -1,4 +1,5 @@
-// New-dataset form: show the fields of the chosen method, optional folders, and a server-folder picker.
+// New-dataset form: show the fields of the chosen method, optional folders, a server-folder picker, and a preview
+// of what a chosen folder holds (its classes and image counts, a warning when it looks like the wrong folder).
 "use strict";
 (function () {
   const form = document.getElementById("dataset-form");
@@ -45,7 +46,12 @@
       use.type = "button";
       use.className = "btn btn-sm btn-primary mt-2";
       use.textContent = "Use this folder";
-      use.addEventListener("click", () => { input.value = data.path; box.classList.add("d-none"); input.focus(); });
+      use.addEventListener("click", () => {
+        input.value = data.path;
+        box.classList.add("d-none");
+        input.dispatchEvent(new Event("change", { bubbles: true }));
+        input.focus();
+      });
       body.appendChild(use);
     }
     box.appendChild(body);
@@ -66,6 +72,72 @@
         renderPicker(box, input, data);
       });
   }
+
+  // The preview under a folder field, asked for when the typed path settles or the field changes.
+  function previewer(input) {
+    const box = document.getElementById(input.dataset.folderPreview);
+    let timer = null;
+    let asked = null;
+
+    function fill(path) {
+      input.value = path;
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+      input.focus();
+    }
+
+    function render(data) {
+      box.replaceChildren();
+      const error = document.getElementById(input.id + "-error");
+      if (!data.ok && error && error.textContent === data.problem) return;  // said beside the field already
+      const line = document.createElement("div");
+      line.className = data.ok ? "folder-preview-summary" : "folder-preview-problem text-body-secondary";
+      line.textContent = data.ok ? data.summary : data.problem;
+      box.appendChild(line);
+      const warning = data.ok && data.warning;
+      if (!warning) return;
+      const alert = document.createElement("div");
+      alert.className = "alert alert-warning folder-preview-warning text-break py-2 px-3 mt-1 mb-0";
+      alert.dataset.kind = warning.kind;
+      alert.append(warning.message);
+      warning.suggestions.forEach((path) => {
+        const use = document.createElement("button");
+        use.type = "button";
+        use.className = "btn btn-sm btn-outline-primary text-break text-start ms-2 mt-1";
+        use.textContent = "Use " + path;
+        use.addEventListener("click", () => fill(path));
+        alert.append(" ", use);
+      });
+      box.appendChild(alert);
+    }
+
+    function ask() {
+      clearTimeout(timer);
+      const path = input.value.trim();
+      if (path === asked) return;
+      asked = path;
+      if (!/^[/~]/.test(path)) {  // nothing that could be a server folder yet
+        box.replaceChildren();
+        return;
+      }
+      box.setAttribute("aria-busy", "true");
+      fetch(DIGITS.url("/datasets/folders/preview/json?path=" + encodeURIComponent(path)))
+        .then((r) => r.json())
+        .then((data) => {
+          if (input.value.trim() !== path) return;  // typed on meanwhile: a newer answer is coming
+          render(data.error ? { ok: false, problem: data.error.message } : data);
+        })
+        .catch(() => box.replaceChildren())  // no answer (the page is being left, the server went away): no preview
+        .finally(() => box.removeAttribute("aria-busy"));
+    }
+
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(ask, 400);
+    });
+    input.addEventListener("change", ask);
+    if (input.value.trim()) ask();
+  }
+  form.querySelectorAll("[data-folder-preview]").forEach(previewer);
 
   form.querySelectorAll("[data-folder-picker]").forEach((button) => {
     button.addEventListener("click", () => {
