@@ -24,13 +24,18 @@ $(VENV)/.installed: requirements.txt setup.py
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENDOR)/.installed: package.json package-lock.json
-	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+$(VENDOR)/.installed: package.json package-lock.json $(wildcard frontend/*.js)
+	# --include=dev: esbuild (a devDependency) even where NODE_ENV=production; its JS launcher runs the binary of
+	# @esbuild/<platform> (an optional dependency), so it needs no install script
+	npm ci --include=dev --ignore-scripts --no-audit --no-fund --loglevel=error
 	mkdir -p $(VENDOR)/bootstrap $(VENDOR)/socket.io $(VENDOR)/uplot
 	cp node_modules/bootstrap/dist/css/bootstrap.min.css node_modules/bootstrap/dist/css/bootstrap.min.css.map $(VENDOR)/bootstrap/
 	cp node_modules/bootstrap/dist/js/bootstrap.bundle.min.js node_modules/bootstrap/dist/js/bootstrap.bundle.min.js.map $(VENDOR)/bootstrap/
 	cp node_modules/socket.io-client/dist/socket.io.min.js node_modules/socket.io-client/dist/socket.io.min.js.map $(VENDOR)/socket.io/
 	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css $(VENDOR)/uplot/
+	# The network editor: CodeMirror 6 and its languages bundled into one script that sets window.DIGITSEditor
+	node_modules/.bin/esbuild frontend/editor-entry.js --bundle --format=iife --minify --sourcemap --target=es2020 \
+		--log-level=warning --outfile=$(VENDOR)/codemirror/editor.js
 	touch $@
 
 $(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt

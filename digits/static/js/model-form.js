@@ -1,6 +1,80 @@
-// New-model form: the chosen network method and lr policy show their fields; "Customize" loads a standard
-// network's text into the editor.
+// New-model form: the chosen network method and lr policy show their fields; "Customize" loads a standard or
+// previous network's text into the editor.
 "use strict";
+
+// The custom network's editor: CodeMirror (vendor/codemirror/editor.js) over the textarea, which stays the form
+// field; without that script the textarea is the editor and these calls act on it.
+const NetworkField = (function () {
+  const textarea = document.getElementById("custom_network");
+  const editor = window.DIGITSEditor
+    ? window.DIGITSEditor.attach(textarea, {
+      language: "prototxt",
+      labelledBy: "custom_network-label",
+      describedBy: ["custom_network-keys", textarea.getAttribute("aria-describedby")].filter(Boolean).join(" "),
+    })
+    : null;
+  if (editor) {
+    document.getElementById("custom_network-keys").hidden = false;
+    // The label names the editor; a click on it focuses the editor as it would the textarea.
+    document.getElementById("custom_network-label").addEventListener("click", (ev) => {
+      ev.preventDefault();
+      editor.focus();
+    });
+  }
+
+  // Where line `n` (1-based) starts and ends in `text`.
+  function lineRange(text, n) {
+    let start = 0;
+    for (let i = 1; i < n; i++) {
+      const next = text.indexOf("\n", start);
+      if (next < 0) break;
+      start = next + 1;
+    }
+    const end = text.indexOf("\n", start);
+    return [start, end < 0 ? text.length : end];
+  }
+
+  return {
+    editor,
+    setText(text) {
+      if (editor) editor.setText(text);
+      else textarea.value = text;
+    },
+    setFramework(framework) {
+      if (editor) editor.setLanguage(framework === "torch" ? "python" : "prototxt");
+    },
+    refresh() { if (editor) editor.refresh(); },
+    focus() { if (editor) editor.focus(); else textarea.focus(); },
+    // Marks line `n` and shows it inside the editor, without moving the page or the focus.
+    reveal(n, column) { if (editor) editor.reveal(n, column); },
+    // Moves the cursor to line `n`, shows and focuses it.
+    goToLine(n, column) {
+      if (editor) return editor.goToLine(n, column);
+      const [start, end] = lineRange(textarea.value, n);
+      textarea.focus();
+      textarea.setSelectionRange(start, end);
+      return n;
+    },
+  };
+})();
+
+// "line 12" or "line 12, column 5" where a network error message starts (after "val stage: " for a Caffe
+// network's other stages): the form's checks write them so.
+function errorLine(message) {
+  const m = /^(?:\w+ stage: )?line (\d+)(?:, column (\d+))?/.exec(message.trim());
+  return m ? { line: Number(m[1]), column: m[2] ? Number(m[2]) : undefined } : null;
+}
+
+function goToLineButton(line, column) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "btn btn-sm btn-outline-danger ms-2 py-0";
+  button.textContent = `Go to line ${line}`;
+  button.dataset.gotoLine = String(line);
+  button.addEventListener("click", () => NetworkField.goToLine(line, column));
+  return button;
+}
+
 (function () {
   const form = document.getElementById("model-form");
   const checked = (name) => (form.querySelector(`input[name="${name}"]:checked`) || {}).value;
@@ -38,23 +112,65 @@
       tr.querySelectorAll("input, button").forEach((el) => { el.disabled = !ok; });
       tr.querySelectorAll("[data-customize]").forEach((el) => { el.disabled = !ok || noCode; });
     });
+    const previous = document.getElementById("previous_networks").selectedOptions[0];
+    document.getElementById("customize-previous").disabled = !previous || !previous.value || previous.disabled
+      || (previous.dataset.code === "1" && !codeAllowed);
+    NetworkField.setFramework(framework);
+    if (method === "custom") NetworkField.refresh();
   }
   form.addEventListener("change", sync);
   sync();
 
+  // Opens `url`'s network text in the editor, on the Custom tab, with `framework` chosen.
+  function customize(url, framework, button) {
+    const status = document.getElementById("customize-status");
+    status.textContent = "";
+    fetch(DIGITS.url(url))
+      .then((r) => (r.ok ? r.text() : Promise.reject(new Error(`${r.status} ${r.statusText}`))))
+      .then((text) => {
+        document.getElementById(`framework-${framework}`).checked = true;
+        document.getElementById("method-custom").checked = true;
+        sync();
+        NetworkField.setText(text);
+        NetworkField.focus();
+      })
+      .catch((err) => {
+        status.textContent = `Could not load the network (${err.message}).`;
+        button.focus();
+      });
+  }
+
   form.querySelectorAll("[data-customize]").forEach((button) => {
     button.addEventListener("click", () => {
       const framework = checked("framework");
-      fetch(DIGITS.url(`/models/networks/${framework}/${button.dataset.customize}`))
-        .then((r) => (r.ok ? r.text() : Promise.reject(r)))
-        .then((text) => {
-          document.getElementById("custom_network").value = text;
-          document.getElementById("method-custom").checked = true;
-          sync();
-          document.getElementById("custom_network").focus();
-        });
+      customize(`/models/networks/${framework}/${button.dataset.customize}`, framework, button);
     });
   });
+  document.getElementById("customize-previous").addEventListener("click", (ev) => {
+    const option = document.getElementById("previous_networks").selectedOptions[0];
+    if (!option || !option.value) return;
+    const framework = option.dataset.framework;
+    const file = framework === "torch" ? "network.py" : "network.prototxt";
+    customize(`/models/${encodeURIComponent(option.value)}/${file}`, framework, ev.currentTarget);
+  });
+
+  // The server named a line of the custom network in its error: mark it, and offer to go there.
+  const feedback = document.getElementById("custom_network-error");
+  const where = feedback && errorLine(feedback.textContent);
+  if (where) {
+    feedback.appendChild(goToLineButton(where.line, where.column));
+    NetworkField.reveal(where.line, where.column);
+  }
+  // The error list's link to this field leads to the editor (the textarea is hidden under it), at the line.
+  if (feedback && NetworkField.editor) {
+    document.querySelectorAll('#form-errors a[href="#custom_network"]').forEach((a) => {
+      a.addEventListener("click", (ev) => {
+        ev.preventDefault();
+        if (where) NetworkField.goToLine(where.line, where.column);
+        else NetworkField.focus();
+      });
+    });
+  }
 })();
 
 // Visualize: the chosen network as a graph with shapes, or the layer at fault.
@@ -63,7 +179,8 @@
   const box = document.getElementById("network-graph");
   document.getElementById("visualize").addEventListener("click", () => {
     const data = new FormData(form);
-    if (data.get("method") !== "custom") data.delete("custom_network");
+    const fromEditor = data.get("method") === "custom";
+    if (!fromEditor) data.delete("custom_network");
     box.textContent = "Drawing…";
     fetch(DIGITS.url("/models/visualize/json"), { method: "POST", body: data, headers: { Accept: "application/json" } })
       .then((r) => r.json().then((js) => ({ ok: r.ok, js })))
@@ -72,7 +189,10 @@
           box.textContent = js.error ? js.error.message : "Cannot draw this network.";
           return;
         }
-        NetworkGraph.draw(box, js);
+        // An error in the editor's text: its line is marked there, and the message offers to go to it.
+        const line = fromEditor && js.error && js.error.line;
+        NetworkGraph.draw(box, js, line ? { errorAction: () => goToLineButton(js.error.line, js.error.column) } : {});
+        if (line) NetworkField.reveal(js.error.line, js.error.column);
       });
   });
 })();

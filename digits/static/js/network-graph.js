@@ -38,16 +38,20 @@ window.NetworkGraph = (function () {
     return { pos, width: 20 + widest * (W + GAP_X), height: 20 + Object.keys(rows).length * (H + GAP_Y) };
   }
 
-  function draw(container, graph) {
+  // `options.errorAction()`, when given, makes a control for the error's message (the editor's "Go to line N").
+  function draw(container, graph, options = {}) {
     container.replaceChildren();
     if (graph.error) {
       const alert = document.createElement("div");
       alert.className = "alert alert-danger py-2";
       alert.setAttribute("role", "alert");
-      alert.textContent = `Layer ${graph.error.layer || "?"}` + (graph.error.line ? ` (line ${graph.error.line})` : "")
-        + `: ${graph.error.message}`;
+      const where = (graph.error.layer ? `Layer ${graph.error.layer}` : "The network")
+        + (graph.error.line ? ` (line ${graph.error.line})` : "");
+      alert.textContent = `${where}: ${graph.error.message}`;
+      if (options.errorAction) alert.appendChild(options.errorAction());
       container.appendChild(alert);
     }
+    if (!graph.nodes.length) return; // a text that does not parse has no layers to draw
     const { pos, width, height } = layout(graph);
     const svg = el("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
       "aria-label": `Network ${graph.name || ""}: ${graph.nodes.length} layers` });
