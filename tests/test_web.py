@@ -252,3 +252,17 @@ def test_model_form_errors_name_the_labels_and_keep_the_field_keys(client):
     ):
         assert text in message, message
     assert not re.search(r"\b(train_epochs|lr_step_gamma|custom_network_snapshot|model_name)\b", message)
+
+
+def test_model_clone_fills_in_every_field_and_marks_the_name(client, workspace, recorder):
+    """The model's Clone follows the dataset's: every field of the job's form, the name marked as a clone."""
+    job = fake_job(name="lenet", category="model")
+    job.form = {"model_name": "lenet", "train_epochs": "7", "learning_rate": "0.05"}
+    workspace.add_job(job)
+    recorder.wait_status(job.id)
+    page = sign_in(client).get(f"/models/images/classification/new?clone={job.id}", headers=BROWSER)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    for name, value in [("model_name", "lenet (clone)"), ("train_epochs", "7"), ("learning_rate", "0.05")]:
+        assert re.search(rf'<input[^>]*name="{name}"[^>]*value="{re.escape(value)}"', html), name
+    assert client.get("/models/images/classification/new?clone=20000101-000000-dead").status_code == 404

@@ -154,7 +154,8 @@ def new():
     values = dict(request.args.items())
     clone = request.args.get("clone")
     if clone:
-        values = {**job_or_404(clone, "model").form, "model_name": ""}
+        cloned = job_or_404(clone, "model")  # the same pattern as a dataset's Clone: every field, the name marked
+        values = {**cloned.form, "model_name": f"{cloned.name} (clone)"}
     return render_template("models/new.html", **_form_context(values, {}))
 
 
