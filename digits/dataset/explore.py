@@ -8,7 +8,7 @@ import os
 
 from flask import Blueprint, current_app, jsonify, render_template, request, send_file
 
-from digits.datapaths import PathRefused, check_server_path, inside, no_paths_message, path_rules
+from digits.datapaths import PathRefused, check_server_path, inside, no_paths_message, path_rules, server_home
 from digits.dataset import preview
 from digits.errors import ApiError, NotFound
 from digits.folders.dataset import SPLITS, db_name, read_labels, record_labels
@@ -104,7 +104,7 @@ def folders():
     if not path:
         if roots:
             return jsonify({"path": "", "parent": None, "folders": [{"name": r, "path": r} for r in roots]})
-        path = os.path.expanduser("~")
+        path = server_home()
     try:
         real = check_server_path(path, settings, want_dir=True)
     except PathRefused as e:
