@@ -194,16 +194,16 @@ def test_in_a_browser_python_is_off_for_a_member_without_the_permission(tmp_path
             if allowed:
                 assert note.count() == 0
                 page.click("label[for=method-custom]")
-                assert page.is_visible("#custom_network")
+                assert page.is_visible("[data-method=custom]")
             else:
                 assert note.is_visible() and "'code' permission" in note.inner_text()
                 page.check("#framework-caffe")  # back to Caffe: the custom tab opens again
                 assert not note.is_visible()
                 page.click("label[for=method-custom]")
-                assert page.is_visible("#custom_network")
+                assert page.is_visible("[data-method=custom]")
                 # Choosing PyTorch now leaves the custom tab for the standard networks.
                 page.check("#framework-torch")
-                assert page.is_checked("#method-standard") and not page.is_visible("#custom_network")
+                assert page.is_checked("#method-standard") and not page.is_visible("[data-method=custom]")
             assert errors == []
     finally:
         server.stop()

@@ -175,6 +175,12 @@ def test_the_editor_numbers_lines_and_highlights_prototxt_and_python(page):
     p.keyboard.press("Shift+Tab")
     assert page.focus_in_editor()
 
+    # Visualize draws Caffe networks only, and says so in place.
+    page.allow.add(("POST", "/models/visualize/json", 400))
+    p.click("#visualize")
+    assert "Visualize draws Caffe networks" in p.locator("#network-graph .alert-warning").inner_text()
+    assert p.locator("[data-goto-line]").count() == 0
+
     # Back to Caffe: prototxt colours again.
     p.check("#framework-caffe")
     editor.click()

@@ -186,7 +186,11 @@ function goToLineButton(line, column) {
       .then((r) => r.json().then((js) => ({ ok: r.ok, js })))
       .then(({ ok, js }) => {
         if (!ok) {
-          box.textContent = js.error ? js.error.message : "Cannot draw this network.";
+          const alert = document.createElement("div");
+          alert.className = "alert alert-warning py-2";
+          alert.setAttribute("role", "alert");
+          alert.textContent = js.error ? js.error.message : "Cannot draw this network.";
+          box.replaceChildren(alert);
           return;
         }
         // An error in the editor's text: its line is marked there, and the message offers to go to it.
