@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from digits.inference.pool import InferencePool
+from digits.inference.result_views import bp as results_bp
 from digits.inference.views import bp
 
 
@@ -17,4 +18,6 @@ def install(app, **pool_options) -> InferencePool | None:
         pool.start()
     if bp.name not in app.blueprints:
         app.register_blueprint(bp)
+    if results_bp.name not in app.blueprints:
+        app.register_blueprint(results_bp)
     return pool

@@ -27,7 +27,13 @@ def _lut(anchors: list[tuple[int, int, int]]) -> np.ndarray:
 
 
 VIRIDIS = _lut([(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)])
-JET = _lut([(0, 0, 143), (0, 0, 255), (0, 255, 255), (255, 255, 0), (255, 0, 0), (128, 0, 0)])
+JET_ANCHORS = [(0, 0, 143), (0, 0, 255), (0, 255, 255), (255, 255, 0), (255, 0, 0), (128, 0, 0)]
+JET = _lut(JET_ANCHORS)
+
+
+def css_gradient(anchors: list[tuple[int, int, int]] = JET_ANCHORS) -> str:
+    """A CSS linear-gradient through a color table's anchors, low to high (a heat map's legend)."""
+    return "linear-gradient(to right, " + ", ".join(f"rgb({r}, {g}, {b})" for r, g, b in anchors) + ")"
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
@@ -41,6 +47,19 @@ def png_bytes(pixels: np.ndarray) -> bytes:
 
 def data_url(pixels: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(pixels)).decode("ascii")
+
+
+def thumbnail_file(pixels: np.ndarray, side: int) -> bytes:
+    """An H x W x C uint8 image shrunk to fit side x side as file bytes: PNG for small or gray pictures (exact
+    and tiny), JPEG for larger color ones (a tenth of the PNG's size)."""
+    small = thumbnail(pixels, side)
+    if small.ndim == 2 or small.shape[0] * small.shape[1] <= 32 * 32:
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(small)).save(buf, "PNG", optimize=False, compress_level=6)
+        return buf.getvalue()
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(small)).save(buf, "JPEG", quality=80)
+    return buf.getvalue()
 
 
 def thumbnail(pixels: np.ndarray, side: int) -> np.ndarray:
@@ -144,9 +163,9 @@ def statistics(values: np.ndarray, bins: int = HISTOGRAM_BINS) -> dict:
 def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """A 0..1 heat map (any size) resized onto an H x W x C uint8 image and blended over it, as RGB."""
     height, width = image.shape[:2]
-    resized = np.asarray(
-        Image.fromarray(heat.astype(np.float32), mode="F").resize((width, height), Image.Resampling.BILINEAR)
-    )
+    resized = heat.astype(np.float32)
+    if resized.shape != (height, width):
+        resized = np.asarray(Image.fromarray(resized, mode="F").resize((width, height), Image.Resampling.BILINEAR))
     colors = colorize(np.clip(resized, 0.0, 1.0), JET).astype(np.float32)
     base = image if image.ndim == 3 and image.shape[2] == 3 else np.repeat(image.reshape(height, width, 1), 3, 2)
     return np.clip(base.astype(np.float32) * (1 - alpha) + colors * alpha, 0, 255).round().astype(np.uint8)

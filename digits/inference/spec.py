@@ -62,6 +62,7 @@ def model_spec(job: Job, job_dir: str, wanted_epoch: str | None) -> dict[str, An
         "key": f"{job.id}@{snap.label}@{mtime}",
         "job_id": job.id,
         "epoch": snap.epoch,
+        "epoch_label": snap.label,
         "snapshot": path,
         "framework": settings.framework,
         "network_file": network,

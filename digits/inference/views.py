@@ -8,26 +8,26 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
+import shutil
 import tempfile
 import time
 from typing import Any
 
-from flask import Blueprint, jsonify, render_template, request, send_file, url_for
+from flask import Blueprint, jsonify, redirect, request, send_file, url_for
 
 from digits.datapaths import PathRefused, check_server_path
 from digits.errors import ApiError, Failed, FormErrors, NotFound, ServiceUnavailable
 from digits.folders.model import RESULTS_DIR
 from digits.forms import FormReader
-from digits.inference import inputs
+from digits.inference import inputs, results
 from digits.inference.errors import InferenceError
 from digits.inference.spec import dataset_dir, dataset_labels, model_spec
+from digits.offload import off_loop
 from digits.views.common import job_or_404, workspace
 from digits.views.errors import wants_json
 
 bp = Blueprint("inference", __name__)
-RESULT_NAME_RE = re.compile(r"^confusion-[0-9a-f]{16}\.png$")
-KEEP_RESULTS = 20
+RESULT_NAME_RE = re.compile(r"^confusion-[0-9a-f]{16}\.png$")  # where earlier versions kept confusion matrices
 MAX_TOP_N = 100
 
 
@@ -63,10 +63,32 @@ def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000.0, 3)
 
 
-def _respond(template: str, result: dict[str, Any], **context):
-    if wants_json():
-        return jsonify(result)
-    return render_template(template, result=result, **context)
+def _wants_link() -> bool:
+    """The caller asked for the result's address only (RFC 7240 `Prefer: return=minimal`): our pages' scripts,
+    which then go to the result's page, and show an error in place instead."""
+    return "return=minimal" in request.headers.get("Prefer", "").replace(" ", "").lower().split(",")
+
+
+def _wants_page() -> bool:
+    """Whether the answer is a kept result's page (a browser's form) or its address, not the JSON twin's body."""
+    return _wants_link() or not wants_json()
+
+
+def _go(url: str, run_id: str):
+    """To a kept result: its address as JSON when asked for (Prefer: return=minimal), else a redirect (303)."""
+    if _wants_link():
+        response = jsonify({"results_url": url, "results_id": run_id})
+        response.headers["Preference-Applied"] = "return=minimal"
+        return response
+    return redirect(url, code=303)
+
+
+def _new_run(job_dir: str, kind: str) -> tuple[str, str]:
+    return off_loop(results.new_run, job_dir, kind)
+
+
+def _drop_run(folder: str) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---- classify one ----------------------------------------------------------------------------------------
@@ -83,9 +105,25 @@ def classify_one():
     settings = workspace().settings
     image = inputs.one_image(request.form, request.files, settings)
     policy = inputs.path_policy(settings)  # the worker refuses an image of more than max_image_pixels
-    result = run("classify_one", spec, image=image, visualize=show, path_policy=policy, job_id=job.id)
-    result["server_ms"] = _elapsed_ms(started)
-    return _respond("inference/classify_one.html", result, job=job, source=_source_name())
+    if not _wants_page():  # the JSON twin answers the result itself and keeps nothing
+        result = run("classify_one", spec, image=image, visualize=show, path_policy=policy, job_id=job.id)
+        result["server_ms"] = _elapsed_ms(started)
+        return jsonify(result)
+    # A page: the result is kept with the image (for Grad-CAM of another layer) and the browser sent to it.
+    job_dir = workspace().store.job_dir(job.id)
+    run_id, folder = _new_run(job_dir, "one")
+    try:
+        keep = os.path.join(folder, results.INPUT_FILE) if show else None
+        result = run(
+            "classify_one", spec, image=image, visualize=show, path_policy=policy, job_id=job.id, keep_input=keep
+        )
+        result["server_ms"] = _elapsed_ms(started)
+        kept = {"kind": "one", "result": result, "source": _source_name(), "epoch_label": spec["epoch_label"]}
+        off_loop(results.save, folder, kept)
+    except BaseException:
+        _drop_run(folder)
+        raise
+    return _go(url_for("inference_results.classify_one_page", job_id=job.id, run_id=run_id), run_id)
 
 
 bp.add_url_rule("/models/images/classification/classify_one/json", "classify_one_json", classify_one, methods=["POST"])
@@ -134,47 +172,52 @@ def _all_errors(items: list[inputs.ListItem], errors: list[dict], worker_errors:
     return sorted(out, key=lambda e: e["line"])
 
 
-def _results_dir(job_dir: str) -> str:
-    folder = os.path.join(job_dir, RESULTS_DIR)
-    os.makedirs(folder, exist_ok=True)
-    old = sorted(
-        (e for e in os.scandir(folder) if RESULT_NAME_RE.match(e.name)), key=lambda e: e.stat().st_mtime, reverse=True
-    )
-    for entry in old[KEEP_RESULTS - 1 :]:
-        try:
-            os.unlink(entry.path)
-        except OSError:
-            pass
-    return folder
-
-
 @bp.route("/models/images/classification/classify_many", methods=["POST"])
 def classify_many():
     """A list of images -> {"classifications": {path: top-5}, "errors": [...]}, and for labeled lists the
-    accuracies, the confusion matrix (numbers and a picture) and the accuracy of each class."""
+    accuracies, the confusion matrix (numbers and a picture) and the accuracy of each class.
+
+    Every image's result and thumbnail are kept in the model's results/ (results_id, results_url: the page
+    that sorts, filters, pages and exports them); a browser is sent there."""
     started = time.perf_counter()
     r = FormReader(request.form)
     job, job_dir, spec = _model(r)
     labels = dataset_labels(dataset_dir(job, job_dir))
-    with tempfile.TemporaryDirectory(prefix="digits-classify-") as work_dir:
-        items, errors = _gather(r, labels, work_dir)
-        picture = os.path.join(_results_dir(job_dir), f"confusion-{secrets.token_hex(8)}.png")
-        reply = run(
-            "classify_many",
-            spec,
-            items=_worker_items(items),
-            path_policy=inputs.path_policy(workspace().settings),
-            confusion_png=picture,
-            job_id=job.id,
-        )
-    result: dict[str, Any] = {
+    run_id, folder = _new_run(job_dir, "many")
+    try:
+        with tempfile.TemporaryDirectory(prefix="digits-classify-") as work_dir:
+            items, errors = _gather(r, labels, work_dir)
+            reply = run(
+                "classify_many",
+                spec,
+                items=_worker_items(items),
+                path_policy=inputs.path_policy(workspace().settings),
+                confusion_png=os.path.join(folder, results.CONFUSION_FILE),
+                thumbnails=os.path.join(folder, results.THUMBS_FILE),
+                job_id=job.id,
+            )
+        answer, rows = _many_answer(job, run_id, items, labels, errors, reply)
+        answer["server_ms"] = _elapsed_ms(started)
+        kept = {"kind": "many", "answer": answer, "rows": rows, "epoch_label": spec["epoch_label"]}
+        off_loop(results.save, folder, kept)
+    except BaseException:
+        _drop_run(folder)
+        raise
+    if _wants_page():
+        return _go(answer["results_url"], run_id)
+    return jsonify(answer)
+
+
+def _many_answer(job, run_id: str, items, labels: list[str], errors: list[dict], reply: dict[str, Any]):
+    """The JSON twin's answer (DIGITS' fields first) and the kept rows: [line, path, true class, top-5, thumb]."""
+    answer: dict[str, Any] = {
         "classifications": {items[i].text: top for i, top in reply["top"]},
         "errors": _all_errors(items, errors, reply["errors"]),
         "epoch": reply["epoch"],
     }
     scores = reply.get("evaluation")
     if scores and scores.get("count"):
-        result.update(
+        answer.update(
             top1_accuracy=scores["top1_accuracy"],
             top5_accuracy=scores["top5_accuracy"],
             confusion_matrix=scores["confusion_matrix"],
@@ -182,11 +225,16 @@ def classify_many():
             labeled_count=scores["count"],
         )
         if reply.get("confusion_png"):
-            name = reply["confusion_png"]
-            result["confusion_matrix_url"] = url_for("inference.result_file", job_id=job.id, name=name)
-    result["server_ms"] = _elapsed_ms(started)
-    truth = {items[i].text: labels[items[i].label] for i, _ in reply["top"] if items[i].label is not None}
-    return _respond("inference/classify_many.html", result, job=job, truth=truth)
+            answer["confusion_matrix_url"] = url_for("inference_results.confusion_png", job_id=job.id, run_id=run_id)
+    answer["results_id"] = run_id
+    answer["results_url"] = url_for("inference_results.classify_many_page", job_id=job.id, run_id=run_id)
+    thumbs = {index: [offset, length] for index, offset, length in reply.get("thumbnails") or []}
+    rows = []
+    for i, top in reply["top"]:
+        item = items[i]
+        truth = labels[item.label] if item.label is not None else None
+        rows.append([item.line, item.text, truth, top, thumbs.get(i)])
+    return answer, rows
 
 
 bp.add_url_rule(
@@ -218,7 +266,15 @@ def top_n():
         for entry in reply["top_n"]
     ]
     result = {"top_n": classes, "errors": _all_errors(items, errors, reply["errors"]), "epoch": reply["epoch"]}
-    return _respond("inference/top_n.html", result, job=job, n=n)
+    if not _wants_page():
+        return jsonify(result)
+    run_id, folder = _new_run(job_dir, "topn")
+    try:
+        off_loop(results.save, folder, {"kind": "topn", "result": result, "n": n})
+    except BaseException:
+        _drop_run(folder)
+        raise
+    return _go(url_for("inference_results.top_n_page", job_id=job.id, run_id=run_id), run_id)
 
 
 bp.add_url_rule("/models/images/classification/top_n/json", "top_n_json", top_n, methods=["POST"])
@@ -240,11 +296,11 @@ def hardest(job_id: str):
 
 @bp.route("/models/<job_id>/results/<name>")
 def result_file(job_id: str, name: str):
-    """A picture made for a classification result (the confusion matrix)."""
+    """A confusion matrix an earlier version kept (results/confusion-<hex>.png)."""
     job = job_or_404(job_id, "model")
     if not RESULT_NAME_RE.match(name):
         raise NotFound(f"model {job.id} has no result {name!r}")
     path = os.path.join(workspace().store.job_dir(job.id), RESULTS_DIR, name)
     if not os.path.isfile(path):
-        raise NotFound(f"model {job.id} has no result {name!r} (results are kept for the last {KEEP_RESULTS})")
+        raise NotFound(f"model {job.id} has no result {name!r}")
     return send_file(path, mimetype="image/png", max_age=3600)

@@ -31,6 +31,7 @@ def test_alexnet_layers_on_the_classify_page(served, tmp_path):
         "/models/images/classification/classify_one",
         data={"job_id": job_id, "image_file": (io.BytesIO(buf.getvalue()), "circle.png"), "show_visualizations": "on"},
         headers=HTML,
+        follow_redirects=True,
     )
     assert page.status_code == 200, page.get_data(as_text=True)[:500]
     html = page.get_data(as_text=True)
@@ -39,3 +40,4 @@ def test_alexnet_layers_on_the_classify_page(served, tmp_path):
         assert f">{layer}<" in html or f"{layer} " in html, layer
     assert html.count("data:image/png;base64,") >= 20  # activations and kernels, tiled
     assert "std" in html
+    assert '<option value="conv5" selected>conv5 (last convolution)</option>' in html

@@ -30,7 +30,8 @@ def test_the_form_for_the_model_page(served):
     assert 'enctype="multipart/form-data"' in html and 'name="csrf_token"' in html
     for control in re.findall(r'<(?:input|select)[^>]*\bid="([^"]+)"', html):
         assert f'for="{control}"' in html, f"{control} has no label"
-    assert '<option value="2">Epoch 2 (latest)</option>' in html
+    assert re.search(r'<option value="2"[^>]*>Epoch 2 \(latest\)</option>', html)
+    assert 'id="classify-one-error"' in html and 'id="classify-many-error"' in html  # errors shown in place
     assert "js/classify.js" in html
 
 
@@ -41,10 +42,13 @@ def test_classify_one_page_escapes_what_people_typed(served):
         "show_visualizations": "on",
     }
     r = served.client.post("/models/images/classification/classify_one", data=form, headers=HTML)
+    assert r.status_code == 303 and re.search(r"/models/[\w-]+/classify_one/one-[0-9a-f]{16}$", r.headers["Location"])
+    r = served.client.get(r.headers["Location"], headers=HTML)  # the kept result's page
     assert r.status_code == 200 and r.mimetype == "text/html"
     page = r.get_data(as_text=True)
     assert "<script>alert" not in page and "&lt;script&gt;alert" in page
     assert "Predictions" in page and "Grad-CAM" in page
+    assert '<option value="conv2" selected>conv2 (last convolution)</option>' in page and 'for="gradcam-layer"' in page
     assert page.count('data-bs-toggle="collapse"') >= 9  # a collapsible entry per layer
     assert 'aria-controls="layer-1"' in page
 
@@ -52,16 +56,20 @@ def test_classify_one_page_escapes_what_people_typed(served):
 def test_classify_many_and_top_n_pages(served):
     form = {"job_id": served.models["torch"], "image_list": (io.BytesIO(served.val_list().encode()), "val.txt")}
     r = served.client.post("/models/images/classification/classify_many", data=form, headers=HTML)
-    assert r.status_code == 200, r.get_data(as_text=True)
+    assert r.status_code == 303, r.get_data(as_text=True)
+    r = served.client.get(r.headers["Location"], headers=HTML)
     page = r.get_data(as_text=True)
-    assert "Confusion matrix" in page and "/results/confusion-" in page
-    assert page.count("<tr") >= 30 and "Top-1" in page
+    assert "Confusion matrix" in page and re.search(r"/classify_many/many-[0-9a-f]{16}/confusion.png", page)
+    rows = len(served.val_list().splitlines())
+    assert page.count('<tr data-index="') == rows and page.count('class="result-thumb"') == rows and "Top-1" in page
+    assert "data:image" not in page  # thumbnails are fetched, lazily, never inline
     form = {
         "job_id": served.models["torch"],
         "image_list": (io.BytesIO(served.val_list().encode()), "val.txt"),
         "top_n": "3",
     }
-    page = served.client.post("/models/images/classification/top_n", data=form, headers=HTML).get_data(as_text=True)
+    r = served.client.post("/models/images/classification/top_n", data=form, headers=HTML, follow_redirects=True)
+    page = r.get_data(as_text=True)
     assert "Top 3 images per class" in page and page.count("<figure>") == 9
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from digits.engine.inference.gradcam import first_tensor, grad_cam
 from digits.engine.inference.model import LoadedModel
 from digits.inference import render
 
@@ -25,12 +26,6 @@ def _layers(model: LoadedModel) -> list[tuple[str, str, nn.Module]]:
         keys = getattr(module, "keys", {})
         return [(spec.name, spec.type, module.layer(spec.name)) for spec in module.spec.layers if spec.name in keys]
     return [(name, type(m).__name__, m) for name, m in module.named_modules() if name and not any(m.children())]
-
-
-def _first_output(out: Any) -> torch.Tensor | None:
-    if isinstance(out, tuple | list):
-        out = out[0] if out else None
-    return out if isinstance(out, torch.Tensor) else None
 
 
 def _weights(module: nn.Module) -> np.ndarray | None:
@@ -67,7 +62,7 @@ def layer_outputs(model: LoadedModel, x: torch.Tensor) -> list[tuple[str, str, n
     for name, kind, module in _layers(model):
 
         def hook(_m, _inputs, out, name=name, kind=kind, module=module):
-            tensor = _first_output(out)
+            tensor = first_tensor(out)
             if tensor is not None and name not in seen:
                 seen[name] = (name, kind, module, tensor.detach().float().cpu().clone())
 
@@ -80,46 +75,50 @@ def layer_outputs(model: LoadedModel, x: torch.Tensor) -> list[tuple[str, str, n
     return list(seen.values())
 
 
-def grad_cam(model: LoadedModel, x: torch.Tensor, target: int, conv: nn.Module) -> np.ndarray | None:
-    """Grad-CAM (Selvaraju et al.): the conv layer's channels weighted by the mean gradient of the target
-    class score, rectified and scaled to 0..1; h x w at the layer's resolution."""
-    saved: dict[str, torch.Tensor] = {}
+def conv_layers(outputs: list[tuple[str, str, nn.Module, torch.Tensor]]) -> list[tuple[str, nn.Module]]:
+    """(name, module) of the convolution layers that gave a 4-D output, in the order they ran."""
+    return [(name, module) for name, kind, module, output in outputs if kind in CONV_TYPES and output.dim() == 4]
 
-    def hook(_m, _inputs, out):
-        tensor = _first_output(out)
-        if tensor is None or "act" in saved:
-            return None
-        saved["act"] = tensor
-        copy = tensor.clone()  # later in-place layers change the copy, not the tensor the gradient is taken of
-        return (copy, *out[1:]) if isinstance(out, tuple | list) else copy
 
-    handle = conv.register_forward_hook(hook)
-    try:
-        with torch.enable_grad():
-            logits = model.built.logits(x.detach().clone().requires_grad_(True))
-            if "act" not in saved or saved["act"].dim() != 4:
-                return None
-            (grad,) = torch.autograd.grad(logits[0, target].float(), saved["act"])
-    finally:
-        handle.remove()
-    act = saved["act"].detach().float()
-    weights = grad.float().mean(dim=(2, 3), keepdim=True)
-    cam = torch.relu((weights * act).sum(dim=1))[0]
-    peak = float(cam.max())
-    return (cam / peak if peak > 0 else cam).cpu().numpy()
+def gradcam_picture(
+    model: LoadedModel, array: np.ndarray, x: torch.Tensor, target: int, layer: nn.Module
+) -> str | None:
+    """The Grad-CAM map of `layer` for class `target` over the image as the network saw it, as a PNG data URL."""
+    heat = grad_cam(model.built.logits, x, target, layer)
+    if heat is None:
+        return None
+    return render.data_url(render.heat_overlay(model.seen(array), heat))
+
+
+def gradcam_for(model: LoadedModel, array: np.ndarray, target: int, layer_name: str | None) -> dict[str, Any]:
+    """{"gradcam": picture, "gradcam_layer": name, "gradcam_layers": [conv layer names]} for one layer (its
+    name; None: the last convolution layer)."""
+    x = model.inputs([array])
+    convs = conv_layers(layer_outputs(model, x))
+    names = [name for name, _ in convs]
+    if layer_name is None:
+        chosen = convs[-1] if convs else None
+    else:
+        chosen = next((c for c in convs if c[0] == layer_name), None)
+        if chosen is None:
+            raise KeyError(layer_name)
+    picture = None if chosen is None else gradcam_picture(model, array, x, target, chosen[1])
+    return {"gradcam": picture, "gradcam_layer": None if chosen is None else chosen[0], "gradcam_layers": names}
 
 
 def visualize(model: LoadedModel, array: np.ndarray, target: int) -> dict[str, Any]:
-    """{"visualizations": [per layer: name, type, shape, activations, weights, stats, weight_stats], "gradcam"}."""
+    """{"visualizations": [per layer: name, type, shape, activations, weights, stats, weight_stats], "gradcam"
+    (of the last convolution layer), "gradcam_layer" (its name), "gradcam_layers" (every convolution layer)}."""
     x = model.inputs([array])
     records = [_layer_record("data", "Input", x.detach().float().cpu(), None)]
     outputs = layer_outputs(model, x)
     for name, kind, module, output in outputs:
         records.append(_layer_record(name, kind, output, _weights(module)))
-    convs = [module for _, kind, module, output in outputs if kind in CONV_TYPES and output.dim() == 4]
-    gradcam = None
-    if convs:
-        heat = grad_cam(model, x, target, convs[-1])
-        if heat is not None:
-            gradcam = render.data_url(render.heat_overlay(model.seen(array), heat))
-    return {"visualizations": records, "gradcam": gradcam}
+    convs = conv_layers(outputs)
+    last = convs[-1] if convs else None
+    return {
+        "visualizations": records,
+        "gradcam": None if last is None else gradcam_picture(model, array, x, target, last[1]),
+        "gradcam_layer": None if last is None else last[0],
+        "gradcam_layers": [name for name, _ in convs],
+    }

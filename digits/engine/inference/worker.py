@@ -20,13 +20,14 @@ from typing import IO, Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from digits import protocol, sandbox
 from digits.config import Settings
 from digits.datapaths import PathRefused
 from digits.engine.inference.model import TOP_K, LoadedModel, RequestFailed
 from digits.engine.inference.threads import threads_for_one, torch_threads
-from digits.engine.inference.visualize import visualize
+from digits.engine.inference.visualize import gradcam_for, visualize
 from digits.folders.dataset import SPLITS, split_sources
 from digits.formats.caffe_pb import datum_to_array
 from digits.formats.images import ImageError, set_max_pixels
@@ -38,6 +39,7 @@ from digits.inference.paths import PathChecker
 PROGRESS_EVERY_S = 0.5
 MAX_TOP_N = 100
 THUMBNAIL_SIDE = 96  # top-N pictures are shrunk to fit this many pixels a side
+LIST_THUMBNAIL_SIDE = 64  # classify-many keeps a thumbnail of each image this many pixels a side at most
 
 Progress = Callable[[int, int], None]
 
@@ -131,6 +133,7 @@ class InferenceServer:
             "classify_many": self.classify_many,
             "top_n": self.top_n,
             "hardest": self.hardest,
+            "gradcam": self.gradcam,
         }.get(op)
         if handler is None:
             raise RequestFailed("bad_input", f"unknown request {op!r}")
@@ -154,13 +157,17 @@ class InferenceServer:
                 raise RequestFailed("bad_input", str(e)) from None
         raise RequestFailed("bad_input", "an image needs data or a path")
 
-    def _read_ahead(self, model: LoadedModel, items: list[dict[str, Any]]):
+    def _read_ahead(self, model: LoadedModel, items: list[dict[str, Any]], thumbs: dict[int, bytes] | None = None):
         """(start, [array or the reason it could not be read]) per batch; the next batch is read while the
-        caller scores this one."""
+        caller scores this one. With `thumbs`, each image's thumbnail file goes there by item index (made on the
+        reader threads too)."""
 
-        def read(item: dict[str, Any]) -> np.ndarray | str:
+        def read(item: dict[str, Any], index: int) -> np.ndarray | str:
             try:
-                return model.read(self._source(item), seed=int(item.get("seed", 0)))
+                array = model.read(self._source(item), seed=int(item.get("seed", 0)))
+                if thumbs is not None:
+                    thumbs[index] = render.thumbnail_file(array, LIST_THUMBNAIL_SIDE)
+                return array
             except ImageError as e:
                 return str(e)
             except RequestFailed as e:
@@ -168,25 +175,25 @@ class InferenceServer:
             except OSError as e:
                 return f"cannot read: {e.strerror or e}"
 
+        def submit(start: int):
+            end = min(len(items), start + model.batch_size)
+            return [self.readers.submit(read, items[i], i) for i in range(start, end)]
+
         starts = range(0, len(items), model.batch_size)
         pending = None
         for start in starts:
             if pending is None:
-                pending = [self.readers.submit(read, item) for item in items[start : start + model.batch_size]]
+                pending = submit(start)
             current = pending
             following = start + model.batch_size
-            pending = (
-                [self.readers.submit(read, item) for item in items[following : following + model.batch_size]]
-                if following < len(items)
-                else None
-            )
+            pending = submit(following) if following < len(items) else None
             yield start, [f.result() for f in current]
 
-    def _score_items(self, model, items, progress: Progress):
+    def _score_items(self, model, items, progress: Progress, thumbs: dict[int, bytes] | None = None):
         """Batches of items through the network: (index list, ranked N x k, probs N x K, errors)."""
         done = Throttle(progress, len(items))
         indices, ranked, probs, errors = [], [], [], []
-        for start, read in self._read_ahead(model, items):
+        for start, read in self._read_ahead(model, items, thumbs):
             chunk = items[start : start + model.batch_size]
             good = [(start + i, a) for i, a in enumerate(read) if not isinstance(a, str)]
             errors += [{"index": start + i, "message": a} for i, a in enumerate(read) if isinstance(a, str)]
@@ -216,16 +223,59 @@ class InferenceServer:
         }
         if request.get("visualize"):
             result.update(visualize(model, array, int(ranked[0][0])))
+        keep = request.get("keep_input")
+        if isinstance(keep, str) and keep:  # the run's folder: Grad-CAM of another layer reads the image there
+            with open(keep, "wb") as fh:
+                fh.write(render.png_bytes(array))
         return result
+
+    def gradcam(self, model: LoadedModel, request: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        """Grad-CAM of one layer (its name; none: the last convolution layer) for a class (its index; none:
+        the top prediction) on an image a classify-one run kept (its input.png, the dataset's size)."""
+        try:
+            with Image.open(str(request.get("input") or "")) as img:
+                array = np.asarray(img)
+        except (OSError, ValueError) as e:
+            raise RequestFailed("not_found", f"the image of this result is gone ({e})") from None
+        array = array.reshape(*array.shape[:2], -1)
+        channels, height, width = model.dataset.shape
+        if array.shape != (height, width, channels):
+            raise RequestFailed("bad_input", "the kept image does not fit this model's input")
+        target = request.get("target")
+        if target is None:
+            target = int(model.predict([array])[0][0][0])
+        elif not isinstance(target, int) or not 0 <= target < len(model.labels):
+            raise RequestFailed("bad_input", f"class {target!r} is not one of this model's")
+        layer = request.get("layer")
+        try:
+            answer = gradcam_for(model, array, target, layer if isinstance(layer, str) and layer else None)
+        except KeyError:
+            raise RequestFailed(
+                "bad_input", f"{str(layer)[:80]!r} is not a convolution layer of this network"
+            ) from None
+        return {**answer, "target": model.labels[target], "epoch": model.epoch}
 
     def classify_many(self, model: LoadedModel, request: dict[str, Any], progress: Progress) -> dict[str, Any]:
         items = request.get("items") or []
-        indices, ranked, probs, errors = self._score_items(model, items, progress)
+        thumbs_path = request.get("thumbnails")
+        thumbs: dict[int, bytes] | None = {} if isinstance(thumbs_path, str) and thumbs_path else None
+        indices, ranked, probs, errors = self._score_items(model, items, progress, thumbs)
         result: dict[str, Any] = {
             "top": [[i, model.top(r, p)] for i, r, p in zip(indices, ranked, probs, strict=True)],
             "errors": errors,
             "epoch": model.epoch,
         }
+        if thumbs is not None:
+            # One file, the thumbnails one after another: [index, offset, length] of each says where.
+            places, offset = [], 0
+            with open(thumbs_path, "wb") as fh:
+                for index in indices:
+                    blob = thumbs.get(index)
+                    if blob:
+                        fh.write(blob)
+                        places.append([index, offset, len(blob)])
+                        offset += len(blob)
+            result["thumbnails"] = places
         labeled = [n for n, i in enumerate(indices) if items[i].get("label") is not None]
         if labeled:
             truth = np.array([items[indices[n]]["label"] for n in labeled], dtype=np.int64)
