@@ -6,20 +6,24 @@ import json
 import os
 from typing import Any
 
+import numpy as np
+
 from digits.folders.dataset import LABELS, MEAN
-from digits.folders.model import read_metrics, snapshots
+from digits.folders.model import snapshots
 from digits.job import Job
+from digits.model.metric_history import decimate, in_range, metric_history
 from digits.model.settings import model_settings
 from digits.store import METRICS_FILE
 
 
-def latest_metrics(metrics: dict[str, dict[str, list[list[float]]]]) -> dict[str, float]:
-    return {
-        f"{phase} {name}": series[-1][1] for phase, names in metrics.items() for name, series in names.items() if series
-    }
+def latest_reported(job_dir: str) -> dict[str, Any]:
+    """Each series' last value as reported, by "phase name" (the model page's "Latest metrics")."""
+    return {f"{phase} {name}": s.last()[1] for (phase, name), s in metric_history(job_dir).series.items() if len(s)}
 
 
-def model_json(job: Job, job_dir: str, dataset: Job | None) -> dict[str, Any]:
+def model_json(job: Job, job_dir: str, dataset: Job | None, *, metrics: bool = True) -> dict[str, Any]:
+    """The JSON twin of a model (DIGITS' keys); `metrics` False leaves the history out (an empty dict), for a
+    page that draws it from the charts' route instead of holding 400,000 points."""
     image = job.extra.get("image", {})
     snaps = snapshots(job, job_dir)
     settings = model_settings(job)
@@ -47,9 +51,53 @@ def model_json(job: Job, job_dir: str, dataset: Job | None) -> dict[str, Any]:
         "progress": round(job.progress, 4),
         "epoch": train.epoch if train else None,
         "solver": settings.to_dict(),
-        "metrics": read_metrics(job_dir),
+        "metrics": metric_history(job_dir).as_dict() if metrics else {},  # parsed once, then what was appended
         "history": job.history.to_list(),
         "elapsed": job.elapsed(),
+    }
+
+
+CHART_POINTS = 2000  # points a series gets when the page does not say (about two a pixel column)
+CHART_POINTS_RANGE = (16, 20000)
+
+
+def chart_json(job: Job, job_dir: str, points: int, x0: float | None = None, x1: float | None = None) -> dict[str, Any]:
+    """What the model page's charts draw: each series' points in [x0, x1] (its whole extent by default), at most
+    about `points` of them (each column's minimum and maximum once there are more), and the run's state that the
+    charts' progress line shows. A series' `count` is every point it holds; `decimated` says points were left out,
+    so a closer look (a narrower range) has more to show."""
+    settings = model_settings(job)
+    train = job.tasks[0] if job.tasks else None
+    series = []
+    for (phase, name), s in metric_history(job_dir).series.items():
+        x, y = s.chart()
+        if not len(x):
+            continue
+        a = x[0] if x0 is None else x0
+        b = x[-1] if x1 is None else x1
+        xs, ys, decimated = decimate(x, y, a, b, max(1, points // 2))
+        series.append(
+            {
+                "phase": phase,
+                "name": name,
+                "count": len(x),
+                "in_range": in_range(x, a, b),
+                "decimated": decimated,
+                "points": np.column_stack([xs, ys]).tolist(),
+            }
+        )
+    return {
+        "id": job.id,
+        "status": job.status.value,
+        "progress": round(job.progress, 4),
+        "epoch": train.epoch if train else None,
+        "epochs": settings.epochs,
+        "elapsed": job.elapsed(),
+        "history": job.history.to_list(),
+        "from": x0,
+        "to": x1,
+        "points": points,
+        "series": series,
     }
 
 

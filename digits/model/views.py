@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
@@ -13,7 +14,7 @@ from digits.folders.model import NETWORK_FILES, snapshots
 from digits.job import Job, Task
 from digits.model import MODEL_TYPE
 from digits.model.forms import LR_PARAMS, ModelForm, read_model_form
-from digits.model.info import latest_metrics, model_json, sparkline
+from digits.model.info import CHART_POINTS, CHART_POINTS_RANGE, chart_json, latest_reported, model_json, sparkline
 from digits.model.settings import TRAIN_TASK, model_settings
 from digits.model.standard import FRAMEWORKS, get_network, list_networks, runs_code
 from digits.status import Status
@@ -181,14 +182,14 @@ def show(job_id: str):
     job = job_or_404(job_id, "model")
     job_dir = workspace().store.job_dir(job.id)
     dataset = workspace().store.get(job.extra.get("dataset_id", ""))
-    info = model_json(job, job_dir, dataset)  # holds the metric history: metrics.jsonl is read once
+    info = model_json(job, job_dir, dataset, metrics=False)  # the charts fetch the history, decimated
     return render_template(
         "models/show.html",
         job=job,
         dataset=dataset,
         error=first_error(job),
         info=info,
-        latest=latest_metrics(info["metrics"]),
+        latest=latest_reported(job_dir),
     )
 
 
@@ -200,6 +201,50 @@ def show_json(job_id: str):
     error = first_error(job)
     info["error"] = error["message"] if error else None
     return jsonify(info)
+
+
+CHART_ARGS = {"from": "From (epoch)", "to": "To (epoch)", "points": "Points"}
+
+
+def _chart_args() -> tuple[int, float | None, float | None]:
+    """?points=N&from=EPOCH&to=EPOCH, checked: each error names its parameter."""
+    errors: dict[str, list[str]] = {}
+    low, high = CHART_POINTS_RANGE
+    points, x0, x1 = CHART_POINTS, None, None
+    raw = request.args.get("points")
+    if raw is not None:
+        try:
+            points = int(raw)
+            if not low <= points <= high:
+                errors["points"] = [f"must be from {low} to {high}"]
+        except ValueError:
+            errors["points"] = ["must be a whole number"]
+    bounds = {}
+    for name in ("from", "to"):
+        raw = request.args.get(name)
+        if raw is None or raw == "":
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            errors[name] = ["must be a number (an epoch)"]
+        bounds[name] = value
+    x0, x1 = bounds.get("from"), bounds.get("to")
+    if not errors and x0 is not None and x1 is not None and not x1 > x0:
+        errors["to"] = ["must be greater than From"]
+    if errors:
+        raise FormErrors(errors, CHART_ARGS)
+    return points, x0, x1
+
+
+@bp.route("/models/<job_id>/metrics/json")
+def metrics_json(job_id: str):
+    """The charts' points: every series decimated to ?points (two a pixel column), over ?from..?to epochs."""
+    job = job_or_404(job_id, "model")
+    points, x0, x1 = _chart_args()
+    return jsonify(chart_json(job, workspace().store.job_dir(job.id), points, x0, x1))
 
 
 @bp.route("/models/<job_id>/resume", methods=["POST"])

@@ -1,14 +1,27 @@
-// Live charts shared by the model page and the hardware panel: every point kept in memory, about two points
-// per pixel column handed to uPlot (min and max of each column), at most one redraw per animation frame, zoom
-// and pan kept in step across a group of charts. Exposed as DIGITS.charts.
+// Live charts shared by the model page and the hardware panel: the points held in memory (a long history comes
+// decimated from the server, with full detail fetched for a zoomed range), about two points per pixel column
+// handed to uPlot (min and max of each column), at most one redraw per animation frame, zoom and pan kept in
+// step across a group of charts, optional smoothing (TensorBoard's debiased moving average, the raw line kept
+// faint behind) and a log-scale axis. Exposed as DIGITS.charts.
 "use strict";
 (function () {
   // ---- every point of one series, x strictly increasing ------------------------------------------------------
+  // `total` counts the points the series stands for: those held, plus the ones a decimated history left out
+  // (`coarseTo`: the last epoch of that history, null when it held every point). `detail`: every point (or
+  // enough for the pixels) of a stretch of the coarse part, fetched when a person zooms into it.
   class Series {
-    constructor() { this.x = []; this.y = []; }
+    constructor() { this.x = []; this.y = []; this.total = 0; this.coarseTo = null; this.detail = null; }
     get length() { return this.x.length; }
-    clear() { this.x.length = 0; this.y.length = 0; }
+    clear() { this.x.length = 0; this.y.length = 0; this.total = 0; this.coarseTo = null; this.detail = null; }
     last() { const n = this.x.length; return n ? [this.x[n - 1], this.y[n - 1]] : null; }
+
+    // A history from the server: `points` [[x, y], ...], standing for `total` points (fewer held when decimated).
+    load(points, total, decimated) {
+      this.clear();
+      for (const [x, y] of points) this.push(x, y);
+      this.total = Math.max(total || 0, this.length);
+      this.coarseTo = decimated && this.length ? this.x[this.length - 1] : null;
+    }
 
     // A point at or before the last one is already drawn: the history and the live stream overlap while a page
     // loads, and a resumed run reports again the stretch after its snapshot. Either way it is dropped.
@@ -18,7 +31,28 @@
       if (n && x <= this.x[n - 1]) return false;
       this.x.push(x);
       this.y.push(y);
+      this.total++;
       return true;
+    }
+
+    // Whether drawing [x0, x1] across `buckets` columns needs more than is held: the window reaches into the
+    // decimated history and no detail covers it at two points a column.
+    needsDetail(x0, x1, buckets) {
+      if (this.coarseTo === null || !(x1 > x0) || x0 >= this.coarseTo) return false;
+      const d = this.detail, end = Math.min(x1, this.coarseTo);
+      if (!d || d.from > x0 || d.to < end) return true;
+      return !d.complete && d.points / (d.to - d.from) < (1.8 * buckets) / (x1 - x0);
+    }
+
+    // The points to draw from: the detail's stretch in place of the held (coarse) points of that stretch.
+    withDetail() {
+      const d = this.detail;
+      if (!d || !d.x.length) return this;
+      const a = this.lowerBound(d.x[0]), b = this.lowerBound(d.x[d.x.length - 1], true);
+      return {
+        x: this.x.slice(0, a).concat(d.x, this.x.slice(b)), y: this.y.slice(0, a).concat(d.y, this.y.slice(b)),
+        get length() { return this.x.length; }, lowerBound: Series.prototype.lowerBound,
+      };
     }
 
     // The first index whose x is >= v (or > v, when `after`).
@@ -57,6 +91,21 @@
     return { x: xs, y: ys };
   }
 
+  // TensorBoard's smoothing: an exponential moving average with weight w in [0, 1), debiased so the first points
+  // are not pulled towards zero. Non-finite values pass through without entering the average.
+  function ema(ys, w) {
+    const out = new Array(ys.length);
+    let last = 0, wn = 1;  // wn: w to the power of the points averaged so far
+    for (let i = 0; i < ys.length; i++) {
+      const v = ys[i];
+      if (v == null || !isFinite(v)) { out[i] = v; continue; }
+      last = last * w + (1 - w) * v;
+      wn *= w;
+      out[i] = last / (1 - wn);
+    }
+    return out;
+  }
+
   // uPlot draws series against one shared x array: merge the (sorted) parts, null where a series has no point.
   function align(parts) {
     if (parts.length === 1) return [parts[0].x, parts[0].y];
@@ -76,7 +125,14 @@
 
   // ---- charts that share an x range (zoom and pan move them together) -----------------------------------------
   class ChartGroup {
-    constructor() { this.charts = []; this.view = null; this.frame = 0; this.onRender = null; }
+    // options: {smoothing: 0..0.99, log: bool}, applied by charts whose spec allows them. onNeedDetail(x0, x1,
+    // buckets) is called after a render whose zoomed window reaches into a decimated history.
+    constructor() {
+      this.charts = []; this.view = null; this.frame = 0; this.onRender = null; this.onNeedDetail = null;
+      this.options = { smoothing: 0, log: false };
+    }
+
+    setOptions(options) { Object.assign(this.options, options); this.schedule(); }
 
     schedule() {
       if (!this.frame) this.frame = requestAnimationFrame(() => { this.frame = 0; this.render(); });
@@ -86,6 +142,12 @@
       const extent = this.extent();
       this.charts.forEach((c) => c.render(extent));
       if (this.onRender) this.onRender();
+      if (this.view && this.onNeedDetail) {
+        const wanted = this.charts.filter((c) => c.u).map((c) => c.buckets());
+        const { min, max } = this.view, buckets = Math.max(0, ...wanted);
+        const needed = this.charts.some((c) => [...c.series.values()].some((s) => s.needsDetail(min, max, buckets)));
+        if (needed) this.onNeedDetail(min, max, buckets);
+      }
     }
 
     extent() {
@@ -149,8 +211,11 @@
     }
   }
 
-  // One uPlot chart of named series. spec: {series: [{key, label, stroke, scale, dash, value}], scales, axes(keys),
-  // xTime, xLabel, height}. Only series with data are drawn; the plot is rebuilt when a new one starts.
+  // One uPlot chart of named series. spec: {series: [{key, label, stroke, scale, dash, value}], scales,
+  // axes(keys, {log: the scale made logarithmic or null}),
+  // xTime, xLabel, height, smooth (the group's smoothing applies), logScale (the scale the group's log option
+  // turns logarithmic)}. Only series with data are drawn; the plot is rebuilt when a new one starts, and when
+  // smoothing starts or stops or the log option changes.
   class LiveChart {
     constructor(group, el, spec) {
       this.group = group;
@@ -182,22 +247,38 @@
     width() { return Math.max(200, Math.floor(this.el.clientWidth)); }
     height() { return this.spec.height || 240; }
 
+    smoothing() { return this.spec.smooth ? this.group.options.smoothing : 0; }
+    logScale() { return this.spec.logScale && this.group.options.log ? this.spec.logScale : null; }
+    buckets() { return this.u ? Math.max(16, Math.round(this.u.bbox.width / uPlot.pxRatio)) : 0; }
+    // What the plot is built for: the series shown, whether each has a faint raw line behind, the log scale.
+    layout() { return [this.shown.join(), this.smoothing() > 0, this.logScale()].join("|"); }
+
     build() {
       if (this.u) this.u.destroy();
       const specs = this.spec.series.filter((s) => this.shown.includes(s.key));
-      const group = this.group;
+      const group = this.group, smooth = this.smoothing() > 0, log = this.logScale();
+      const scales = { x: { time: !!this.spec.xTime }, ...this.spec.scales };
+      if (log) scales[log] = { ...scales[log], distr: 3, log: 10 };
+      const value = (s) => (s.value ? (u, v) => (v == null ? "—" : s.value(v)) : undefined);
+      const uSeries = [];
+      for (const s of specs) {
+        if (smooth) {  // the raw points, faint; the legend names only the smoothed line
+          uSeries.push({
+            label: s.label + " (raw)", scale: s.scale, stroke: fade(s.stroke), width: 1, dash: s.dash,
+            spanGaps: true, value: value(s), class: "chart-raw",
+          });
+        }
+        uSeries.push({
+          label: s.label, scale: s.scale, stroke: s.stroke, width: 1.5, dash: s.dash, spanGaps: true, value: value(s),
+        });
+      }
+      this.builtFor = this.layout();
       const opts = {
         width: this.width(),
         height: this.height(),
-        scales: { x: { time: !!this.spec.xTime }, ...this.spec.scales },
-        axes: this.spec.axes(this.shown),
-        series: [
-          { label: this.spec.xLabel, value: this.spec.xValue },
-          ...specs.map((s) => ({
-            label: s.label, scale: s.scale, stroke: s.stroke, width: 1.5, dash: s.dash,
-            spanGaps: true, value: s.value ? (u, v) => (v == null ? "—" : s.value(v)) : undefined,
-          })),
-        ],
+        scales,
+        axes: this.spec.axes(this.shown, { log }),
+        series: [{ label: this.spec.xLabel, value: this.spec.xValue }, ...uSeries],
         cursor: {
           drag: { x: true, y: false, setScale: true },
           // Double-click shows everything (uPlot's own reset would only know the decimated window).
@@ -211,8 +292,12 @@
         },
       };
       this.applying = true;
-      this.u = new uPlot(opts, [[], ...specs.map(() => [])], this.el);
+      this.u = new uPlot(opts, [[], ...uSeries.map(() => [])], this.el);
       this.applying = false;
+      // The raw lines' legend entries would only repeat the smoothed ones' names.
+      this.u.root.querySelectorAll(".u-legend .u-series").forEach((row, i) => {
+        if (i > 0 && uSeries[i - 1].class === "chart-raw") row.classList.add("chart-raw");
+      });
       this.bindPan();
     }
 
@@ -223,11 +308,24 @@
         if (this.u) { this.u.destroy(); this.u = null; this.shown = []; }
         return;
       }
-      if (!this.u || keys.join() !== this.shown.join()) { this.shown = keys; this.build(); }
+      this.shown = keys;
+      if (!this.u || this.layout() !== this.builtFor) this.build();
       const view = this.group.view;
       const [x0, x1] = view ? [view.min, view.max] : extent;
-      const buckets = Math.max(16, Math.round(this.u.bbox.width / uPlot.pxRatio));
-      const data = align(this.shown.map((k) => decimate(this.series.get(k), x0, x1, buckets)));
+      const buckets = this.buckets(), w = this.smoothing(), log = this.logScale();
+      const parts = [];
+      for (const k of this.shown) {
+        const source = view ? this.series.get(k).withDetail() : this.series.get(k);
+        const spec = this.spec.series.find((s) => s.key === k);
+        if (w > 0) parts.push(decimate(source, x0, x1, buckets));
+        // The average runs over every point held from the first, so zooming in does not restart it.
+        const drawn = w > 0
+          ? { x: source.x, y: ema(source.y, w), length: source.x.length, lowerBound: Series.prototype.lowerBound }
+          : source;
+        parts.push(decimate(drawn, x0, x1, buckets));
+        if (log && spec.scale === log) parts.slice(w > 0 ? -2 : -1).forEach(positiveOnly);
+      }
+      const data = align(parts);
       const fixed = x1 > x0;
       this.applying = true;
       // batch() draws now instead of in a microtask, so a forced redraw can be timed.
@@ -267,6 +365,12 @@
     }
   }
 
+  // A log axis cannot place zero or less: such points become gaps.
+  function positiveOnly(part) { part.y = part.y.map((v) => (v > 0 ? v : null)); }
+
+  // A stroke colour at a quarter of its opacity (#rrggbb), for the raw line behind a smoothed one.
+  function fade(color) { return /^#[0-9a-f]{6}$/i.test(color) ? color + "40" : color; }
+
   function fmt(v, digits) {
     if (v == null || !isFinite(v)) return "—";
     const a = Math.abs(v);
@@ -274,5 +378,5 @@
   }
   const pct = (v) => (v == null ? "—" : (v * 100).toFixed(1) + "%");
 
-  DIGITS.charts = { Series, decimate, align, ChartGroup, LiveChart, fmt, pct };
+  DIGITS.charts = { Series, decimate, ema, align, ChartGroup, LiveChart, fmt, pct };
 })();

@@ -1,6 +1,8 @@
 // The model page, live: loss/accuracy and learning-rate charts, progress with time left, and the job's status.
-// History comes from the JSON twin, then the `metric` stream over Socket.IO (no polling). The charts themselves
-// (decimation, zoom, pan) are js/charts.js, shared with the hardware panel.
+// History comes from GET /models/<id>/metrics/json (decimated to the charts' width, so a run of 100,000 points
+// draws at once; a zoom fetches the detail of its range), then the `metric` stream over Socket.IO (no polling).
+// Smoothing and the log scale are remembered by the browser. The charts themselves (decimation, zoom, pan,
+// smoothing) are js/charts.js, shared with the hardware panel.
 "use strict";
 (function () {
   const { ChartGroup, LiveChart, fmt, pct } = DIGITS.charts;
@@ -11,9 +13,12 @@
   const jobId = section.dataset.jobId;
   const ACTIVE = ["Initialized", "Waiting", "Running"];
   const group = new ChartGroup();
+  const decade = (v) => v > 0 && Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9;
   const percentAxis = (u, ticks) => ticks.map((v) => Math.round(v * 100) + "%");
   const loss = new LiveChart(group, document.getElementById("chart-loss"), {
     xLabel: "epoch",
+    smooth: true,
+    logScale: "loss",
     xValue: (u, v) => (v == null ? "—" : v.toFixed(2)),
     series: [
       { key: "train/loss", label: "train loss", stroke: "#0d6efd", scale: "loss", value: (v) => fmt(v) },
@@ -22,9 +27,10 @@
       { key: "val/top5", label: "val top-5", stroke: "#dc6b00", scale: "acc", dash: [6, 4], value: pct },
     ],
     scales: { loss: { auto: true }, acc: { auto: false, range: [0, 1] } },
-    axes: (keys) => [
+    axes: (keys, { log }) => [
       { label: "epoch" },
-      { scale: "loss", label: "loss", values: (u, ticks) => ticks.map((v) => fmt(v, 3)) },
+      // On a log axis uPlot ticks 1 to 9 of each decade: only the decades are labelled.
+      { scale: "loss", label: "loss", values: (u, ticks) => ticks.map((v) => (log && !decade(v) ? "" : fmt(v, 3))) },
       ...(keys.some((k) => k.startsWith("val/acc") || k === "val/top5")
         ? [{ scale: "acc", side: 1, label: "accuracy", grid: { show: false }, values: percentAxis }] : []),
     ],
@@ -48,6 +54,28 @@
   function addPoint(phase, name, epoch, value) {
     const chart = CHART_OF[phase + "/" + name];
     return chart ? chart.push(phase + "/" + name, epoch, value) : false;
+  }
+
+  // ---- smoothing and log scale, remembered by this browser ----
+  const STORE = { smoothing: "digits.charts.smoothing", log: "digits.charts.logScale" };
+  const stored = (key) => { try { return window.localStorage.getItem(key); } catch (e) { return null; } };
+  const store = (key, value) => { try { window.localStorage.setItem(key, value); } catch (e) { /* private mode */ } };
+  const smoothing = document.getElementById("chart-smoothing");
+  const smoothingShown = document.getElementById("chart-smoothing-value");
+  const logScale = document.getElementById("chart-log-scale");
+
+  function applyOptions() {
+    const w = Math.min(0.99, Math.max(0, parseFloat(smoothing.value) || 0));
+    smoothingShown.textContent = w.toFixed(2);
+    group.setOptions({ smoothing: w, log: logScale.checked });
+  }
+  if (smoothing && logScale) {
+    const w = parseFloat(stored(STORE.smoothing));
+    if (isFinite(w)) smoothing.value = String(Math.min(0.99, Math.max(0, w)));
+    logScale.checked = stored(STORE.log) === "true";
+    smoothing.addEventListener("input", () => { applyOptions(); store(STORE.smoothing, smoothing.value); });
+    logScale.addEventListener("change", () => { applyOptions(); store(STORE.log, String(logScale.checked)); });
+    applyOptions();
   }
 
   // ---- progress and time left ----
@@ -84,10 +112,7 @@
   }
 
   function onProgress(ev) {
-    DIGITS.setProgress(document.getElementById("job-progress"), ev.job_progress);
-    const cell = document.querySelector(`tr[data-task="${CSS.escape(ev.task)}"] .task-progress`);
-    if (cell) cell.textContent = Math.round(ev.progress * 100) + "%";
-    run.progress = ev.progress;
+    run.progress = ev.progress;  // the progress bar and the tasks table are js/job.js's
     if (ev.epoch != null) run.epoch = ev.epoch;
     const now = performance.now();
     run.samples.push([now, ev.progress]);
@@ -108,9 +133,10 @@
     add(loss, "val/accuracy", "val accuracy", pct);
     add(loss, "val/top5", "val top-5", pct);
     add(lr, "train/learning_rate", "learning rate", fmt);
-    const points = [...loss.series.values(), ...lr.series.values()].reduce((n, s) => n + s.length, 0);
+    const points = [...loss.series.values(), ...lr.series.values()].reduce((n, s) => n + s.total, 0);
     readout.textContent = parts.length
       ? `Latest: ${parts.join(" · ")} (${points.toLocaleString()} points)` : "No metrics yet.";
+    if (detail.error) readout.textContent += " " + detail.error;
     section.dataset.points = String(points);
   }
   group.onRender = () => { showReadout(); showProgress(); };
@@ -124,25 +150,35 @@
     else if (addPoint(ev.phase, ev.name, ev.epoch, ev.value)) group.schedule();
   }
 
-  // The JSON twin replaces what is drawn; events that arrive meanwhile wait and are added after it (the ones it
+  // The points to ask for: about two a pixel column. The history's request (2,000 points a series) is the
+  // page's own preload, started with the page.
+  const wantPoints = (columns) => Math.min(20000, Math.max(200, 2 * Math.ceil(columns)));
+  const metricsUrl = (params) => `${section.dataset.metricsUrl}?${new URLSearchParams(params)}`;
+  const getJson = (url) => fetch(url, { headers: { Accept: "application/json" } })
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))));
+  const seriesOf = (s) => {
+    const key = s.phase + "/" + s.name;
+    return CHART_OF[key] ? CHART_OF[key].series.get(key) : null;
+  };
+
+  // The history replaces what is drawn; events that arrive meanwhile wait and are added after it (the ones it
   // already holds are dropped by Series.push). Called again after each reconnect, to fill what was missed.
   function loadHistory() {
     const generation = ++loads;
     loading = true;
-    return fetch(section.dataset.jsonUrl, { headers: { Accept: "application/json" } })
-      .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
+    detail.generation++;
+    return getJson(section.dataset.historyUrl)
       .then((info) => {
         if (generation !== loads) return;
         [loss, lr].forEach((c) => c.clear());
-        for (const [phase, names] of Object.entries(info.metrics || {})) {
-          for (const [name, points] of Object.entries(names)) {
-            for (const [epoch, value] of points) addPoint(phase, name, epoch, value);
-          }
+        for (const s of info.series) {
+          const series = seriesOf(s);
+          if (series) series.load(s.points, s.count, s.decimated);
         }
         run.status = info.status;
         run.progress = info.progress || 0;
         if (info.epoch != null) run.epoch = info.epoch;
-        if (info.solver && info.solver.epochs) run.epochs = info.solver.epochs;
+        if (info.epochs) run.epochs = info.epochs;
         run.freshRun = (info.history || []).filter((h) => h.status === "Running").length <= 1;
         run.elapsed = info.elapsed;
         run.elapsedAt = performance.now();
@@ -159,37 +195,47 @@
       });
   }
 
-  // ---- status: the part of the page above the charts is refreshed in place ----
-  // A status change alters the header, the tasks, the error and the snapshots, all above the charts. The charts
-  // (and their zoom), the hardware panel and whatever follows (forms a person may be filling in) stay as they are.
-  let refreshing = null;
-  function refreshPage() {
-    if (refreshing) return refreshing;
-    refreshing = fetch(window.location.href, { headers: { Accept: "text/html" } })
-      .then((r) => r.text())
-      .then((html) => {
-        const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("main");
-        const main = document.getElementById("main");
-        const theirs = fresh && fresh.querySelector(":scope > #model-charts");
-        if (!theirs || section.parentNode !== main) return;
-        while (main.firstChild && main.firstChild !== section) main.firstChild.remove();
-        while (fresh.firstChild && fresh.firstChild !== theirs) main.insertBefore(fresh.firstChild, section);
-      })
-      .finally(() => { refreshing = null; });
-    return refreshing;
-  }
+  // ---- detail on zoom: the zoomed range and half its width on each side (for panning), every point when they
+  // fit, else two a pixel column. One request at a time; the view is checked again when it answers.
+  const detail = { busy: false, timer: 0, generation: 0, loads: 0, error: "" };
+  group.onNeedDetail = (x0, x1, buckets) => {
+    if (detail.busy || detail.timer) return;
+    detail.timer = setTimeout(() => {  // a drag or a held key changes the view many times a second
+      detail.timer = 0;
+      const view = group.view;
+      if (!view) return;
+      const half = (view.max - view.min) / 2, from = view.min - half, to = view.max + half;
+      const points = wantPoints(4 * buckets), generation = detail.generation;
+      detail.busy = true;
+      getJson(metricsUrl({ from, to, points }))
+        .then((info) => {
+          if (generation !== detail.generation) return;
+          for (const s of info.series) {
+            const series = seriesOf(s);
+            if (!series || series.coarseTo === null) continue;
+            const x = s.points.map((p) => p[0]), y = s.points.map((p) => p[1]);
+            series.detail = { from, to, points, complete: !s.decimated, x, y };
+          }
+          detail.loads++;
+          detail.error = "";
+        })
+        .catch((err) => { detail.error = `Could not load the detail of these epochs (${err.message}).`; })
+        .finally(() => { detail.busy = false; group.schedule(); });
+    }, 120);
+  };
 
+  // ---- status: the charts follow it; js/job.js keeps the rest of the page (status, tasks, snapshots, the Test
+  // section) true in place, so the charts (and their zoom) and the forms a person may be filling in stay as they are.
   function onStatus(ev) {
     DIGITS.setStatusBadge(document.getElementById("job-status"), ev.status);
     const changed = ev.status !== run.status;
     run.status = ev.status;
     section.dataset.status = ev.status;
     document.dispatchEvent(new CustomEvent("digits:status", { detail: ev }));
-    if (changed) { run.samples = []; refreshPage(); }
+    if (changed) run.samples = [];
     group.schedule();
   }
 
-  const active = ACTIVE.includes(section.dataset.status);
   const socket = DIGITS.live([jobId], {
     // Each (re)connect: a running job may have reported points while the socket was down; a finished one has not.
     joined: () => {
@@ -203,16 +249,18 @@
     hardware: (ev) => document.dispatchEvent(new CustomEvent("digits:hardware", { detail: ev })),
   });
   DIGITS.jobSocket = socket;  // hardware.js listens through the events above instead of a second connection
-  // A finished job gets nothing new: draw at once. A running one loads once joined, so nothing falls in between;
-  // if joining is slow (or there is no socket), load anyway.
-  if (!active || !socket) loadHistory();
-  else setTimeout(() => { if (!loads) loadHistory(); }, 3000);
+  // Draw at once, from the request the page preloaded; a running job loads again once joined, so the points
+  // reported in between are drawn too.
+  loadHistory();
   setInterval(() => { if (run.status === "Running") showProgress(); }, 1000);
 
   // For tests and benchmarks: point counts per series, and a synchronous full redraw.
   DIGITS.modelCharts = {
     group,
-    counts: () => Object.fromEntries([loss, lr].flatMap((c) => [...c.series].map(([k, s]) => [k, s.length]))),
+    counts: () => Object.fromEntries([loss, lr].flatMap((c) => [...c.series].map(([k, s]) => [k, s.total]))),
+    held: (key) => { const s = CHART_OF[key].series.get(key); return { x: s.x.slice(), y: s.y.slice() }; },
+    detailLoads: () => detail.loads,
+    detailPending: () => detail.busy || detail.timer !== 0,
     redrawNow: () => group.render(),
     controls,
   };
