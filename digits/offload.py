@@ -8,6 +8,7 @@ The function must not use gevent-patched objects (locks, sockets, SQLAlchemy ses
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -24,6 +25,16 @@ def _at_low_priority(fn: Callable[..., T], *args, **kwargs) -> T:
     except OSError:  # a platform without per-thread priorities: the work runs at normal priority
         pass
     return fn(*args, **kwargs)
+
+
+def native_lock():
+    """A lock of the operating system's threads, for work done off the loop: gevent's patched Lock would block
+    the event loop's thread instead of the native thread that waits on it."""
+    from gevent import monkey
+
+    if monkey.is_module_patched("threading"):
+        return monkey.get_original("threading", "Lock")()
+    return threading.Lock()
 
 
 def off_loop(fn: Callable[..., T], *args, **kwargs) -> T:

@@ -15,10 +15,11 @@ from digits.folders.dataset import SPLITS, db_name, read_labels, record_labels
 from digits.formats.caffe_pb import Datum, datum_to_array
 from digits.formats.images import encode_image
 from digits.formats.lmdb_io import LmdbReader, record_key
-from digits.offload import off_loop
+from digits.offload import native_lock, off_loop
 from digits.views.common import job_or_404, workspace
 
 bp = Blueprint("dataset_explore", __name__)
+_LMDB_OPEN = native_lock()
 PAGE_SIZE = 48
 
 
@@ -69,8 +70,9 @@ def explore(job_id: str):
 
 def _record_picture(path: str, index: int) -> tuple[bytes, str] | None:
     """A record's picture and its type, read from the LMDB and encoded when stored raw (plain data in, plain
-    data out: it runs off the event loop)."""
-    with LmdbReader(path) as db:
+    data out: it runs off the event loop). One at a time: LMDB refuses a second open of a database in one
+    process, and a page of explore asks for its pictures together."""
+    with _LMDB_OPEN, LmdbReader(path) as db:
         raw = db.get(record_key(index))
     if raw is None:
         return None

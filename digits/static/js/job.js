@@ -156,8 +156,11 @@
     job_aborting: showAborting,
     metric: showLatestMetric,
     snapshot: (ev) => { addSnapshot(ev); refreshSoon(); },
-    job_deleted: () => { window.location.href = DIGITS.url("/"); },
+    // Deleted by someone else: go home. Deleted from this page: its own form is already taking the browser there.
+    job_deleted: () => { if (!leaving) window.location.href = DIGITS.url("/"); },
   });
+  let leaving = false;
+  window.addEventListener("beforeunload", () => { leaving = true; });
 
   // Abort answers at once: the page says "Aborting…" while the worker finishes its step and writes a snapshot.
   document.addEventListener("submit", (ev) => {

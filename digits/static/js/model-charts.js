@@ -245,7 +245,7 @@
     metric: onMetric,
     task_progress: onProgress,
     job_status: onStatus,
-    job_deleted: () => { window.location.href = DIGITS.url("/"); },
+    // job_deleted: js/job.js takes the page home.
     hardware: (ev) => document.dispatchEvent(new CustomEvent("digits:hardware", { detail: ev })),
   });
   DIGITS.jobSocket = socket;  // hardware.js listens through the events above instead of a second connection
