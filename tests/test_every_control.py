@@ -266,6 +266,8 @@ def walk(ann: Person, server, tmp_path) -> None:
         ann.click(f"[data-chart-action={action}]")
     page.check("#chart-log-scale")
     page.uncheck("#chart-log-scale")
+    page.fill("#chart-smoothing", "0.6")
+    page.fill("#chart-smoothing", "0")
 
     # Downloads of each epoch, both archive kinds, and the metrics.
     epochs = page.locator("#download-epoch option").evaluate_all("os => os.map(o => o.value)")

@@ -252,6 +252,11 @@ def test_model_form_errors_name_the_labels_and_keep_the_field_keys(client):
     ):
         assert text in message, message
     assert not re.search(r"\b(train_epochs|lr_step_gamma|custom_network_snapshot|model_name)\b", message)
+    # The page a browser gets back names them by their labels too, each linked to its field.
+    page = sign_in(client).post("/models/images/classification", data=form, headers=BROWSER).get_data(as_text=True)
+    summary = page[page.index('id="form-errors"') : page.index("</div>", page.index('id="form-errors"'))]
+    assert '<a href="#train_epochs" class="alert-link" data-field="train_epochs">Training epochs</a>' in summary
+    assert ">Gamma (step down)</a>" in summary and ">train_epochs<" not in summary
 
 
 def test_model_clone_fills_in_every_field_and_marks_the_name(client, workspace, recorder):

@@ -4,6 +4,7 @@
     snapshot_epoch_<E>.pt              weights, optimizer, scheduler and RNG state at epoch E (torch.save)
     deploy_epoch_<E>.ts / .json        the network traced for deployment, and how to feed it
     metrics.jsonl                      every metric the worker reported (the store's, for every job)
+    metrics.cache.npz                  metrics.jsonl as parsed by the web server up to an offset (rebuilt when unsure)
     results/                           pictures made by classify-many (confusion matrices)
 
 E is the epoch label: "3" at the end of an epoch, "1.73" between epochs (an abort, a fractional interval).
@@ -26,6 +27,7 @@ from digits.store import METRICS_FILE
 NETWORK_FILES = {"caffe": "network.prototxt", "torch": "network.py"}
 SNAPSHOT_RE = re.compile(r"^snapshot_epoch_(\d+(?:\.\d+)?)\.pt$")
 RESULTS_DIR = "results"
+METRICS_CACHE = "metrics.cache.npz"
 
 
 def epoch_label(epoch: float) -> str:

@@ -156,7 +156,7 @@ def unpack_zip(files, work_dir: str, settings: Settings) -> str | None:
         # Unpacking is CPU and disk work: on a native thread, so other requests keep their answers coming.
         return off_loop(extract_zip, upload.stream, os.path.join(work_dir, "zip"), ZipLimits.from_settings(settings))
     except UploadRefused as e:
-        raise ApiError(f"image_folder_zip: {upload.filename}: {e}") from None
+        raise ApiError(f"Zip of images: {upload.filename}: {e}") from None
     except OSError as e:
         if e.errno in DISK_FULL:
             message = f"the server's temporary folder is full: could not unpack {upload.filename}"

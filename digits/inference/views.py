@@ -29,6 +29,18 @@ from digits.views.errors import wants_json
 bp = Blueprint("inference", __name__)
 RESULT_NAME_RE = re.compile(r"^confusion-[0-9a-f]{16}\.png$")  # where earlier versions kept confusion matrices
 MAX_TOP_N = 100
+# The Test section's fields as its form shows them (templates/inference/_classify_form.html): messages name these.
+FIELD_LABELS = {
+    "job_id": "Model",
+    "image_file": "Upload an image",
+    "image_url": "Image URL",
+    "image_list": "Image list",
+    "image_folder_zip": "Zip of images",
+    "image_folder": "Folder for relative paths",
+    "snapshot_epoch": "Snapshot",
+    "top_n": "Top-N images per class",
+    "show_visualizations": "Show visualizations and statistics",
+}
 
 
 API_ERRORS = {
@@ -97,7 +109,7 @@ def classify_one():
     """One image (image_file, image_url or image_path) -> top-5 [label, percent], the image as the network
     saw it, and with show_visualizations every layer's activations, weights and statistics plus Grad-CAM."""
     started = time.perf_counter()
-    r = FormReader(request.form)
+    r = FormReader(request.form, FIELD_LABELS)
     job, _, spec = _model(r)
     show = r.boolean("show_visualizations")
     if r.errors:
@@ -143,7 +155,9 @@ def _gather(r: FormReader, labels: list[str], work_dir: str):
     zip_root = inputs.unpack_zip(request.files, work_dir, settings)
     text = inputs.list_text(request.form, request.files)
     if text is None and zip_root is None:
-        raise FormErrors({"image_list": ["Send a list of images (one path or URL per line) or image_folder_zip."]})
+        raise FormErrors(
+            {"image_list": ["Send a list of images (one path or URL per line) or a zip of images."]}, FIELD_LABELS
+        )
     if text is not None:
         items, errors = inputs.parse_list(text, labels)
     else:
@@ -155,7 +169,7 @@ def _gather(r: FormReader, labels: list[str], work_dir: str):
         try:
             folder = check_server_path(folder, settings, want_dir=True)
         except PathRefused as e:
-            raise FormErrors({"image_folder": [str(e)]}) from None
+            raise FormErrors({"image_folder": [str(e)]}, FIELD_LABELS) from None
     ready, refused = inputs.resolve(items, settings, work_dir, folder, zip_root)
     return ready, errors + refused
 
@@ -180,7 +194,7 @@ def classify_many():
     Every image's result and thumbnail are kept in the model's results/ (results_id, results_url: the page
     that sorts, filters, pages and exports them); a browser is sent there."""
     started = time.perf_counter()
-    r = FormReader(request.form)
+    r = FormReader(request.form, FIELD_LABELS)
     job, job_dir, spec = _model(r)
     labels = dataset_labels(dataset_dir(job, job_dir))
     run_id, folder = _new_run(job_dir, "many")
@@ -245,7 +259,7 @@ bp.add_url_rule(
 @bp.route("/models/images/classification/top_n", methods=["POST"])
 def top_n():
     """For each class, the top_n images of the list that score highest for it."""
-    r = FormReader(request.form)
+    r = FormReader(request.form, FIELD_LABELS)
     job, job_dir, spec = _model(r)
     n = r.integer("top_n", 9, minimum=1, maximum=MAX_TOP_N)
     if r.errors:
@@ -284,7 +298,7 @@ bp.add_url_rule("/models/images/classification/top_n/json", "top_n_json", top_n,
 @bp.route("/models/<job_id>/hardest/json")
 def hardest(job_id: str):
     """The misclassified images of a dataset split (split=val, n=50), most confidently wrong first."""
-    r = FormReader(request.args)
+    r = FormReader(request.args, FIELD_LABELS)
     split = r.choice("split", ("train", "val", "test"), "val")
     n = r.integer("n", 50, minimum=1, maximum=1000)
     if r.errors:

@@ -5,6 +5,12 @@ A long run's file holds hundreds of thousands of lines; parsing it takes about a
 once and then only what was appended since (the file is append-only). The history answers two questions: every
 point as reported (the JSON twin's `metrics`, exactly as `folders.model.read_metrics` gives it), and the points a
 chart draws, decimated to a pixel width while keeping each column's minimum and maximum.
+
+A long history is also kept beside the file (metrics.cache.npz: arrays, no pickles), so the first look after a
+server restart reads arrays and only the lines appended since, instead of parsing the whole file again. The cache
+names the file (inode) and the offset it covers; anything that does not match, or does not load as plain arrays
+of the right shapes, is ignored and the file is parsed. A worker can write its own folder's cache, as it can write
+its own metrics: it can only change its own charts.
 """
 
 from __future__ import annotations
@@ -13,18 +19,22 @@ import json
 import math
 import os
 import threading
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from digits.folders.model import METRICS_CACHE
 from digits.offload import off_loop
 from digits.store import METRICS_FILE
 
 # How many model folders stay parsed in memory (each costs 16 bytes a point, and about as much again once
 # charted): the pages people have open, not the whole jobs folder.
 CACHED_FOLDERS = 8
+# A history is kept on disk once a parse took this many bytes of the file (about 20,000 lines).
+PERSIST_BYTES = 2 << 20
 Key = tuple[Any, Any]
 
 
@@ -111,6 +121,55 @@ def _read(path: str, offset: int, inode: int | None) -> tuple[int, int, bool, _C
     return st.st_ino, start + end, restart, _parse(data[:end])
 
 
+def _save(cache_path: str, inode: int, offset: int, series: dict[Key, SeriesHistory]) -> None:
+    """Write the parsed history (written aside and renamed: a reader sees the old cache or the new one). Runs off
+    the event loop; a folder that cannot take it (full disk, gone) keeps no cache."""
+    keys = list(series)
+    meta = {
+        "inode": inode,
+        "offset": offset,
+        "series": [[list(k), {str(i): pair for i, pair in series[k].odd.items()}] for k in keys],
+    }
+    arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
+    for i, k in enumerate(keys):
+        arrays[f"e{i}"], arrays[f"v{i}"] = series[k].epochs, series[k].values
+    partial = f"{cache_path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        with open(partial, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(partial, cache_path)
+    except OSError:
+        try:
+            os.unlink(partial)
+        except OSError:
+            pass
+
+
+def _load(cache_path: str, inode: int, size: int) -> tuple[int, dict[Key, SeriesHistory]] | None:
+    """(offset, series) from the cache when it covers the start of this very file; None otherwise. Runs off the
+    event loop."""
+    try:
+        if os.path.getsize(cache_path) > 2 * size + (1 << 20):  # more than the file could ever make: not ours
+            return None
+        with open(cache_path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes())
+            if meta["inode"] != inode or not 0 < meta["offset"] <= size:
+                return None
+            series: dict[Key, SeriesHistory] = {}
+            for i, (key, odd) in enumerate(meta["series"]):
+                s = SeriesHistory()
+                s.epochs, s.values = z[f"e{i}"].astype(np.float64), z[f"v{i}"].astype(np.float64)
+                if s.epochs.shape != s.values.shape or s.epochs.ndim != 1:
+                    return None
+                s.odd = {int(j): list(pair) for j, pair in odd.items()}
+                if any(not 0 <= j < len(s.epochs) for j in s.odd):
+                    return None
+                series[(key[0], key[1])] = s
+            return int(meta["offset"]), series
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, zipfile.BadZipFile):
+        return None
+
+
 class SeriesHistory:
     """One series' points, every one as reported, in the order reported."""
 
@@ -164,6 +223,7 @@ class MetricHistory:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.cache_path = os.path.join(os.path.dirname(path), METRICS_CACHE)
         self.inode: int | None = None
         self.offset = 0
         self.series: dict[Key, SeriesHistory] = {}
@@ -188,6 +248,12 @@ class MetricHistory:
                     break
             reading.wait()  # then look again: the file may have grown meanwhile
         try:
+            if self.inode is None and st.st_size >= PERSIST_BYTES:
+                cached = off_loop(_load, self.cache_path, st.st_ino, st.st_size)
+                if cached is not None:
+                    self.offset, self.series = cached
+                    self.inode = st.st_ino
+            before = self.offset
             read = off_loop(_read, self.path, self.offset, self.inode)
             if read is None:
                 self.inode, self.offset, self.series = None, 0, {}
@@ -200,6 +266,8 @@ class MetricHistory:
                     s = series[key] = SeriesHistory()
                 s.extend(epochs, chunk.values[key], chunk.odd.get(key, {}))
             self.series, self.inode, self.offset = series, inode, offset
+            if offset - (0 if restart else before) >= PERSIST_BYTES:
+                off_loop(_save, self.cache_path, inode, offset, series)
         finally:
             with self._lock:
                 self._reading = None

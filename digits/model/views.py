@@ -13,7 +13,7 @@ from digits.folders import file_in
 from digits.folders.model import NETWORK_FILES, snapshots
 from digits.job import Job, Task
 from digits.model import MODEL_TYPE
-from digits.model.forms import LR_PARAMS, ModelForm, read_model_form
+from digits.model.forms import FIELD_LABELS, LR_PARAMS, ModelForm, read_model_form
 from digits.model.info import CHART_POINTS, CHART_POINTS_RANGE, chart_json, latest_reported, model_json, sparkline
 from digits.model.settings import TRAIN_TASK, model_settings
 from digits.model.standard import FRAMEWORKS, get_network, list_networks, runs_code
@@ -145,6 +145,7 @@ def _form_context(values, errors):
         networks=list_networks(),
         gpus=workspace().gpus,
         lr_params=LR_PARAMS,
+        labels=FIELD_LABELS,
     )
 
 

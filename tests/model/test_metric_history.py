@@ -168,3 +168,70 @@ def test_the_metrics_route_names_a_bad_parameter(signed_in, model_with_history, 
     body = r.get_json()
     assert label in body["error"]["message"] and "Traceback" not in r.get_data(as_text=True)
     assert signed_in.get("/models/20990101-000000-abcd/metrics/json", headers=JSON).status_code == 404
+
+
+def long_history(job_dir, n=30_000):
+    rnd = random.Random(3)
+    lines = []
+    for i in range(n):
+        lines.append(point("train", "loss", i / 1000, rnd.random()))
+        if i % 100 == 0:
+            lines.append(point("val", "accuracy", i / 1000, rnd.random()))
+    lines.append(point("val", "accuracy", 31, None))  # a value a float cannot hold
+    lines.append(point("train", "loss", 32, 1))  # an int, kept as one
+    write_lines(os.path.join(job_dir, "metrics.jsonl"), lines)
+
+
+def fresh(job_dir):
+    """The history as a server just started would read it (nothing of it in memory)."""
+    from digits.model import metric_history as mh
+
+    mh._CACHE.clear()
+    return metric_history(str(job_dir))
+
+
+def test_a_long_history_is_kept_on_disk_and_read_back_after_a_restart(tmp_path, monkeypatch):
+    from digits.model import metric_history as mh
+
+    long_history(tmp_path)
+    assert os.path.getsize(tmp_path / "metrics.jsonl") >= mh.PERSIST_BYTES
+    assert fresh(tmp_path).as_dict() == read_metrics(str(tmp_path))
+    assert (tmp_path / "metrics.cache.npz").is_file()
+
+    write_lines(tmp_path / "metrics.jsonl", [point("train", "loss", 40.0, 0.5)])
+    parsed = []
+    real_parse = mh._parse
+    monkeypatch.setattr(mh, "_parse", lambda data: parsed.append(data) or real_parse(data))
+    assert fresh(tmp_path).as_dict() == read_metrics(str(tmp_path))
+    assert len(parsed) == 1 and parsed[0].count(b"\n") == 1, "only the appended line was parsed"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["another file", "shapes", "a pickle", "garbage", "past the end"],
+)
+def test_a_cache_that_does_not_match_is_ignored(tmp_path, tamper):
+    from digits.model import metric_history as mh
+
+    long_history(tmp_path)
+    fresh(tmp_path)
+    cache = tmp_path / "metrics.cache.npz"
+    with np.load(cache, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays["meta"].tobytes())
+    if tamper == "another file":
+        meta["inode"] += 1
+    elif tamper == "past the end":
+        meta["offset"] = os.path.getsize(tmp_path / "metrics.jsonl") + 10
+    elif tamper == "shapes":
+        arrays["e0"] = arrays["e0"][:-5]
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    if tamper == "a pickle":
+        arrays["e0"] = np.array([{"not": "numbers"}], dtype=object)
+    with open(cache, "wb") as fh:
+        if tamper == "garbage":
+            fh.write(b"PK\x03\x04 not a zip at all")
+        else:
+            np.savez(fh, **arrays)
+    assert os.path.getsize(tmp_path / "metrics.jsonl") >= mh.PERSIST_BYTES  # so the cache is consulted
+    assert fresh(tmp_path).as_dict() == read_metrics(str(tmp_path))

@@ -1,7 +1,7 @@
 """Which controls of which pages a browser test used, and which it left alone.
 
 A `ControlLedger` attached to a Playwright context notes, on every page that loads, the controls a person can use
-there (buttons, button-looking links, selects, checkboxes, radios, file inputs, summaries), and every control
+there (buttons, button-looking links, selects, checkboxes, radios, file inputs, sliders, summaries), and every control
 the test clicked, changed or submitted with. `unused()` names the controls of each kind of page that nothing
 touched: the every-control suite fails on them, so a control added without a test that uses it fails the suite.
 Pages are grouped by their path with job ids and epochs taken out ("/models/<id>"); a control by its id, else its
@@ -21,7 +21,7 @@ RESULT_ID = re.compile(r"\b(one|many|top)-[0-9a-f]{8,}")
 SCRIPT = r"""
 (() => {
   const SELECTOR = 'button, a.btn, input[type=submit], input[type=checkbox], input[type=radio], input[type=file], '
-    + 'select, summary, [role=tab]';
+    + 'input[type=range], select, summary, [role=tab]';
   const keyOf = (el) => {
     const text = (el.getAttribute('aria-label') || el.textContent || el.value || '').trim().replace(/\s+/g, ' ');
     if (el.id) return '#' + el.id;
