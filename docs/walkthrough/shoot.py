@@ -127,7 +127,8 @@ def main() -> None:
                         fh.write(f"{os.path.join(folder, name)} {label}\n")
             page.set_input_files("#classify-many-list", listing)
             page.locator("#classify-many-form button", has_text="Classify many").click()
-            page.wait_for_selector("main table", timeout=LONG_MS)
+            page.wait_for_url(re.compile(r"/classify_many/"), timeout=LONG_MS)
+            page.wait_for_selector("#results-count")
             page.screenshot(path=os.path.join(HERE, "6-classified-many.png"), full_page=False)
 
             small = browser.new_page(viewport={"width": 400, "height": 800})
