@@ -12,6 +12,13 @@ TRUE_WORDS = ("1", "true", "yes", "on", "y")
 FALSE_WORDS = ("0", "false", "no", "off", "n", "")
 
 
+def plain_number(value: float) -> str:
+    """A bound as people write it: whole numbers in full (4294967295, never 4.29497e+09), others as %g."""
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e16):
+        return str(int(value))
+    return f"{value:g}"
+
+
 class FormReader:
     """Typed access to submitted fields; `errors` maps a field name to its messages, and knows the fields'
     labels (`labels`: field name -> the label a person sees) so that messages can name them."""
@@ -94,16 +101,16 @@ class FormReader:
             self.error(field, "Expected a finite number.")
             return default
         if exclusive_minimum and minimum is not None and number <= minimum:
-            self.error(field, f"Must be greater than {minimum:g}.")
+            self.error(field, f"Must be greater than {plain_number(minimum)}.")
             return default
         return self._in_range(field, number, minimum, maximum, default)
 
     def _in_range(self, field, number, minimum, maximum, default):
         if minimum is not None and number < minimum:
-            self.error(field, f"Must be at least {minimum:g}.")
+            self.error(field, f"Must be at least {plain_number(minimum)}.")
             return default
         if maximum is not None and number > maximum:
-            self.error(field, f"Must be at most {maximum:g}.")
+            self.error(field, f"Must be at most {plain_number(maximum)}.")
             return default
         return number
 

@@ -28,7 +28,11 @@ log = logging.getLogger(__name__)
 
 
 class JobInUse(Exception):
-    """A job cannot be deleted while other jobs depend on it."""
+    """A job cannot be deleted while other jobs depend on it (DIGITS refused the same with 403): `users` names them."""
+
+    def __init__(self, message: str, users: list[Job]):
+        super().__init__(message)
+        self.users = users
 
 
 # confine(job, task) -> (the worker's whole environment, its private tmp folder); see Workspace.confine_task.
@@ -109,14 +113,18 @@ class Scheduler:
         return [(r.job, r.task, r.pid) for r in runs]
 
     def dependents(self, job: Job) -> list[Job]:
+        """The jobs that use this one (a model its dataset), whatever their status: a finished model still reads
+        its dataset's labels, mean and images when it classifies, downloads or retrains."""
         return [j for j in self.store.all() if job.id in j.depends_on and j is not job]
 
     def delete(self, job: Job) -> None:
-        """Abort the job, forget it at once, and remove its folder once its workers have stopped."""
-        users = [j for j in self.dependents(job) if not j.status.is_final]
+        """Abort the job, forget it at once, and remove its folder once its workers have stopped.
+
+        Refused (JobInUse) while another job uses it, as DIGITS refused it: delete those first."""
+        users = self.dependents(job)
         if users:
             names = ", ".join(f"{j.name} ({j.id})" for j in users)
-            raise JobInUse(f"job {job.id} is used by {names}; delete or abort those first")
+            raise JobInUse(f"job {job.id} is used by {names}; delete those first", users)
         self.abort(job, "deleted")
         with self._lock:
             threads = [r.thread for r in self._running.values() if r.job is job]

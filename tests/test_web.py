@@ -113,7 +113,7 @@ def test_a_dataset_in_use_cannot_be_deleted(client, workspace, recorder):
     workspace.add_job(model)
     sign_in(client, "ann")
     r = client.delete(f"/datasets/{ds.id}")
-    assert r.status_code == 409 and model.id in r.get_json()["error"]["message"]
+    assert r.status_code == 403 and model.id in r.get_json()["error"]["message"]
     client.post(f"/jobs/{model.id}/abort")
     client.post(f"/jobs/{ds.id}/abort")
     recorder.wait_status(ds.id)

@@ -62,6 +62,15 @@ def run(op: str, spec: dict[str, Any], **fields: Any) -> dict[str, Any]:
         raise API_ERRORS[e.kind](e.message) from None
 
 
+def _form() -> FormReader:
+    """The request's fields: the form's, and job_id from the query string when the form has none (DIGITS'
+    clients post to `classify_one?job_id=...`)."""
+    values = request.form
+    if not values.get("job_id") and request.args.get("job_id"):
+        values = {**request.form.to_dict(), "job_id": request.args["job_id"]}
+    return FormReader(values, FIELD_LABELS)
+
+
 def _model(r: FormReader):
     job_id = r.text("job_id", required=True, max_length=64)
     if r.errors:
@@ -109,7 +118,7 @@ def classify_one():
     """One image (image_file, image_url or image_path) -> top-5 [label, percent], the image as the network
     saw it, and with show_visualizations every layer's activations, weights and statistics plus Grad-CAM."""
     started = time.perf_counter()
-    r = FormReader(request.form, FIELD_LABELS)
+    r = _form()
     job, _, spec = _model(r)
     show = r.boolean("show_visualizations")
     if r.errors:
@@ -194,7 +203,7 @@ def classify_many():
     Every image's result and thumbnail are kept in the model's results/ (results_id, results_url: the page
     that sorts, filters, pages and exports them); a browser is sent there."""
     started = time.perf_counter()
-    r = FormReader(request.form, FIELD_LABELS)
+    r = _form()
     job, job_dir, spec = _model(r)
     labels = dataset_labels(dataset_dir(job, job_dir))
     run_id, folder = _new_run(job_dir, "many")
@@ -225,6 +234,7 @@ def classify_many():
 def _many_answer(job, run_id: str, items, labels: list[str], errors: list[dict], reply: dict[str, Any]):
     """The JSON twin's answer (DIGITS' fields first) and the kept rows: [line, path, true class, top-5, thumb]."""
     answer: dict[str, Any] = {
+        # keyed by each path as the list wrote it (relative to image_folder when one was given), as DIGITS keyed
         "classifications": {items[i].text: top for i, top in reply["top"]},
         "errors": _all_errors(items, errors, reply["errors"]),
         "epoch": reply["epoch"],
@@ -259,7 +269,7 @@ bp.add_url_rule(
 @bp.route("/models/images/classification/top_n", methods=["POST"])
 def top_n():
     """For each class, the top_n images of the list that score highest for it."""
-    r = FormReader(request.form, FIELD_LABELS)
+    r = _form()
     job, job_dir, spec = _model(r)
     n = r.integer("top_n", 9, minimum=1, maximum=MAX_TOP_N)
     if r.errors:

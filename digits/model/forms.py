@@ -42,6 +42,7 @@ LR_PARAMS = {  # field: (default, minimum, maximum)
     "lr_sigmoid_step": (50.0, 0.0, 100.0),
     "lr_sigmoid_gamma": (0.1, 0.0, None),
 }
+MAX_SEED = 2**32 - 1  # DIGITS accepted any 32-bit unsigned seed (its own tests use 3405691582)
 AUG_FLIPS = ("none", "fliplr", "flipud", "fliplrud")
 # The label a person sees for each field of New Model, by its name (DIGITS' names, which scripts send): error
 # messages name fields by these. Where the page shows one word for several fields (Gamma), the policy is added.
@@ -288,7 +289,7 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
         epochs=epochs or d.epochs,
         snapshot_interval=interval,
         val_interval=r.number("val_interval", d.val_interval, minimum=0.0, exclusive_minimum=True) or d.val_interval,
-        seed=r.integer("random_seed", None, minimum=0, maximum=2**31 - 1) or d.seed,
+        seed=r.integer("random_seed", None, minimum=0, maximum=MAX_SEED) or d.seed,
         batch_size=r.integer("batch_size", d.batch_size, minimum=1, maximum=65536),
         batch_accumulation=r.integer("batch_accumulation", d.batch_accumulation, minimum=1, maximum=1024) or 1,
         solver_type=r.choice("solver_type", SOLVER_TYPES, d.solver_type),

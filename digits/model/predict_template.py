@@ -307,11 +307,14 @@ class Classifier:
 
     @torch.no_grad()
     def predict_arrays(self, arrays: list[np.ndarray]) -> list[list[tuple[str, float]]]:
-        """(label, probability) of every label for each H x W x C uint8 image, most probable first."""
+        """(label, probability) of every label for each H x W x C uint8 image, most probable first.
+
+        A network with more outputs than labels: the softmax is over all its outputs, and the outputs without a
+        label are left out (as the server does)."""
         if not arrays:
             return []
         batch = torch.from_numpy(np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2))).to(self.device)
-        probs = torch.softmax(self.model(self.transform(batch)).float(), dim=1).cpu()
+        probs = torch.softmax(self.model(self.transform(batch)).float(), dim=1)[:, : len(self.labels)].cpu()
         return [sorted(zip(self.labels, row, strict=True), key=lambda lp: -lp[1]) for row in probs.tolist()]
 
     def predict(self, paths: list[str], batch_size: int = BATCH_SIZE) -> list[list[tuple[str, float]]]:

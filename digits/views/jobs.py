@@ -7,7 +7,7 @@ import time
 
 from flask import Blueprint, jsonify, redirect, render_template, request, send_file, url_for
 
-from digits.errors import ApiError, Conflict, FormErrors, InsufficientStorage, NotFound, StorageUnavailable
+from digits.errors import ApiError, Conflict, Forbidden, FormErrors, InsufficientStorage, NotFound, StorageUnavailable
 from digits.events import JobStatusChanged
 from digits.forms import FormReader
 from digits.job import Job
@@ -135,7 +135,11 @@ def delete(kind: str, job_id: str):
     try:
         workspace().scheduler.delete(job)
     except JobInUse as e:
-        raise Conflict(str(e)) from None
+        # 403 as DIGITS answered, the jobs in the way named in the message (and listed for scripts).
+        if wants_json():
+            users = [{"id": j.id, "name": j.name, "type": j.type, "status": j.status.value} for j in e.users]
+            return jsonify({"error": {"message": str(e), "type": "forbidden"}, "dependents": users}), 403
+        raise Forbidden(str(e)) from None
     audit("delete", job=job)
     if wants_json():
         return jsonify({"id": job.id, "deleted": True})

@@ -1,5 +1,5 @@
 """The accuracy a person sees in the app is the accuracy they get outside it: the downloaded predict.py gives the
-server's own predictions (same labels, probabilities within 1e-5) on the validation images."""
+server's own predictions (same labels, probabilities as far as the server's 2 decimals tell) on the val images."""
 
 import io
 import json
@@ -41,4 +41,5 @@ def test_downloaded_predict_py_gives_the_servers_predictions(served, framework, 
         ours = result["predictions"][: len(theirs)]
         assert [label for label, _ in ours] == [label for label, _ in theirs], result["path"]
         for (_, probability), (_, percent) in zip(ours, theirs, strict=True):
-            assert probability == pytest.approx(percent / 100, abs=1e-5), result["path"]
+            # the server answers percentages with DIGITS' 2 decimals: within 0.005 points
+            assert probability == pytest.approx(percent / 100, abs=5e-5 + 1e-6), result["path"]

@@ -119,11 +119,23 @@ class LoadedModel:
 
     @torch.no_grad()
     def predict(self, arrays: list[np.ndarray], k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
-        """(N x min(k, classes) class indices ranked by score, N x classes probabilities) for uint8 images."""
+        """(N x min(k, classes) class indices ranked by score, N x classes probabilities) for uint8 images.
+
+        A network may have more outputs than the dataset has classes (DIGITS' tests train `num_output: 1000` on
+        3 classes): the probabilities are the network's softmax over all its outputs, and only the outputs that
+        have a label (the first len(labels)) are ranked and returned, as DIGITS ignored the others."""
         logits = self.logits(self.inputs(arrays))
-        ranked = logits.topk(min(k, logits.shape[1]), dim=1).indices
-        return ranked.cpu().numpy(), torch.softmax(logits, dim=1).cpu().numpy()
+        probs = torch.softmax(logits, dim=1)[:, : len(self.labels)]
+        labelled = logits[:, : len(self.labels)]
+        ranked = labelled.topk(min(k, labelled.shape[1]), dim=1).indices
+        return ranked.cpu().numpy(), probs.cpu().numpy()
 
     def top(self, ranked_row: np.ndarray, probs_row: np.ndarray) -> list[list]:
-        """[[label, percent], ...] best first, percent rounded to 2 places as DIGITS did."""
-        return [[self.labels[int(i)], round(float(probs_row[int(i)]) * 100.0, 4)] for i in ranked_row]
+        """[[label, percent], ...] best first (percent: see `percent`)."""
+        return [[self.labels[int(i)], percent(probs_row[int(i)])] for i in ranked_row]
+
+
+def percent(probability: float) -> float:
+    """A probability as the percentage DIGITS' API answered: 0 to 100, 2 decimals (every answer, page and export
+    of a result shows these same numbers)."""
+    return round(float(probability) * 100.0, 2)

@@ -25,7 +25,7 @@ from PIL import Image
 from digits import protocol, sandbox
 from digits.config import Settings
 from digits.datapaths import PathRefused
-from digits.engine.inference.model import TOP_K, LoadedModel, RequestFailed
+from digits.engine.inference.model import TOP_K, LoadedModel, RequestFailed, percent
 from digits.engine.inference.threads import threads_for_one, torch_threads
 from digits.engine.inference.visualize import gradcam_for, visualize
 from digits.folders.dataset import SPLITS, split_sources
@@ -295,10 +295,10 @@ class InferenceServer:
         classes = []
         for c, label in enumerate(model.labels):
             order = np.argsort(-probs[:, c], kind="stable")[:n] if len(indices) else []
-            picks = [(indices[int(j)], round(float(probs[int(j), c]) * 100.0, 4)) for j in order]
+            picks = [(indices[int(j)], percent(probs[int(j), c])) for j in order]
             images = []
-            for index, percent in picks:
-                entry: dict[str, Any] = {"index": index, "percent": percent, "image": None}
+            for index, share in picks:
+                entry: dict[str, Any] = {"index": index, "percent": share, "image": None}
                 if request.get("images", True):
                     try:
                         array = model.read(self._source(items[index]), seed=int(items[index].get("seed", 0)))
