@@ -10,13 +10,15 @@ from flask_socketio import SocketIO
 
 from digits import __version__, live
 from digits.config import Settings, settings_from
+from digits.dataset import compat_views as dataset_compat
 from digits.dataset import explore as dataset_explore
 from digits.dataset import views as dataset_views
 from digits.inference import app as inference_app
+from digits.model import compat_views as model_compat
 from digits.model import download as model_download
 from digits.model import tools as model_tools
 from digits.model import views as model_views
-from digits.views import auth, console, errors, files, filters, guards, hardware, jobs
+from digits.views import auth, console, digits_compat, errors, files, filters, guards, hardware, jobs
 from digits.views.common import job_url
 from digits.workspace import Workspace
 
@@ -93,6 +95,9 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
         model_tools.bp,
         model_download.bp,
         files.bp,
+        digits_compat.bp,  # DIGITS 6's spellings of routes the blueprints above serve
+        dataset_compat.bp,
+        model_compat.bp,
     ):
         app.register_blueprint(blueprint)
     inference_app.install(app)  # the blueprint, and the warm workers unless inference_workers is 0

@@ -1,6 +1,7 @@
 """Download a trained model as an archive that runs without DIGITS, and its metrics as CSV (torch-free).
 
     GET /models/<id>/download[.tar.gz|.zip][?epoch=N]   network, weights, TorchScript, labels, mean, predict.py
+                          (also .tgz, .tar.bz2, .tar)
     GET /models/<id>/metrics.csv                        every metric point reported during training
 
 Anyone who can see a model may download it, as in DIGITS. Only files of the model's folder and of its
@@ -33,14 +34,27 @@ from digits.folders.model import (
 )
 from digits.job import Job
 from digits.model.caffe import CaffeError, deploy_prototxt
-from digits.model.download_archive import Member, close_members, stream_tar_gz, stream_zip
+from digits.model.download_archive import (
+    Member,
+    close_members,
+    stream_tar,
+    stream_tar_bz2,
+    stream_tar_gz,
+    stream_zip,
+)
 from digits.model.predict_template import build_predict_script
 from digits.model.settings import model_settings
 from digits.views.common import job_or_404, workspace
 
 bp = Blueprint("model_download", __name__)
 
-FORMATS = {"tar.gz": ("application/gzip", stream_tar_gz), "zip": ("application/zip", stream_zip)}
+FORMATS = {
+    "tar.gz": ("application/gzip", stream_tar_gz),
+    "tgz": ("application/gzip", stream_tar_gz),  # DIGITS' other name for it
+    "tar.bz2": ("application/x-bzip2", stream_tar_bz2),
+    "tar": ("application/x-tar", stream_tar),
+    "zip": ("application/zip", stream_zip),
+}
 METRICS_COLUMNS = ("phase", "name", "epoch", "iteration", "value", "time")
 
 
@@ -236,7 +250,7 @@ def download(job_id: str):
     return download_as(job_id, "tar.gz")
 
 
-@bp.route("/models/<job_id>/download.<any('tar.gz', 'zip'):fmt>")
+@bp.route("/models/<job_id>/download.<any('tar.gz', 'tgz', 'tar.bz2', 'tar', 'zip'):fmt>")
 def download_as(job_id: str, fmt: str):
     job = job_or_404(job_id, "model")
     folder, members = archive_members(job, request.args.get("epoch"))
