@@ -19,11 +19,14 @@ from digits.model.download_archive import Member, stream_tar, stream_tar_bz2
 from digits.model.settings import TRAIN_TASK, TrainSettings
 from digits.model.standard import get_network
 from digits.status import Status
+from digits.webapp import create_app
 from tests.support import JSON
 from tests.support.accounts import add_accounts
-from tests.support.apps import sign_in
+from tests.support.apps import app_settings, sign_in
 from tests.support.datasets import add_ready_dataset, create_db
 from tests.support.imagegen import make_shapes
+from tests.support.live import LiveServer
+from tests.support.waiting import LONG_S
 
 OTHER_SITE = {"Origin": "http://evil.example", "Accept": "application/json"}
 
@@ -368,3 +371,41 @@ def test_model_download_refusals_hold_for_the_new_kinds(signed_in, workspace, da
     assert r.status_code == 409 and "no snapshot" in r.get_json()["error"]["message"]
     assert signed_in.get(f"/models/{dataset.id}/download.tar", headers=JSON).status_code == 404
     assert signed_in.get(f"/models/{model.id}/download.rar", headers=JSON).status_code == 404
+
+
+# ---- the real server (gevent: the work these routes hand off the event loop) ----------------------------------------
+def test_the_real_server_serves_the_digits_routes(tmp_path, shapes_dir):
+    jobs = tmp_path / "jobs"
+    app = create_app(app_settings(jobs))
+    ws = app.extensions["digits"]
+    try:
+        dataset = add_ready_dataset(ws, shapes_dir)
+        model = add_model(ws, dataset)
+    finally:
+        ws.close()
+    server = LiveServer(jobs).start()
+    try:
+        http = server.sign_in()
+        with http.get(f"{server.url}/models/{model.id}/download.tar.bz2", stream=True, timeout=LONG_S) as r:
+            assert r.status_code == 200 and "Content-Length" not in r.headers  # streamed as it is written
+            pieces = r.iter_content(1 << 16)
+            first = next(pieces)
+            # Another request is answered while the archive is being sent.
+            assert http.get(f"{server.url}/completed_jobs/json", timeout=LONG_S).json()["models"][0]["id"] == model.id
+            data = first + b"".join(pieces)
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:bz2") as tf:
+            assert any(m.name.endswith("/snapshot_epoch_1.pt") for m in tf.getmembers())
+        example = http.post(
+            f"{server.url}/datasets/images/resize-example",
+            data={"width": 30, "height": 30, "channels": 3, "resize_mode": "crop", "encoding": "png"},
+            headers=JSON,
+            timeout=LONG_S,
+        )
+        assert example.status_code == 200 and example.json()["image"].startswith("data:image/png;base64,")
+        mean = http.get(f"{server.url}/files/{dataset.id}/mean.jpg", timeout=LONG_S)
+        assert mean.status_code == 200 and mean.content[:2] == b"\xff\xd8"
+        folder = shapes_dir.rstrip("/")
+        found = http.get(f"{server.url}/autocomplete/path", params={"query": folder + "/"}, timeout=LONG_S).json()
+        assert f"{folder}/train_db" in found["suggestions"], found
+    finally:
+        server.stop()
