@@ -86,6 +86,25 @@ def _save_lists(form: DatasetForm, job_dir: str, max_bytes: int) -> None:
             raise storage_error(e, storage.filename or name, job_dir) from None
 
 
+def posted_values() -> dict[str, str]:
+    """The submitted form's fields; with clone=<id> (form or query string, as DIGITS reads it) the cloned dataset's
+    fields first and the posted ones over them.
+
+    The cloned dataset is looked up as its page would be (NotFound, naming clone, when there is none to open).
+    Files are never copied: a clone of an uploaded source must be given it again.
+    """
+    skip = (*NOT_KEPT, "clone")
+    posted = {k: v for k, v in request.form.items() if k not in skip}
+    clone = (request.form.get("clone") or request.args.get("clone") or "").strip()
+    if not clone:
+        return posted
+    try:
+        cloned = job_or_404(clone, "dataset")
+    except NotFound:
+        raise NotFound(f"clone: no dataset with id {clone!r} to copy the settings of") from None
+    return {**{k: str(v) for k, v in cloned.form.items() if k not in skip}, **posted}
+
+
 def create_from_request() -> Job:
     """Check the submitted form and start the job; FormErrors when anything is wrong (nothing is kept then).
 
@@ -97,7 +116,8 @@ def create_from_request() -> Job:
     settings = current_app.config["DIGITS_SETTINGS"]
     ws = workspace()
     zip_splits = {s for s, f in ZIP_FIELDS.items() if request.files.get(f) and request.files[f].filename}
-    form, errors = read_dataset_form(request.form, request.files, settings, zip_splits=zip_splits)
+    values = posted_values()
+    form, errors = read_dataset_form(values, request.files, settings, zip_splits=zip_splits)
     if errors:
         raise FormErrors(errors)
     try:
@@ -111,7 +131,6 @@ def create_from_request() -> Job:
         if errors:
             raise FormErrors(errors, FIELD_LABELS)
         _save_lists(form, job_dir, settings.max_content_length)
-        values = {k: v for k, v in request.form.items() if k not in NOT_KEPT}
         job = build_job(form, owner, job_id, values)
         try:
             ws.add_job(job)
@@ -178,7 +197,7 @@ def create():
     except FormErrors as e:
         if wants_json():
             raise
-        return render_form(request.form, e.errors, 400)
+        return render_form(posted_values(), e.errors, 400)  # a clone's fields too, to fix in place
     if wants_json():
         return jsonify({"id": job.id, "name": job.name, "status": job.status.value})
     return redirect(url_for("datasets.show", job_id=job.id))

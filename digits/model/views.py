@@ -100,12 +100,31 @@ def model_runs_code(job: Job) -> bool:
         return runs_code(framework, fh.read())
 
 
+# Never kept in job.json nor copied by a clone: the page's CSRF token belongs to one session; clone is no setting.
+NOT_KEPT = ("csrf_token", "clone")
+
+
+def posted_values() -> dict[str, str]:
+    """The submitted model form; with clone=<id> (form or query string, as DIGITS reads it) the cloned model's
+    fields first and the posted ones over them. The cloned model is looked up as its page would be."""
+    posted = {k: v for k, v in request.form.items() if k not in NOT_KEPT}
+    clone = (request.form.get("clone") or request.args.get("clone") or "").strip()
+    if not clone:
+        return posted
+    try:
+        cloned = job_or_404(clone, "model")
+    except NotFound:
+        raise NotFound(f"clone: no model with id {clone!r} to copy the settings of") from None
+    return {**{k: str(v) for k, v in cloned.form.items() if k not in NOT_KEPT}, **posted}
+
+
 def create_from_request() -> Job:
     owner = require_user()
     ws = workspace()
-    if request.form.get("method") == "custom":  # refused before the rest of the form is checked
-        _check_code(request.form.get("framework"), request.form.get("custom_network"))
-    form, errors = read_model_form(request.form, ws.store, ws.gpus, ws.settings)
+    values = posted_values()
+    if values.get("method") == "custom":  # refused before the rest of the form is checked
+        _check_code(values.get("framework"), values.get("custom_network"))
+    form, errors = read_model_form(values, ws.store, ws.gpus, ws.settings)
     if errors:
         raise FormErrors(errors)
     _check_code(form.settings.framework, form.network_text)
@@ -114,7 +133,7 @@ def create_from_request() -> Job:
     except OSError as e:
         raise storage_error(e) from None
     try:
-        job = build_job(form, owner, dict(request.form.items()), job_id)
+        job = build_job(form, owner, values, job_id)
         path = os.path.join(ws.store.job_dir(job_id), form.settings.network_file)
         try:
             with open(path, "w", encoding="utf-8") as fh:
@@ -168,7 +187,7 @@ def create():
     except FormErrors as e:
         if wants_json():
             raise
-        return render_template("models/new.html", **_form_context(request.form, e.errors)), 400
+        return render_template("models/new.html", **_form_context(posted_values(), e.errors)), 400
     if wants_json():
         dataset = workspace().store.get(job.extra["dataset_id"])
         return jsonify(model_json(job, workspace().store.job_dir(job.id), dataset))

@@ -22,7 +22,7 @@ from digits.offload import off_loop
 from digits.throttle import LoginThrottle, Refusal
 from digits.views.common import audit
 from digits.views.common import current_user as current_user_name
-from digits.views.errors import wants_json
+from digits.views.errors import names_html, wants_json
 from digits.views.guards import UNSAFE_METHODS, cross_origin_refusal
 
 bp = Blueprint("auth", __name__)
@@ -106,7 +106,9 @@ def init_app(app: Flask) -> None:
                     "(python -m digits.users token NAME)"
                 )
             if request.endpoint not in OPEN_ENDPOINTS and request.endpoint not in PROBE_ENDPOINTS:
-                if wants_json() or request.path.startswith("/socket.io"):
+                # A form posted by a script (no text/html in its Accept) gets 401 as from DIGITS, not a sign-in page.
+                posted_by_script = request.method in UNSAFE_METHODS and not names_html()
+                if wants_json() or posted_by_script or request.path.startswith("/socket.io"):
                     raise Unauthorized(
                         "sign in first: POST /login with username and password, or send 'Authorization: Bearer <token>'"
                     )

@@ -26,15 +26,30 @@ HTTP_STATUS = {
 }
 
 
+# HTML forms that DIGITS' clients post with no Accept preference (its tests, curl) and expect a redirect from:
+# 302 to the new job's page (DIGITS' scripts read the job id from Location), or to where sign-in leads.
+FORM_ENDPOINTS = frozenset({"datasets.create", "models.create", "auth.login", "auth.logout"})
+
+
+def names_html() -> bool:
+    """Whether the client's Accept header names text/html itself (a browser), not only through */*."""
+    return any(value == "text/html" and q > 0 for value, q in request.accept_mimetypes)
+
+
 def wants_json() -> bool:
-    """JSON for /json and /status routes, for clients that prefer it, and for scripted (non-browser) changes."""
+    """JSON for /json and /status routes, for clients that prefer it, and for scripted (non-browser) changes.
+
+    A POST to one of DIGITS' HTML forms (FORM_ENDPOINTS) is answered as a form unless the client asks for JSON
+    (Accept: application/json, or the form's /json twin): a redirect when it worked, the form page otherwise.
+    """
     if request.path.endswith(("/json", "/status")):
         return True
     accept = request.accept_mimetypes
     if accept.quality("application/json") > accept.quality("text/html"):
         return True
-    names_html = any(value == "text/html" and q > 0 for value, q in accept)
-    return request.method not in ("GET", "HEAD") and not names_html
+    if request.method == "POST" and request.endpoint in FORM_ENDPOINTS:
+        return False
+    return request.method not in ("GET", "HEAD") and not names_html()
 
 
 def _respond(status: int, kind: str, message: str, extra: dict | None = None):
