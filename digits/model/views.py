@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import uuid
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
 
@@ -17,6 +18,7 @@ from digits.model.forms import FIELD_LABELS, LR_PARAMS, ModelForm, read_model_fo
 from digits.model.info import CHART_POINTS, CHART_POINTS_RANGE, chart_json, latest_reported, model_json, sparkline
 from digits.model.settings import TRAIN_TASK, model_settings
 from digits.model.standard import FRAMEWORKS, get_network, list_networks, runs_code
+from digits.model.sweeps import expand
 from digits.status import Status
 from digits.views.auth import has_permission
 from digits.views.common import audit, current_user, job_or_404, require_owner, require_user, workspace
@@ -118,34 +120,50 @@ def posted_values() -> dict[str, str]:
     return {**{k: str(v) for k, v in cloned.form.items() if k not in NOT_KEPT}, **posted}
 
 
-def create_from_request() -> Job:
+def create_from_request() -> list[Job]:
+    """The model the form describes, or with a sweep (DIGITS' "[0.01, 0.02]" in Base learning rate or Batch size)
+    one model per combination. Every combination is checked before any job is made; a refusal makes none."""
     owner = require_user()
     ws = workspace()
     values = posted_values()
     if values.get("method") == "custom":  # refused before the rest of the form is checked
         _check_code(values.get("framework"), values.get("custom_network"))
-    form, errors = read_model_form(values, ws.store, ws.gpus, ws.settings)
+    combos, named, errors = expand(values, lambda v: read_model_form(v, ws.store, ws.gpus, ws.settings))
     if errors:
         raise FormErrors(errors)
-    _check_code(form.settings.framework, form.network_text)
+    _check_code(combos[0].form.settings.framework, combos[0].form.network_text)  # one network for all
+    group = uuid.uuid4().hex[:12] if len(combos) > 1 else None
+    ids: list[str] = []
     try:
-        job_id = ws.store.reserve()  # a folder of its own, made exclusively
+        for _ in combos:
+            ids.append(ws.store.reserve())  # a folder of its own, made exclusively
     except OSError as e:
+        for job_id in ids:
+            ws.store.release(job_id)
         raise storage_error(e) from None
-    try:
-        job = build_job(form, owner, values, job_id)
-        path = os.path.join(ws.store.job_dir(job_id), form.settings.network_file)
+    jobs: list[Job] = []
+    for index, (combo, job_id) in enumerate(zip(combos, ids, strict=True)):
+        form = combo.form
         try:
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(form.network_text)
-            ws.add_job(job)
-        except OSError as e:
-            raise storage_error(e, form.settings.network_file) from None
-    except BaseException:
-        ws.store.release(job_id)
-        raise
-    audit("create", job=job)
-    return job
+            job = build_job(form, owner, combo.values, job_id)
+            if group:
+                job.name = combo.name(form.model_name, named)
+                job.extra["sweep_group"] = group
+                job.extra["sweep"] = combo.swept
+            path = os.path.join(ws.store.job_dir(job_id), form.settings.network_file)
+            try:
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(form.network_text)
+                ws.add_job(job)
+            except OSError as e:
+                raise storage_error(e, form.settings.network_file) from None
+        except BaseException:
+            for unused in ids[index:]:
+                ws.store.release(unused)
+            raise
+        audit("create", job=job)
+        jobs.append(job)
+    return jobs
 
 
 def _form_context(values, errors):
@@ -183,11 +201,26 @@ def new():
 @bp.route("/models/images/classification", methods=["POST"])
 def create():
     try:
-        job = create_from_request()
+        jobs = create_from_request()
     except FormErrors as e:
         if wants_json():
             raise
         return render_template("models/new.html", **_form_context(posted_values(), e.errors)), 400
+    if len(jobs) > 1:  # a sweep: DIGITS answers {"jobs": [...]}, or sends a browser to the home page
+        if wants_json():
+            store = workspace().store
+            return jsonify(
+                jobs=[
+                    {
+                        **model_json(j, store.job_dir(j.id), store.get(j.extra["dataset_id"]), metrics=False),
+                        "sweep_group": j.extra["sweep_group"],
+                        "sweep": j.extra["sweep"],
+                    }
+                    for j in jobs
+                ]
+            )
+        return redirect(url_for("console.home"))
+    job = jobs[0]
     if wants_json():
         dataset = workspace().store.get(job.extra["dataset_id"])
         return jsonify(model_json(job, workspace().store.job_dir(job.id), dataset))
@@ -195,6 +228,7 @@ def create():
 
 
 bp.add_url_rule("/models/images/classification/json", "create_json", create, methods=["POST"])
+bp.add_url_rule("/models/images/classification.json", "create_dot_json", create, methods=["POST"])  # DIGITS' spelling
 
 
 @bp.route("/models/<job_id>")
@@ -221,6 +255,9 @@ def show_json(job_id: str):
     error = first_error(job)
     info["error"] = error["message"] if error else None
     return jsonify(info)
+
+
+bp.add_url_rule("/models/<job_id>.json", "show_dot_json", show_json)  # DIGITS' spelling of the twin
 
 
 CHART_ARGS = {"from": "From (epoch)", "to": "To (epoch)", "points": "Points"}
