@@ -6,8 +6,9 @@ val loss, val accuracy); the server is started again and the real page is loaded
 
 - cold_page_to_first_draw_s: navigation to both charts drawn, the first request for the job since the server
   started, for a metrics.jsonl no server has read (written behind its back: it parses the whole file);
-- restart_page_to_first_draw_s: the same after a restart, for a job the server had read before (it reads the
-  history it kept beside the file, metrics.cache.npz, and only what was appended since; goal: < 1 s);
+- restart_page_to_first_draw_s: the same right after a restart, for a job the server had read before (it reads
+  the history it kept beside the file, metrics.cache.npz, and only what was appended since), in a browser that
+  had shown the page before (goal: < 1 s);
 - page_to_first_draw_s: the same once the server has read the job (as the JSON twin's GET does; goal: < 1 s);
 - redraw_ms, zoomed_redraw_ms: a forced synchronous redraw (decimation + uPlot draw of both charts), timed with
   performance.now() (goal: < 16);
@@ -95,13 +96,19 @@ def first_draw(browser, url: str, points: int, errors: list[str]):
     return time.perf_counter() - started, page
 
 
-def restart_draw(url: str, chromium: str, points: int) -> float:
+def restart_draw(server, url: str, chromium: str, points: int) -> float:
+    """Seconds to the first draw right after a server restart, in a browser that had shown the page before (as a
+    person's has: its static files are cached; the server comes back on the same port, so the same origin)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             errors: list[str] = []
+            _, page = first_draw(browser, url, points, errors)
+            page.close()
+            server.stop()
+            server.start()
             seconds, _ = first_draw(browser, url, points, errors)
             if errors:
                 raise RuntimeError(f"page errors: {errors}")
@@ -206,11 +213,10 @@ def main() -> None:
             result = measure(f"{server.url}/models/{job_id}", args.chromium, args.points, args.runs, warm_up)
         finally:
             server.stop()
-        server = Devserver(jobs).start()  # a restart: the history it read is kept beside the file
+        server.start()  # the same port again; it reads the history it kept beside the file
         try:
-            result["restart_page_to_first_draw_s"] = restart_draw(
-                f"{server.url}/models/{job_id}", args.chromium, args.points
-            )
+            url = f"{server.url}/models/{job_id}"
+            result["restart_page_to_first_draw_s"] = restart_draw(server, url, args.chromium, args.points)
         finally:
             server.stop()
     finally:
