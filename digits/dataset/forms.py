@@ -256,7 +256,7 @@ def read_dataset_form(
         else:
             r.error("textfile_labels_file", "Upload the labels file (one class name per line).")
         form.shuffle = r.boolean("textfile_shuffle", True)
-    form.seed = r.integer("random_seed", 0, minimum=0, maximum=2**31 - 1) or 0
+    form.seed = r.integer("random_seed", 0, minimum=0, maximum=2**32 - 1) or 0  # DIGITS: any 32-bit unsigned
     if r.errors:
         return None, r.errors
     return form, {}

@@ -204,6 +204,7 @@ def create():
 
 
 bp.add_url_rule("/datasets/images/classification/json", "create_json", create, methods=["POST"])
+bp.add_url_rule("/datasets/images/classification.json", "create_dot_json", create, methods=["POST"])  # DIGITS' spelling
 
 
 @bp.route("/datasets/<job_id>")
@@ -229,6 +230,9 @@ def show_json(job_id: str):
     error = first_error(job)
     info["error"] = error["message"] if error else None
     return jsonify(info)
+
+
+bp.add_url_rule("/datasets/<job_id>.json", "show_dot_json", show_json)  # DIGITS' spelling of the twin
 
 
 SERVED = {

@@ -148,6 +148,10 @@ def classify_one():
 
 
 bp.add_url_rule("/models/images/classification/classify_one/json", "classify_one_json", classify_one, methods=["POST"])
+# DIGITS' spelling of the twin
+bp.add_url_rule(
+    "/models/images/classification/classify_one.json", "classify_one_dot_json", classify_one, methods=["POST"]
+)
 
 
 def _source_name() -> str:
@@ -263,6 +267,9 @@ def _many_answer(job, run_id: str, items, labels: list[str], errors: list[dict],
 
 bp.add_url_rule(
     "/models/images/classification/classify_many/json", "classify_many_json", classify_many, methods=["POST"]
+)
+bp.add_url_rule(  # DIGITS' spelling of the twin
+    "/models/images/classification/classify_many.json", "classify_many_dot_json", classify_many, methods=["POST"]
 )
 
 

@@ -7,6 +7,7 @@ process; a custom PyTorch network is only compiled for syntax (it runs in the tr
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from digits.config import Settings
 from digits.datapaths import PathRefused, check_server_path
 from digits.folders import file_in
 from digits.folders.dataset import read_labels, training_images
+from digits.folders.model import epochs_text, pick_snapshot, snapshots
 from digits.forms import FormReader
 from digits.model.caffe import analyze, transform_crop
 from digits.model.lr_policy import LRPolicy
@@ -228,6 +230,36 @@ def read_pretrained(r: FormReader, settings) -> str | None:
         return None
 
 
+def read_previous_weights(r: FormReader, store, prev) -> str | None:
+    """The weights a model started from `prev` begins with, by DIGITS' field `<id>-snapshot`: an epoch of one of
+    its snapshots; 0, none (from scratch); -1, the weights `prev` itself started from (none if it had none);
+    no value, its latest snapshot. A path relative to the new job's folder (a sibling of prev's), or a server path."""
+    field_name = f"{prev.id}-snapshot"
+    wanted = r.text(field_name)
+    snaps = snapshots(prev, store.job_dir(prev.id))
+    if wanted:
+        try:
+            epoch = float(wanted)
+        except ValueError:
+            r.error(field_name, f"Expected an epoch of model {prev.name}, 0 (none) or -1 (its pretrained weights).")
+            return None
+        if epoch == 0:
+            return None
+        if epoch == -1:
+            own = model_settings(prev).pretrained
+            if own and not os.path.isabs(own):
+                own = os.path.normpath(os.path.join("..", prev.id, own))
+            return own or None
+        snap = pick_snapshot(snaps, wanted)
+        if snap is None:
+            have = f"it has snapshots at epochs {epochs_text(snaps)}" if snaps else "it has no snapshots"
+            r.error(field_name, f"Model {prev.name} has no snapshot at epoch {wanted} ({field_name}); {have}.")
+            return None
+    else:
+        snap = snaps[-1] if snaps else None
+    return os.path.join("..", prev.id, snap.name) if snap else None
+
+
 def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[ModelForm | None, dict[str, list[str]]]:
     """Check a submitted model form against the jobs in `store`; returns (form, {}) or (None, errors)."""
     quotas = settings if settings is not None else Settings()
@@ -248,7 +280,7 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
         image = dataset.extra.get("image", {})
         labels = _label_count(store, dataset)
 
-    network_name, previous, text = None, None, ""
+    network_name, previous, text, start_weights = None, None, "", None
     if method == "standard":
         network_name = r.text("standard_networks", "lenet")
         try:
@@ -265,6 +297,7 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
             text = _read_network(store, prev)
             if not text:
                 r.error("previous_networks", f"Model {prev.name}'s network file is gone from its folder.")
+            start_weights = read_previous_weights(r, store, prev)
     else:
         # A browser posts a textarea's line breaks as CRLF; the network file keeps the text as it was typed.
         text = r.text("custom_network", required=True, max_length=2_000_000).replace("\r\n", "\n")
@@ -302,7 +335,7 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
         crop_size=crop,
         use_mean=r.choice("use_mean", ("none", "image", "pixel"), d.use_mean),
         augmentation=read_augmentation(r),
-        pretrained=read_pretrained(r, settings) if settings is not None else None,
+        pretrained=(read_pretrained(r, settings) if settings is not None else None) or start_weights,
         max_model_params=quotas.max_model_params,
         max_snapshot_bytes=quotas.max_snapshot_bytes,
     )

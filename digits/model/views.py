@@ -11,7 +11,7 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from digits import sandbox
 from digits.errors import Conflict, Forbidden, FormErrors, NotFound
 from digits.folders import file_in
-from digits.folders.model import NETWORK_FILES, snapshots
+from digits.folders.model import NETWORK_FILES
 from digits.job import Job, Task
 from digits.model import MODEL_TYPE
 from digits.model.forms import FIELD_LABELS, LR_PARAMS, ModelForm, read_model_form
@@ -30,12 +30,7 @@ bp = Blueprint("models", __name__)
 
 def build_job(form: ModelForm, owner: str, values: dict, job_id: str) -> Job:
     """A model job: one train task whose arguments are the training settings (kept nowhere else)."""
-    settings = form.settings
-    if form.previous_job and not settings.pretrained:
-        prev = workspace().store.get(form.previous_job)
-        snaps = snapshots(prev, workspace().store.job_dir(prev.id)) if prev else []
-        if snaps:
-            settings.pretrained = os.path.join("..", form.previous_job, snaps[-1].name)
+    settings = form.settings  # a previous model's weights (DIGITS' <id>-snapshot) are chosen by the form
     dataset = workspace().store.get(form.dataset_id)
     if form.gpu_ids:
         resources = {"gpu_ids": form.gpu_ids}

@@ -58,3 +58,6 @@ def home_json():
             "unreadable": _unreadable(),
         }
     )
+
+
+bp.add_url_rule("/index.json", "home_dot_json", home_json)  # DIGITS' spelling of the twin

@@ -42,7 +42,7 @@ def wants_json() -> bool:
     A POST to one of DIGITS' HTML forms (FORM_ENDPOINTS) is answered as a form unless the client asks for JSON
     (Accept: application/json, or the form's /json twin): a redirect when it worked, the form page otherwise.
     """
-    if request.path.endswith(("/json", "/status")):
+    if request.path.endswith(("/json", ".json", "/status")):
         return True
     accept = request.accept_mimetypes
     if accept.quality("application/json") > accept.quality("text/html"):

@@ -16,6 +16,7 @@ from digits.model.caffe.textformat import Message, parse
 
 STAGES = {"train": "TRAIN", "val": "TEST", "deploy": "TEST"}
 LABEL_CONSUMERS = ("SoftmaxWithLoss", "Accuracy")
+DIGITS_LABEL_BLOB = "label"  # the label top of the data layer DIGITS adds to a network that has none
 _BATCH_PARAMS = (
     ("data_param", "DataParameter"),
     ("image_data_param", "ImageDataParameter"),
@@ -163,7 +164,8 @@ def _source(layers: list[Message], net: Message) -> tuple[Message | None, str, s
         if not tops:
             raise _error(sources[0], "data layer has no top")
         return sources[0], tops[0], tops[1] if len(tops) > 1 else None
-    return None, (values(net, "input") or ["data"])[0], None
+    # No data layer: DIGITS adds one whose tops are "data" and "label", so a loss on "label" is the label.
+    return None, (values(net, "input") or ["data"])[0], DIGITS_LABEL_BLOB
 
 
 def _layer_spec(layer: Message, inferred: LayerShapes, bottoms: list[str], known: dict[str, Shape]) -> LayerSpec:
@@ -259,6 +261,8 @@ def analyze_message(
     source, data_blob, label_blob = _source(layers, net)
     input_shape = tuple(int(d) for d in input_shape)
     shapes: dict[str, Shape] = {data_blob: input_shape}
+    if source is None and label_blob:
+        shapes[label_blob] = ()
     specs = progress if progress is not None else []
     shared: dict[str, Shape] = {}
     for layer in layers:
