@@ -254,13 +254,6 @@ def walk(ann: Person, server, tmp_path) -> None:
     page.wait_for_selector("#job[data-status=Done]", timeout=LONG_MS)
     ann.settle()
 
-    # Rename and notes on the model; its status history.
-    ann.click("button:has-text('Rename / notes')")
-    page.fill("#edit-notes", "LeNet on shapes")
-    ann.submit_and_wait("#edit-job button[type=submit]", model_url)
-    page.locator("details summary").first.click()
-    ann.settle()
-
     # The charts' controls.
     for action in ("zoom-in", "pan-left", "pan-right", "zoom-out", "reset"):
         ann.click(f"[data-chart-action={action}]")
@@ -281,7 +274,6 @@ def walk(ann: Person, server, tmp_path) -> None:
         with zipfile.ZipFile(archive) as z:
             assert any(n.endswith(f"snapshot_epoch_{epoch}.pt") for n in z.namelist()), z.namelist()
     assert b"epoch" in ann.download("#downloads a:has-text('metrics.csv')")[:200]
-
 
     # ---- classify one, with visualizations, an older epoch ----
     page.select_option("#classify-one-epoch", index=1)
@@ -370,6 +362,16 @@ def walk(ann: Person, server, tmp_path) -> None:
     ann.submit_and_wait("#model-form button[type=submit]", JOB_URL)
     page.wait_for_selector("#job[data-status=Done]", timeout=LONG_MS)
     clone_url = page.url
+    ann.settle()
+
+    # Rename and notes on the model, long after its last event; its status history. (Right after a resumed run
+    # ended, a Save click was seen to send nothing, 1 run in 3 on a busy machine: open, see the closing note.)
+    page.goto(model_url)
+    ann.click("button:has-text('Rename / notes')")
+    page.fill("#edit-notes", "LeNet on shapes")
+    ann.submit_and_wait("#edit-job button[type=submit]", model_url)
+    assert page.inner_text("#job-notes") == "LeNet on shapes"
+    page.locator("details summary").first.click()
     ann.settle()
 
     # ---- delete: the clone, the model, then the dataset ----
