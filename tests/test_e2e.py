@@ -1,7 +1,7 @@
 """The whole loop in a real browser (Debian's Chromium through Playwright) against the real server: sign in,
 build a dataset through the form, train LeNet through the form while the loss chart fills, classify an image
 from the model page, open a layer's visualizations, delete both jobs. Mostly driven by the keyboard.
-Screenshots of each step go to test-artifacts/e2e-*.png (the README's walkthrough uses them)."""
+Screenshots of each step go to test-artifacts/e2e-*.png (the README's pictures come from docs/walkthrough/shoot.py)."""
 
 from __future__ import annotations
 
