@@ -23,7 +23,8 @@
     doc.querySelectorAll("[data-live-region][id]").forEach((fresh) => {
       if (fresh.parentElement && fresh.parentElement.closest("[data-live-region]")) return; // its outer region brings it
       const current = document.getElementById(fresh.id);
-      if (current) current.replaceWith(document.importNode(fresh, true));
+      // A region that reads the same stays: nothing under a person's pointer moves for nothing.
+      if (current && !current.isEqualNode(fresh)) current.replaceWith(document.importNode(fresh, true));
     });
     const freshJob = doc.getElementById("job");
     if (freshJob) job.dataset.status = freshJob.dataset.status;
