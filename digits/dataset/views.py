@@ -17,14 +17,13 @@ from digits.forms import TRUE_WORDS
 from digits.job import Job, Task
 from digits.offload import off_loop
 from digits.uploads import UploadRefused, ZipLimits, extract_zip, save_upload
-from digits.views.common import audit, current_user, job_or_404, require_user, workspace
+from digits.views.common import NOT_KEPT, audit, current_user, job_or_404, posted_with_clone, require_user, workspace
 from digits.views.errors import wants_json
 from digits.views.jobs import first_error, storage_error
 
 bp = Blueprint("datasets", __name__)
 ZIP_FIELDS = {"train": "folder_train_zip", "val": "folder_val_zip", "test": "folder_test_zip"}
 # Form fields never kept in job.json (nor prefilled by Clone): the page's CSRF token belongs to one session.
-NOT_KEPT = ("csrf_token",)
 # The lists a dataset was built from ("path label" lines) and its labels, linked from its page so a person can
 # read what was parsed.
 LISTS = [LABELS, *(list_name(s) for s in SPLITS)]
@@ -87,22 +86,9 @@ def _save_lists(form: DatasetForm, job_dir: str, max_bytes: int) -> None:
 
 
 def posted_values() -> dict[str, str]:
-    """The submitted form's fields; with clone=<id> (form or query string, as DIGITS reads it) the cloned dataset's
-    fields first and the posted ones over them.
-
-    The cloned dataset is looked up as its page would be (NotFound, naming clone, when there is none to open).
-    Files are never copied: a clone of an uploaded source must be given it again.
-    """
-    skip = (*NOT_KEPT, "clone")
-    posted = {k: v for k, v in request.form.items() if k not in skip}
-    clone = (request.form.get("clone") or request.args.get("clone") or "").strip()
-    if not clone:
-        return posted
-    try:
-        cloned = job_or_404(clone, "dataset")
-    except NotFound:
-        raise NotFound(f"clone: no dataset with id {clone!r} to copy the settings of") from None
-    return {**{k: str(v) for k, v in cloned.form.items() if k not in skip}, **posted}
+    """The submitted dataset form, a clone's fields under it (views/common.posted_with_clone). Files are never
+    copied: a clone of an uploaded source must be given it again."""
+    return posted_with_clone("dataset")
 
 
 def create_from_request() -> Job:

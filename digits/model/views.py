@@ -21,7 +21,15 @@ from digits.model.standard import FRAMEWORKS, get_network, list_networks, runs_c
 from digits.model.sweeps import expand
 from digits.status import Status
 from digits.views.auth import has_permission
-from digits.views.common import audit, current_user, job_or_404, require_owner, require_user, workspace
+from digits.views.common import (
+    audit,
+    current_user,
+    job_or_404,
+    posted_with_clone,
+    require_owner,
+    require_user,
+    workspace,
+)
 from digits.views.errors import wants_json
 from digits.views.jobs import first_error, status_json, storage_error
 
@@ -97,22 +105,9 @@ def model_runs_code(job: Job) -> bool:
         return runs_code(framework, fh.read())
 
 
-# Never kept in job.json nor copied by a clone: the page's CSRF token belongs to one session; clone is no setting.
-NOT_KEPT = ("csrf_token", "clone")
-
-
 def posted_values() -> dict[str, str]:
-    """The submitted model form; with clone=<id> (form or query string, as DIGITS reads it) the cloned model's
-    fields first and the posted ones over them. The cloned model is looked up as its page would be."""
-    posted = {k: v for k, v in request.form.items() if k not in NOT_KEPT}
-    clone = (request.form.get("clone") or request.args.get("clone") or "").strip()
-    if not clone:
-        return posted
-    try:
-        cloned = job_or_404(clone, "model")
-    except NotFound:
-        raise NotFound(f"clone: no model with id {clone!r} to copy the settings of") from None
-    return {**{k: str(v) for k, v in cloned.form.items() if k not in NOT_KEPT}, **posted}
+    """The submitted model form, a clone's fields under it (views/common.posted_with_clone)."""
+    return posted_with_clone("model")
 
 
 def create_from_request() -> list[Job]:

@@ -65,3 +65,22 @@ def job_url(job: Job) -> str:
     if endpoint and endpoint in current_app.view_functions:
         return url_for(endpoint, job_id=job.id)
     return url_for("jobs.job_page", job_id=job.id)
+
+
+# Never kept in job.json nor copied by a clone: the page's CSRF token belongs to one session; clone is no setting.
+NOT_KEPT = ("csrf_token", "clone")
+
+
+def posted_with_clone(category: str) -> dict[str, str]:
+    """The submitted create form; with clone=<id> (form or query string, as DIGITS reads it) the cloned job's
+    fields first and the posted ones over them. The cloned job is looked up as its page would be (NotFound,
+    naming clone, when there is none to open); uploaded files are never copied."""
+    posted = {k: v for k, v in request.form.items() if k not in NOT_KEPT}
+    clone = (request.form.get("clone") or request.args.get("clone") or "").strip()
+    if not clone:
+        return posted
+    try:
+        cloned = job_or_404(clone, category)
+    except NotFound:
+        raise NotFound(f"clone: no {category} with id {clone!r} to copy the settings of") from None
+    return {**{k: str(v) for k, v in cloned.form.items() if k not in NOT_KEPT}, **posted}

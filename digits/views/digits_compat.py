@@ -9,21 +9,19 @@ GET /autocomplete/path?query=/some/pre                paths starting with the qu
 from __future__ import annotations
 
 import os
-import time
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from digits.datapaths import PathRules, expand_home, no_paths_message, path_rules
 from digits.errors import ApiError, FormErrors
-from digits.events import JobStatusChanged
 from digits.forms import FormReader
 from digits.job import Job
 from digits.offload import off_loop
 from digits.status import Status
-from digits.views.common import audit, job_or_404, require_owner, workspace
+from digits.views.common import job_or_404, require_owner, workspace
 from digits.views.errors import HTTP_STATUS
-from digits.views.jobs import storage_error
+from digits.views.jobs import rename
 
 bp = Blueprint("digits_compat", __name__)
 
@@ -115,16 +113,7 @@ def put_job(job_id: str):
     notes = r.text("job_notes", "", max_length=10_000) if "job_notes" in form else job.notes
     if r.errors:
         raise FormErrors(r.errors)
-    ws = workspace()
-    old = job.name, job.notes
-    try:
-        audit("edit", job=job, old_name=job.name, new_name=name)
-        job.name, job.notes = name, notes
-        ws.store.save(job)
-    except OSError as e:
-        job.name, job.notes = old  # what could not be saved is not kept
-        raise storage_error(e, "the audit log", ws.settings.jobs_path) from None
-    ws.bus.publish(JobStatusChanged(job.id, job.status, "edited", job.progress, time.time(), job_name=job.name))
+    rename(job, name, notes)
     return jsonify({"id": job.id, "name": job.name, "notes": job.notes, "message": f"{job.category} updated."})
 
 

@@ -102,16 +102,8 @@ def abort(kind: str, job_id: str):
     return redirect(request.referrer or url_for("jobs.job_page", job_id=job.id))
 
 
-@bp.route(f"/{KINDS}/<job_id>/edit", methods=["POST"])
-def edit(kind: str, job_id: str):
-    """Rename a job and edit its notes (the owner only)."""
-    job = job_or_404(job_id, CATEGORY[kind])
-    require_owner(job)
-    r = FormReader(request.form)
-    name = r.text("name", required=True, max_length=200) if "name" in request.form else job.name
-    notes = r.text("notes", "", max_length=10_000) if "notes" in request.form else job.notes
-    if r.errors:
-        raise FormErrors(r.errors)
+def rename(job: Job, name: str, notes: str) -> None:
+    """Give a job a new name and notes: audited, saved (or nothing kept), and told to its open pages."""
     ws = workspace()
     old = job.name, job.notes
     try:
@@ -122,6 +114,19 @@ def edit(kind: str, job_id: str):
         job.name, job.notes = old  # what could not be saved is not kept
         raise storage_error(e, "the audit log", ws.settings.jobs_path) from None
     ws.bus.publish(JobStatusChanged(job.id, job.status, "edited", job.progress, time.time(), job_name=job.name))
+
+
+@bp.route(f"/{KINDS}/<job_id>/edit", methods=["POST"])
+def edit(kind: str, job_id: str):
+    """Rename a job and edit its notes (the owner only)."""
+    job = job_or_404(job_id, CATEGORY[kind])
+    require_owner(job)
+    r = FormReader(request.form)
+    name = r.text("name", required=True, max_length=200) if "name" in request.form else job.name
+    notes = r.text("notes", "", max_length=10_000) if "notes" in request.form else job.notes
+    if r.errors:
+        raise FormErrors(r.errors)
+    rename(job, name, notes)
     if wants_json():
         return jsonify({"id": job.id, "name": job.name, "notes": job.notes})
     return redirect(request.referrer or url_for("jobs.job_page", job_id=job.id))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import heapq
 import os
 import sys
 import time
@@ -25,11 +24,11 @@ from PIL import Image
 from digits import protocol, sandbox
 from digits.config import Settings
 from digits.datapaths import PathRefused
+from digits.engine.inference.hardest import most_confidently_wrong
 from digits.engine.inference.model import TOP_K, LoadedModel, RequestFailed, percent
 from digits.engine.inference.threads import threads_for_one, torch_threads
 from digits.engine.inference.visualize import gradcam_for, visualize
 from digits.folders.dataset import SPLITS, split_sources
-from digits.formats.caffe_pb import datum_to_array
 from digits.formats.images import ImageError, set_max_pixels
 from digits.formats.lmdb_io import LmdbReader
 from digits.inference import render
@@ -316,56 +315,9 @@ class InferenceServer:
         db_path = model.dataset.db(split) if split in SPLITS else None
         if db_path is None:
             raise RequestFailed("not_found", f"the model's dataset has no {split} split")
-        paths = split_sources(model.dataset.path, split)
-        heap: list[tuple[float, int, int, int, float]] = []
-        total = wrong = 0
         with LmdbReader(db_path) as db:
             done = Throttle(progress, len(db))
-            batch: list[tuple[np.ndarray, int]] = []
-
-            def flush() -> None:
-                nonlocal total, wrong
-                ranked, probs = model.predict([a for a, _ in batch])
-                for j, (_, label) in enumerate(batch):
-                    index, predicted = total + j, int(ranked[j][0])
-                    if predicted != label:
-                        wrong += 1
-                        item = (float(probs[j, predicted]), -index, label, predicted, float(probs[j, label]))
-                        if len(heap) < n:
-                            heapq.heappush(heap, item)
-                        else:
-                            heapq.heappushpop(heap, item)
-                total += len(batch)
-                batch.clear()
-                done(total)
-
-            for _, raw in db.items():
-                batch.append(datum_to_array(raw))
-                if len(batch) == model.batch_size:
-                    flush()
-            if batch:
-                flush()
-        hardest = []
-        for confidence, neg_index, label, predicted, true_prob in sorted(heap, reverse=True):
-            index = -neg_index
-            hardest.append(
-                {
-                    "index": index,
-                    "path": paths[index] if paths and index < len(paths) else None,
-                    "true_label": model.labels[label] if 0 <= label < len(model.labels) else str(label),
-                    "predicted_label": model.labels[predicted],
-                    "confidence": round(confidence * 100.0, 2),
-                    "true_label_percent": round(true_prob * 100.0, 2),
-                }
-            )
-        return {
-            "split": split,
-            "total": total,
-            "misclassified": wrong,
-            "accuracy": (total - wrong) / total if total else None,
-            "hardest": hardest,
-            "epoch": model.epoch,
-        }
+            return most_confidently_wrong(model, db, split, split_sources(model.dataset.path, split), n, done)
 
 
 def serve(server: InferenceServer, requests: IO[str], replies: IO[str]) -> None:
