@@ -368,10 +368,7 @@ def walk(ann: Person, server, tmp_path) -> None:
     page.goto(model_url)
     ann.click("button:has-text('Rename / notes')")
     page.fill("#edit-notes", "LeNet on shapes")
-    # Sent from the keyboard (Enter in the name field): a mouse click on this Save is the open W2-C problem (1 run
-    # in 3 it sends nothing on the model page); the dataset page's Save above is clicked.
-    with page.expect_navigation(url=model_url):
-        page.locator("#edit-name").press("Enter")
+    ann.submit_and_wait("#edit-job button[type=submit]", model_url)
     assert page.inner_text("#job-notes") == "LeNet on shapes"
     page.locator("details summary").first.click()
     ann.settle()

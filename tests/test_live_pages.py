@@ -92,6 +92,18 @@ def test_a_model_page_opened_before_training_follows_it_to_the_end(server, brows
     page.set_input_files("#classify-one-file", str(images / "circle" / "0001.png"))
     page.locator("#classify-one-form button[type=submit]").click()
     page.wait_for_selector("#predictions")
+
+    # Rename / notes opens at once with the name focused: nothing slides under the pointer, so a click on Save
+    # right away is a click on Save (a sliding form once moved it between press and release, 1 click in 3).
+    page.goto(server.url + f"/models/{model}")
+    page.locator("button:has-text('Rename / notes')").click()
+    assert page.evaluate("() => document.activeElement.id") == "edit-name"
+    assert page.get_attribute("button[aria-controls=edit-job]", "aria-expanded") == "true"
+    page.fill("#edit-notes", "three epochs")
+    with page.expect_navigation(url=server.url + f"/models/{model}"):
+        page.locator("#edit-job button[type=submit]").click()
+    assert page.inner_text("#job-notes") == "three epochs"
+    assert page.locator("#edit-job").is_hidden()
     watch.check()
 
 

@@ -64,6 +64,22 @@ window.DIGITS = (function () {
     box.querySelector(".message").textContent = message;
   }
 
+  // A button with data-reveal="ID" shows or hides that element at once and moves focus into it. No sliding
+  // animation: a form that grows under the pointer moved its Save button between press and release, and the
+  // click was lost (the model page's Rename / notes).
+  document.addEventListener("click", (ev) => {
+    const button = ev.target.closest("button[data-reveal]");
+    if (!button) return;
+    const target = document.getElementById(button.dataset.reveal);
+    if (!target) return;
+    target.hidden = !target.hidden;
+    button.setAttribute("aria-expanded", String(!target.hidden));
+    if (!target.hidden) {
+      const first = target.querySelector("input:not([type=hidden]), textarea, select");
+      if (first) first.focus();
+    }
+  });
+
   // Forms with data-confirm ask first (Delete).
   document.addEventListener("submit", (ev) => {
     const msg = ev.target.getAttribute("data-confirm");
