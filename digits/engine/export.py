@@ -25,7 +25,7 @@ import torch
 
 from digits.engine.networks import BuiltNetwork, build_network
 from digits.folders.dataset import open_dataset
-from digits.folders.model import deploy_names, label_of, snapshots_on_disk
+from digits.folders.model import deploy_names, label_of, model_dataset_dir, snapshots_on_disk
 from digits.job import Job
 from digits.model.settings import model_settings
 from digits.store import JOB_FILE
@@ -191,8 +191,8 @@ def export_job(job_dir: str, force: bool = False, log: Callable[[str], None] = p
         labels = state.get("labels")
         if labels is None:
             if dataset_labels is None:
-                dataset_dir = os.path.join(os.path.dirname(os.path.abspath(job_dir)), job.extra["dataset_id"])
-                dataset_labels = open_dataset(dataset_dir).labels
+                dataset_dir = model_dataset_dir(os.path.abspath(job_dir), job.extra.get("dataset_id", ""))
+                dataset_labels = open_dataset(dataset_dir or job_dir).labels
             labels = dataset_labels
         shape = tuple(int(d) for d in state.get("input_shape") or image_shape)
         built = build_network(text, state.get("framework") or framework, input_shape=shape, num_classes=len(labels))

@@ -40,7 +40,7 @@ from digits.engine.networks import (
 from digits.engine.solvers import make_optimizer
 from digits.engine.trainer import Split, Trainer
 from digits.folders.dataset import DatasetFolderError, db_name, open_dataset
-from digits.folders.model import latest_snapshot
+from digits.folders.model import copy_dataset_essentials, latest_snapshot
 from digits.job import is_job_id
 from digits.model.lr_policy import LRPolicy
 from digits.model.quotas import (
@@ -129,6 +129,9 @@ def run_train(ctx: WorkerContext) -> str | None:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     dataset = open_job_dataset(ctx)
+    # The model keeps what it needs of its dataset (labels, image settings, mean): it classifies and downloads
+    # without the dataset folder.
+    copy_dataset_essentials(dataset, ctx.job_dir)
     with open(ctx.path(s.network_file), encoding="utf-8") as fh:
         text = fh.read()
     channels, height, width = dataset.shape

@@ -6,6 +6,9 @@
     metrics.jsonl                      every metric the worker reported (the store's, for every job)
     metrics.cache.npz                  metrics.jsonl as parsed by the web server up to an offset (rebuilt when unsure)
     results/                           pictures made by classify-many (confusion matrices)
+    dataset/                           what the model needs of its dataset, copied when training starts: labels.txt,
+                                       image.json (size, channels, resize mode), mean.binaryproto and mean.png, so
+                                       classify and download keep working when the dataset folder is gone
 
 E is the epoch label: "3" at the end of an epoch, "1.73" between epochs (an abort, a fractional interval).
 """
@@ -16,17 +19,20 @@ import glob
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from digits.folders import file_in
-from digits.job import Job
-from digits.store import METRICS_FILE
+from digits.folders.dataset import IMAGE_JSON, LABELS, MEAN, MEAN_PNG, DatasetFolder, read_labels
+from digits.job import Job, is_job_id
+from digits.store import METRICS_FILE, write_json_atomic
 
 NETWORK_FILES = {"caffe": "network.prototxt", "torch": "network.py"}
 SNAPSHOT_RE = re.compile(r"^snapshot_epoch_(\d+(?:\.\d+)?)\.pt$")
 RESULTS_DIR = "results"
+DATASET_COPY = "dataset"
 METRICS_CACHE = "metrics.cache.npz"
 
 
@@ -145,3 +151,47 @@ def metric_lines(job_dir: str) -> list[dict[str, Any]]:
     except OSError:
         pass
     return out
+
+
+# ---- the model's own copy of what it needs of its dataset -----------------------------------------------------
+def copy_dataset_essentials(dataset: DatasetFolder, job_dir: str) -> str:
+    """Copy labels, image settings and mean image of `dataset` into the model folder's dataset/ (replacing an
+    older copy as a whole: a reader sees the old set or the new one). Returns the copy's folder."""
+    target = os.path.join(job_dir, DATASET_COPY)
+    staging = os.path.join(job_dir, f".{DATASET_COPY}.{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    with open(os.path.join(staging, LABELS), "w", encoding="utf-8") as fh:
+        fh.writelines(label + "\n" for label in dataset.labels)
+    write_json_atomic(os.path.join(staging, IMAGE_JSON), dataset.image)
+    for name in (MEAN, MEAN_PNG):
+        source = file_in(dataset.path, name)
+        if source:
+            shutil.copyfile(source, os.path.join(staging, name))
+    old = os.path.join(job_dir, f".{DATASET_COPY}.old.{os.getpid()}")
+    if os.path.isdir(target):
+        os.rename(target, old)
+    os.rename(staging, target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def own_dataset_copy(job_dir: str) -> str | None:
+    """The model folder's dataset/ when it holds the labels and image settings (models trained before this
+    copy existed have none)."""
+    folder = os.path.join(job_dir, DATASET_COPY)
+    if os.path.isdir(folder) and not os.path.islink(folder) and read_labels(folder):
+        if file_in(folder, IMAGE_JSON):
+            return folder
+    return None
+
+
+def model_dataset_dir(job_dir: str, dataset_id: str) -> str | None:
+    """Where a model's labels, image settings and mean are read: its own copy, else its dataset's folder beside
+    it (None when it names no dataset)."""
+    own = own_dataset_copy(job_dir)
+    if own:
+        return own
+    if not is_job_id(dataset_id or ""):
+        return None
+    return os.path.join(os.path.dirname(os.path.normpath(job_dir)), dataset_id)

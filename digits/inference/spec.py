@@ -9,8 +9,8 @@ from digits.datapaths import allowed_roots
 from digits.errors import Conflict, NotFound
 from digits.folders import file_in
 from digits.folders.dataset import LABELS, read_labels
-from digits.folders.model import RESULTS_DIR, Snapshot, epochs_text, pick_snapshot, snapshots
-from digits.job import Job, is_job_id
+from digits.folders.model import RESULTS_DIR, Snapshot, epochs_text, model_dataset_dir, pick_snapshot, snapshots
+from digits.job import Job
 from digits.model.settings import model_settings
 from digits.sandbox import ConfinementError
 
@@ -27,11 +27,12 @@ def choose_snapshot(job: Job, job_dir: str, wanted: str | None) -> Snapshot:
 
 
 def dataset_dir(job: Job, job_dir: str) -> str:
-    """The folder of the model's dataset: the job folder beside its own named by its dataset id."""
-    dataset_id = job.extra.get("dataset_id", "")
-    if not is_job_id(dataset_id):
+    """Where the model's labels, image settings and mean are read: its own copy (digits/folders/model.py
+    DATASET_COPY), else its dataset's folder beside it."""
+    folder = model_dataset_dir(job_dir, job.extra.get("dataset_id", ""))
+    if folder is None:
         raise NotFound(f"model {job.id} names no dataset")
-    return os.path.join(os.path.dirname(job_dir), dataset_id)
+    return folder
 
 
 def dataset_labels(folder: str) -> list[str]:

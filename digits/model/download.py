@@ -21,12 +21,13 @@ from flask import Blueprint, Response, request
 from digits import __version__
 from digits.errors import ApiError, Conflict, NotFound
 from digits.folders import file_in
-from digits.folders.dataset import LABELS, MEAN, MEAN_PNG, read_labels
+from digits.folders.dataset import LABELS, MEAN, MEAN_PNG, read_image_settings, read_labels
 from digits.folders.model import (
     NETWORK_FILES,
     deploy_names,
     epochs_text,
     metric_lines,
+    model_dataset_dir,
     pick_snapshot,
     read_metrics,
     snapshot_name,
@@ -93,11 +94,13 @@ def _deploy_info(job: Job, job_dir: str, label: str) -> tuple[str, dict]:
         return ts, json.load(fh)
 
 
-def _dataset_folder(job: Job) -> tuple[Job, str]:
+def _dataset_folder(job: Job, job_dir: str) -> tuple[Job | None, str]:
+    """The model's dataset job (None once deleted) and where its labels and mean are read: the model's own copy,
+    else the dataset's folder (models trained before the copy existed)."""
     dataset_id = job.extra.get("dataset_id", "")
     dataset = workspace().store.get(dataset_id)
-    folder = workspace().store.job_dir(dataset_id) if dataset else None
-    if dataset is None or not os.path.isdir(folder):
+    folder = model_dataset_dir(job_dir, dataset_id)
+    if folder is None or not os.path.isdir(folder):
         raise Conflict(
             f"the dataset of model {job.id} ({dataset_id}) was deleted; the archive needs its {LABELS} and "
             "mean image, so this model can no longer be downloaded"
@@ -116,9 +119,20 @@ def _metrics_until(job_dir: str, epoch: float) -> dict[str, dict[str, float]]:
     return out
 
 
-def model_info(job: Job, job_dir: str, dataset: Job, labels: list[str], deploy: dict, label: str, epoch: float):
-    """info.json: what predict.py (or a person) needs to feed the network, and what it was trained on."""
-    image = job.extra.get("image") or dataset.extra.get("image") or {}
+def model_info(
+    job: Job,
+    job_dir: str,
+    dataset: Job | None,
+    labels: list[str],
+    deploy: dict,
+    label: str,
+    epoch: float,
+    dataset_dir: str | None = None,
+):
+    """info.json: what predict.py (or a person) needs to feed the network, and what it was trained on. The image
+    settings come from the model, its own copy of the dataset's, or the dataset job."""
+    image = job.extra.get("image") or (read_image_settings(dataset_dir) if dataset_dir else None)
+    image = image or (dataset.extra.get("image") if dataset else None) or {}
     settings = model_settings(job)
     shape = [int(d) for d in deploy["input_shape"]]
     image_shape = [int(image["channels"]), int(image["height"]), int(image["width"])]
@@ -146,7 +160,7 @@ def model_info(job: Job, job_dir: str, dataset: Job, labels: list[str], deploy: 
         "input_shape": shape,
         "labels": labels,
         "metrics": _metrics_until(job_dir, epoch),
-        "dataset": {"id": dataset.id, "name": dataset.name},
+        "dataset": {"id": job.extra.get("dataset_id", ""), "name": dataset.name if dataset else None},
     }
 
 
@@ -206,7 +220,7 @@ def archive_members(job: Job, epoch_arg: str | None) -> tuple[str, list[Member]]
     job_dir = workspace().store.job_dir(job.id)
     snapshot, label, epoch = _pick_snapshot(job, job_dir, epoch_arg)
     ts, deploy = _deploy_info(job, job_dir, label)
-    dataset, dataset_dir = _dataset_folder(job)
+    dataset, dataset_dir = _dataset_folder(job, job_dir)
     labels_path = file_in(dataset_dir, LABELS)
     settings = model_settings(job)
     network_name = settings.network_file
@@ -215,7 +229,7 @@ def archive_members(job: Job, epoch_arg: str | None) -> tuple[str, list[Member]]
         missing = f"{LABELS} of its dataset" if not labels_path else "network file"
         raise Conflict(f"model {job.id} cannot be downloaded: its {missing} is missing")
     labels = read_labels(dataset_dir)
-    info = model_info(job, job_dir, dataset, labels, deploy, label, epoch)
+    info = model_info(job, job_dir, dataset, labels, deploy, label, epoch, dataset_dir)
     mean, mean_png = file_in(dataset_dir, MEAN), file_in(dataset_dir, MEAN_PNG)
     if info["use_mean"] != "none" and not mean:
         raise Conflict(f"model {job.id} subtracts the {info['use_mean']} mean, but its dataset has no mean file")

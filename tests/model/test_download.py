@@ -25,6 +25,7 @@ from digits.engine.networks import build_network
 from digits.engine.solvers import make_optimizer
 from digits.engine.trainer import Split, Trainer
 from digits.folders.dataset import open_dataset
+from digits.folders.model import DATASET_COPY
 from digits.formats.caffe_pb import read_mean, write_mean
 from digits.formats.images import load_for_network
 from digits.model import download
@@ -216,6 +217,9 @@ def test_epochs_names_metrics_csv_and_missing_files(signed_in, app, workspace, r
 
     assert signed_in.delete(f"/datasets/{dataset.id}", headers=JSON).status_code == 403  # the model uses it
     shutil.rmtree(workspace.store.job_dir(dataset.id))  # gone all the same, from outside the app
+    # The model kept its labels, settings and mean (digits/folders/model.py DATASET_COPY): it still downloads.
+    assert signed_in.get(f"/models/{job_id}/download.zip").status_code == 200
+    shutil.rmtree(os.path.join(job_dir, DATASET_COPY))  # a model trained before that copy existed
     r = signed_in.get(f"/models/{job_id}/download.zip", headers=JSON)
     assert r.status_code == 409
     assert "dataset" in r.get_json()["error"]["message"] and "deleted" in r.get_json()["error"]["message"]
