@@ -18,6 +18,7 @@ setup(
         "numpy>=1.24",
         "pillow>=10.0",
         "lmdb>=1.4",
+        "h5py>=3.8",
         "protobuf>=4.21",
         "matplotlib>=3.7",
         "flask-login>=0.6",

@@ -1,4 +1,7 @@
-"""Build one split's LMDB of Datum records: decode, convert, resize and encode on every core, write in batches."""
+"""Build one split's database: decode, convert, resize and encode on every core, write in batches.
+
+The backend is DIGITS' choice: an LMDB of Datum records, or HDF5 files of raw pixels (digits.formats.hdf5_io).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from PIL import Image
 
 from digits.folders.dataset import MEAN, MEAN_PNG, db_labels_path
 from digits.formats.caffe_pb import array_to_datum, write_mean
+from digits.formats.hdf5_io import Hdf5Writer
 from digits.formats.images import ImageError, encode_image, load_for_network
 from digits.formats.lmdb_io import LmdbWriter, record_key
 from digits.store import free_bytes, is_disk_full, write_problem
@@ -47,6 +51,8 @@ class ImageSettings:
     height: int
     resize_mode: str = "squash"
     encoding: str = "png"
+    backend: str = "lmdb"
+    compression: str = "none"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ImageSettings:
@@ -56,12 +62,15 @@ class ImageSettings:
             int(d["height"]),
             d.get("resize_mode", "squash"),
             d.get("encoding", "png"),
+            d.get("backend", "lmdb"),
+            d.get("compression", "none"),
         )
 
 
 @dataclass
 class ChunkResult:
-    records: list[bytes] = field(default_factory=list)
+    records: list[bytes] = field(default_factory=list)  # Datum records (LMDB)
+    arrays: list[np.ndarray] = field(default_factory=list)  # the pixels themselves (HDF5)
     labels: list[int] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     sizes: list[tuple[int, int]] = field(default_factory=list)
@@ -107,9 +116,10 @@ def process_chunk(
         except OSError as e:
             out.skipped.append((path, f"cannot read: {e.strerror or e}"))
             continue
-        encoded = encode_image(arr, settings.encoding)
-        if with_datum:
-            out.records.append(array_to_datum(arr, label, encoded))
+        if settings.backend == "hdf5":
+            out.arrays.append(arr)
+        elif with_datum:
+            out.records.append(array_to_datum(arr, label, encode_image(arr, settings.encoding)))
         out.labels.append(label)
         out.sizes.append(size)
         if with_mean:
@@ -147,6 +157,31 @@ def size_summary(sizes: collections.Counter) -> dict[str, Any]:
     }
 
 
+class _LmdbSplit:
+    def __init__(self, path: str, settings: ImageSettings):
+        self.writer = LmdbWriter(path)
+
+    def add(self, start: int, result: ChunkResult) -> None:
+        self.writer.put_many((record_key(start + i), rec) for i, rec in enumerate(result.records))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _Hdf5Split:
+    def __init__(self, path: str, settings: ImageSettings, dset_limit: int | None = None):
+        shape = (settings.channels, settings.height, settings.width)
+        limits = {"dset_limit": dset_limit} if dset_limit else {}
+        self.writer = Hdf5Writer(path, shape, settings.compression, **limits)
+
+    def add(self, start: int, result: ChunkResult) -> None:
+        if result.arrays:
+            self.writer.write(result.arrays, result.labels)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 def build_db(
     entries: list[tuple[str, int]],
     db_path: str,
@@ -156,8 +191,10 @@ def build_db(
     progress: Callable[[float], None] | None = None,
     should_abort: Callable[[], bool] | None = None,
     processes: int | None = None,
+    hdf5_dset_limit: int | None = None,
 ) -> DbResult | None:
-    """Write `entries` into an LMDB at db_path (via db_path.partial, renamed at the end); None when aborted."""
+    """Write `entries` into the split folder db_path, an LMDB or HDF5 files as settings.backend says (via
+    db_path.partial, renamed at the end); None when aborted. hdf5_dset_limit: values per HDF5 file (DIGITS')."""
     started = time.perf_counter()
     partial = db_path + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
@@ -169,7 +206,10 @@ def build_db(
     done = 0
     pool = None
     try:
-        writer = LmdbWriter(partial)
+        if settings.backend == "hdf5":
+            writer = _Hdf5Split(partial, settings, hdf5_dset_limit)
+        else:
+            writer = _LmdbSplit(partial, settings)
         pool, results = pool_results(entries, settings, with_mean, processes)
         for result in results:
             if should_abort and should_abort():
@@ -177,8 +217,7 @@ def build_db(
                 writer.close()
                 shutil.rmtree(partial, ignore_errors=True)
                 return None
-            start = len(labels)
-            writer.put_many((record_key(start + i), rec) for i, rec in enumerate(result.records))
+            writer.add(len(labels), result)
             labels.extend(result.labels)
             for label in result.labels:
                 per_class[label] += 1
@@ -191,7 +230,7 @@ def build_db(
                 progress(done / max(1, len(entries)))
         pool.close()
         writer.close()
-    except (lmdb.Error, OSError) as e:
+    except (lmdb.Error, OSError) as e:  # h5py reports its write failures as OSError
         if pool is not None:
             pool.terminate()
         shutil.rmtree(partial, ignore_errors=True)  # nothing half-written is kept

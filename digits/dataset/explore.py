@@ -1,5 +1,5 @@
-"""Browse what went into a dataset (records decoded from its LMDBs), and pick server folders for the form and
-preview what they hold."""
+"""Browse what went into a dataset (records decoded from its LMDBs or HDF5 files), and pick server folders for
+the form and preview what they hold."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from flask import Blueprint, current_app, jsonify, render_template, request, sen
 
 from digits.datapaths import PathRefused, check_server_path, inside, no_paths_message, path_rules, server_home
 from digits.dataset import preview
-from digits.errors import ApiError, NotFound
+from digits.errors import ApiError, Conflict, NotFound
 from digits.folders.dataset import SPLITS, db_name, read_labels, record_labels
 from digits.formats.caffe_pb import Datum, datum_to_array
+from digits.formats.hdf5_io import Hdf5Error, Hdf5Reader, is_hdf5_split
 from digits.formats.images import encode_image
 from digits.formats.lmdb_io import LmdbReader, record_key
 from digits.offload import native_lock, off_loop
@@ -69,9 +70,19 @@ def explore(job_id: str):
 
 
 def _record_picture(path: str, index: int) -> tuple[bytes, str] | None:
-    """A record's picture and its type, read from the LMDB and encoded when stored raw (plain data in, plain
-    data out: it runs off the event loop). One at a time: LMDB refuses a second open of a database in one
-    process, and a page of explore asks for its pictures together."""
+    """A record's picture and its type, read from the split's LMDB or HDF5 files and encoded when stored raw
+    (plain data in, plain data out: it runs off the event loop). One at a time: LMDB refuses a second open of a
+    database in one process, and a page of explore asks for its pictures together."""
+    if is_hdf5_split(path):
+        with _LMDB_OPEN:
+            try:
+                with Hdf5Reader(path) as db:
+                    if not 0 <= index < len(db):
+                        return None
+                    arr, _ = db.get(index)
+            except Hdf5Error as e:
+                raise Conflict(str(e)) from None
+        return encode_image(arr, "png"), "image/png"
     with _LMDB_OPEN, LmdbReader(path) as db:
         raw = db.get(record_key(index))
     if raw is None:

@@ -10,10 +10,12 @@ from digits.config import Settings
 from digits.datapaths import PathRefused, PathRules, check_server_path, path_rules
 from digits.dataset.preview import preview_folder
 from digits.folders.dataset import upload_list_name
+from digits.formats.hdf5_io import COMPRESSIONS
 from digits.formats.images import ENCODINGS, RESIZE_MODES
 from digits.forms import FormReader
 
 MAX_SIDE = 4096
+BACKENDS = ("lmdb", "hdf5")
 SPLIT_TITLES = {"train": "Training", "val": "Validation", "test": "Test"}
 
 # The label a person sees for each field, by its name (DIGITS' names, which scripts send): the form shows these
@@ -207,8 +209,13 @@ def read_dataset_form(
     height = r.integer("resize_height", 256, minimum=1, maximum=MAX_SIDE)
     mode = r.choice("resize_mode", tuple(RESIZE_MODES), "squash")
     encoding = r.choice("encoding", ENCODINGS, "png")
-    backend = r.choice("backend", ("lmdb",), "lmdb")
-    compression = r.choice("compression", ("none",), "none")
+    backend = r.choice("backend", BACKENDS, "lmdb")
+    compression = r.choice("compression", COMPRESSIONS, "none")
+    # DIGITS' rules: an LMDB is never compressed, and HDF5 holds raw pixels, whatever the form said.
+    if backend == "lmdb":
+        compression = "none"
+    else:
+        encoding = "none"
     form = DatasetForm(
         name, group, method, int(channels), width or 256, height or 256, mode, encoding, backend, compression
     )

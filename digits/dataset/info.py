@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from digits.folders.dataset import LABELS, MEAN, SPLITS, read_labels, read_stats
+from digits.folders.dataset import LABELS, MEAN, SPLITS, db_name, read_labels, read_stats
 from digits.job import Job
 from digits.status import Status
 
@@ -19,12 +19,41 @@ def skipped_files(stats: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
+def parse_folder_tasks(job: Job, parse: dict[str, Any]) -> list[dict[str, Any]]:
+    """DIGITS' ParseFolderTasks: one per source folder (the training folder, then a separate validation or test
+    folder), named by the splits it fills ("Parse Folder (train/val)", "Parse Folder (val)") with the images it
+    gave each. Our job parses every folder in one task, whose status each entry shares. A dataset made from lists
+    has none, as in DIGITS."""
+    task = next((t for t in job.tasks if t.kind == "dataset.parse"), None)
+    if task is None or task.args.get("method", "folder") != "folder":
+        return []
+    args = task.args
+    fills = ["train"] + [s for s in ("val", "test") if float(args.get(f"pct_{s}") or 0) > 0]
+    folders = [("train", "/".join(fills))] + [(s, s) for s in ("val", "test") if args.get(s)]
+    found = {source["split"]: source for source in parse.get("sources", [])}
+    if "sources" not in parse and parse:  # parsed before each folder's counts were kept: all on the first
+        found["train"] = {"label_count": len(parse.get("labels", [])), "counts": parse.get("counts", {})}
+    out = []
+    for split, sets in folders:
+        source = found.get(split, {})
+        counts = source.get("counts", {})
+        out.append(
+            {
+                "name": f"Parse Folder ({sets})",
+                "status": task.status.value,
+                "label_count": source.get("label_count", 0),
+                "train_count": counts.get("train", 0),
+                "val_count": counts.get("val", 0),
+                "test_count": counts.get("test", 0),
+            }
+        )
+    return out
+
+
 def dataset_json(job: Job, job_dir: str) -> dict[str, Any]:
     stats = read_stats(job_dir)
     image = job.extra.get("image", {})
     parse = stats.get("parse", {})
-    counts = parse.get("counts", {})
-    parse_task = job.tasks[0]
     db_tasks = [t for t in job.tasks if t.kind == "dataset.create_db"]
     return {
         "id": job.id,
@@ -39,16 +68,7 @@ def dataset_json(job: Job, job_dir: str) -> dict[str, Any]:
         "labels": parse.get("labels") or read_labels(job_dir),
         "labels file": LABELS,
         "mean file": MEAN if os.path.exists(os.path.join(job_dir, MEAN)) else None,
-        "ParseFolderTasks": [
-            {
-                "name": "Parse Folder" if job.form.get("method", "folder") == "folder" else "Parse Lists",
-                "status": parse_task.status.value,
-                "label_count": len(parse.get("labels", [])),
-                "train_count": counts.get("train", 0),
-                "val_count": counts.get("val", 0),
-                "test_count": counts.get("test", 0),
-            }
-        ],
+        "ParseFolderTasks": parse_folder_tasks(job, parse),
         "CreateDbTasks": [
             {
                 "name": f"Create DB ({t.args['split']})",
@@ -61,6 +81,8 @@ def dataset_json(job: Job, job_dir: str) -> dict[str, Any]:
                 "backend": image.get("backend", "lmdb"),
                 "encoding": image.get("encoding"),
                 "compression": image.get("compression", "none"),
+                "db_name": db_name(t.args["split"]),
+                "mean_file": MEAN if t.args["split"] == "train" else None,
             }
             for t in db_tasks
         ],

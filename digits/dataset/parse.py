@@ -24,6 +24,9 @@ class ParseResult:
     splits: dict[str, list[tuple[str, int]]]
     skipped: list[dict[str, str]] = field(default_factory=list)
     dropped_classes: list[dict[str, Any]] = field(default_factory=list)
+    # Each source folder (the training folder, then a separate validation or test folder), as DIGITS' one parse
+    # task per folder reported it: {"split", "path", "label_count", "counts": {train, val, test}}.
+    sources: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {s: len(self.splits.get(s, [])) for s in SPLITS}
@@ -157,6 +160,7 @@ def parse_folders(args: dict[str, Any], job_dir: str | None = None) -> ParseResu
         )
     index = {name: i for i, name in enumerate(labels)}
     splits: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
+    sources = []
     pct_val, pct_test = float(args.get("pct_val") or 0), float(args.get("pct_test") or 0)
     for name in labels:
         files = kept[name]
@@ -166,6 +170,7 @@ def parse_folders(args: dict[str, Any], job_dir: str | None = None) -> ParseResu
         splits["val"] += [(f, label) for f in files[:n_val]]
         splits["test"] += [(f, label) for f in files[n_val : n_val + n_test]]
         splits["train"] += [(f, label) for f in files[n_val + n_test :]]
+    sources.append(_source("train", train_src["path"], len(labels), {s: len(splits[s]) for s in SPLITS}))
     for split in ("val", "test"):
         src = args.get(split)
         if not src:
@@ -177,16 +182,23 @@ def parse_folders(args: dict[str, Any], job_dir: str | None = None) -> ParseResu
                 f"{src['path']}: class folder(s) {', '.join(unknown)} are not classes of the training "
                 f"folder ({', '.join(labels)})"
             )
+        found = 0
         for name, files in sorted(other.items()):
             files = list(files)
             rng.shuffle(files)
             limited = _limit(files, src.get("min_per_class"), src.get("max_per_class")) or []
             splits[split] += [(f, index[name]) for f in limited]
+            found += bool(limited)
+        sources.append(_source(split, src["path"], found, {s: len(splits[split]) if s == split else 0 for s in SPLITS}))
     for split in SPLITS:
         rng.shuffle(splits[split])  # interleave classes, so a DB read in order is not sorted by class
-    result = ParseResult(labels, splits, skipped, dropped)
+    result = ParseResult(labels, splits, skipped, dropped, sources)
     _check_not_empty(result, args)
     return result
+
+
+def _source(split: str, path: str, label_count: int, counts: dict[str, int]) -> dict[str, Any]:
+    return {"split": split, "path": path, "label_count": label_count, "counts": counts}
 
 
 def _check_not_empty(result: ParseResult, args: dict[str, Any]) -> None:

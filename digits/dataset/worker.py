@@ -30,6 +30,7 @@ def run_parse(ctx: WorkerContext) -> str | None:
             "per_class": result.per_class(),
             "skipped": result.skipped,
             "dropped_classes": result.dropped_classes,
+            "sources": result.sources,
         },
     )
     ctx.reporter.progress(1.0)

@@ -1,6 +1,8 @@
-"""The dataset as the training worker sees it: records decoded from the LMDBs, the mean, and batches on the device.
+"""The dataset as the training worker sees it: records decoded from its splits, the mean, and batches on the device.
 
-The folder itself (its files, labels, image settings) is digits.folders.dataset.
+A split is an LMDB of Datum records or DIGITS' HDF5 files (digits.formats.hdf5_io): each function here takes
+either, told apart by the split folder's files. The folder itself (its files, labels, image settings) is
+digits.folders.dataset.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from digits.engine.trainer import Split
 from digits.folders.dataset import MEAN, DatasetFolder, db_labels_path
 from digits.formats.caffe_pb import datum_label, datum_to_array, read_mean
 from digits.formats.datum_batch import RecordError, decode_records
+from digits.formats.hdf5_io import Hdf5Error, Hdf5Reader, is_hdf5_split
 from digits.formats.lmdb_io import LmdbReader
 from digits.worker_runtime import TaskFailed
 
@@ -32,57 +35,97 @@ def read_records(db_path: str) -> tuple[list[bytes], list[bytes]]:
 
 
 def decode_split(db_path: str, cores: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """All records of a split as (uint8 N x C x H x W, int64 labels): on threads here, and on child processes
-    that import no torch when the split is large enough to pay for them (digits.formats.datum_batch)."""
-    keys, raws = read_records(db_path)
-    if not raws:
-        raise TaskFailed(f"{os.path.basename(db_path)} holds no records")
-    try:
-        images, labels = decode_records(db_path, keys, raws, cores)
-    except RecordError as e:
-        raise TaskFailed(f"{os.path.basename(db_path)}: {e}") from None
+    """All records of a split as (uint8 N x C x H x W, int64 labels). LMDB records are decoded on threads here,
+    and on child processes that import no torch when the split is large enough to pay for them
+    (digits.formats.datum_batch); HDF5 files hold the pixels already."""
+    name = os.path.basename(db_path)
+    if is_hdf5_split(db_path):
+        try:
+            with Hdf5Reader(db_path) as db:
+                images, labels = db.read_all()
+        except Hdf5Error as e:
+            raise TaskFailed(str(e)) from None
+        if not len(labels):
+            raise TaskFailed(f"{name} holds no records")
+    else:
+        keys, raws = read_records(db_path)
+        if not raws:
+            raise TaskFailed(f"{name} holds no records")
+        try:
+            images, labels = decode_records(db_path, keys, raws, cores)
+        except RecordError as e:
+            raise TaskFailed(f"{name}: {e}") from None
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))), torch.from_numpy(labels)
 
 
-class StreamingSplit:
-    """A split read from its LMDB batch by batch, for datasets too big for memory.
+class _LmdbRecords:
+    """An LMDB split's records by index, decoded on a pool of threads (LMDB reads and Pillow's decoders release
+    the GIL)."""
 
-    Records are decoded on a pool of threads (LMDB reads and Pillow's decoders release the GIL), and the
-    training loop asks for the next batch while it computes the current one. On a GPU the batch is copied
+    def __init__(self, db_path: str, threads: int | None = None):
+        self.db = LmdbReader(db_path)
+        self.keys = [key for key, _ in self.db.items()]
+        self.pool = ThreadPoolExecutor(threads or os.cpu_count() or 1)
+        self.db_path = db_path
+
+    def labels(self) -> np.ndarray:
+        path = db_labels_path(self.db_path)  # written by our create-db; other tools' DBs are scanned once
+        if os.path.exists(path):
+            labels = np.fromfile(path, dtype=np.int32)
+            if len(labels) == len(self.keys):
+                return labels.astype(np.int64)
+        return np.array([datum_label(raw) for _, raw in self.db.items()], dtype=np.int64)
+
+    def _decode(self, index: int) -> np.ndarray:
+        return datum_to_array(self.db.get(self.keys[index]))[0]
+
+    def read(self, indices: tuple[int, ...]) -> np.ndarray:
+        return np.stack(list(self.pool.map(self._decode, indices)))
+
+
+class _Hdf5Records:
+    """An HDF5 split's records by index, its files opened in this (the training) process."""
+
+    def __init__(self, db_path: str):
+        try:
+            self.db = Hdf5Reader(db_path)
+        except Hdf5Error as e:
+            raise TaskFailed(str(e)) from None
+
+    def labels(self) -> np.ndarray:
+        return self.db.labels()
+
+    def read(self, indices: tuple[int, ...]) -> np.ndarray:
+        try:
+            return self.db.read(indices)
+        except Hdf5Error as e:
+            raise TaskFailed(str(e)) from None
+
+
+class StreamingSplit:
+    """A split read from its LMDB or HDF5 files batch by batch, for datasets too big for memory.
+
+    The training loop asks for the next batch while it computes the current one. On a GPU the batch is copied
     from pinned memory without blocking.
     """
 
     transformed = False
 
     def __init__(self, db_path: str, device: torch.device, threads: int | None = None):
-        self.db = LmdbReader(db_path)
-        self.keys = [key for key, _ in self.db.items()]
-        self.labels_cpu = self._labels(db_path)
+        self.records = _Hdf5Records(db_path) if is_hdf5_split(db_path) else _LmdbRecords(db_path, threads)
+        self.labels_cpu = torch.from_numpy(self.records.labels())
         self.labels = self.labels_cpu.to(device)
         self.device = device
-        self.pool = ThreadPoolExecutor(threads or os.cpu_count() or 1)  # decodes records
-        # Prefetches whole batches. Separate from the decoding pool: a batch job waiting on decode jobs queued
-        # behind it in the same pool would deadlock once every thread held one.
+        # Prefetches whole batches. Separate from the LMDB decoding pool: a batch job waiting on decode jobs
+        # queued behind it in the same pool would deadlock once every thread held one.
         self.loader = ThreadPoolExecutor(1)
         self._pending: dict[tuple[int, ...], Future] = {}
 
-    def _labels(self, db_path: str) -> torch.Tensor:
-        path = db_labels_path(db_path)  # written by our create-db; other tools' DBs are scanned once
-        if os.path.exists(path):
-            labels = np.fromfile(path, dtype=np.int32)
-            if len(labels) == len(self.keys):
-                return torch.from_numpy(labels.astype(np.int64))
-        return torch.tensor([datum_label(raw) for _, raw in self.db.items()], dtype=torch.int64)
-
     def __len__(self) -> int:
-        return len(self.keys)
-
-    def _decode(self, index: int) -> np.ndarray:
-        return datum_to_array(self.db.get(self.keys[index]))[0]
+        return len(self.labels_cpu)
 
     def _load(self, indices: tuple[int, ...]) -> torch.Tensor:
-        arrays = list(self.pool.map(self._decode, indices))
-        batch = torch.from_numpy(np.stack(arrays).transpose(0, 3, 1, 2).copy())
+        batch = torch.from_numpy(self.records.read(indices).transpose(0, 3, 1, 2).copy())
         if self.device.type == "cuda":
             return batch.pin_memory().to(self.device, non_blocking=True)
         return batch
@@ -100,6 +143,13 @@ class StreamingSplit:
 
 
 def split_records(db_path: str) -> int:
+    """How many records a split holds."""
+    if is_hdf5_split(db_path):
+        try:
+            with Hdf5Reader(db_path) as db:
+                return len(db)
+        except Hdf5Error as e:
+            raise TaskFailed(str(e)) from None
     with LmdbReader(db_path) as db:
         return len(db)
 

@@ -2,7 +2,8 @@
 
     labels.txt                one class name per line, in label order
     <split>.txt               the split's list: "absolute/path label" per line (train, val, test)
-    <split>_db/               an LMDB of Caffe Datum records, and <split>_db_labels.bin their labels
+    <split>_db/               an LMDB of Caffe Datum records, or (backend hdf5) list.txt and the .h5 files it
+                              names (digits.formats.hdf5_io); <split>_db_labels.bin their labels
     mean.binaryproto          the training split's mean image (Caffe BlobProto, BGR); mean.png shows it
     stats.json                what parse and create-db found: counts, sizes, skipped files (by section)
     upload/<split>/           zips of class folders unpacked; upload_<what>.txt uploaded lists

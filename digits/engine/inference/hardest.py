@@ -1,5 +1,5 @@
 """The records of a dataset split a model gets wrong with the most confidence (the "hardest" request of the
-inference worker): one pass over the LMDB in batches, keeping the n worst in a heap."""
+inference worker): one pass over its LMDB or HDF5 records in batches, keeping the n worst in a heap."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from typing import Any
 import numpy as np
 
 from digits.engine.inference.model import LoadedModel
-from digits.formats.caffe_pb import datum_to_array
-from digits.formats.lmdb_io import LmdbReader
+from digits.formats.split_io import SplitRecords
 
 
 def most_confidently_wrong(
-    model: LoadedModel, db: LmdbReader, split: str, paths: list[str] | None, n: int, done: Callable[[int], None]
+    model: LoadedModel, db: SplitRecords, split: str, paths: list[str] | None, n: int, done: Callable[[int], None]
 ) -> dict[str, Any]:
     """The n misclassified records of `db` (the split's records, listed by `paths`), surest first; `done(count)`
     after each batch."""
@@ -39,8 +38,8 @@ def most_confidently_wrong(
         batch.clear()
         done(total)
 
-    for _, raw in db.items():
-        batch.append(datum_to_array(raw))
+    for record in db:
+        batch.append(record)
         if len(batch) == model.batch_size:
             flush()
     if batch:

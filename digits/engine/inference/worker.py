@@ -30,7 +30,7 @@ from digits.engine.inference.threads import threads_for_one, torch_threads
 from digits.engine.inference.visualize import gradcam_for, visualize
 from digits.folders.dataset import SPLITS, split_sources
 from digits.formats.images import ImageError, set_max_pixels
-from digits.formats.lmdb_io import LmdbReader
+from digits.formats.split_io import SplitRecords
 from digits.inference import render
 from digits.inference.evaluate import evaluate
 from digits.inference.paths import PathChecker
@@ -315,7 +315,7 @@ class InferenceServer:
         db_path = model.dataset.db(split) if split in SPLITS else None
         if db_path is None:
             raise RequestFailed("not_found", f"the model's dataset has no {split} split")
-        with LmdbReader(db_path) as db:
+        with SplitRecords(db_path) as db:
             done = Throttle(progress, len(db))
             return most_confidently_wrong(model, db, split, split_sources(model.dataset.path, split), n, done)
 
