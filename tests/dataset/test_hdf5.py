@@ -3,6 +3,7 @@ against the LMDB build of the same folder; explore reads it; a bad backend or co
 
 import io
 import os
+import re
 
 import h5py
 import numpy as np
@@ -76,6 +77,11 @@ def test_an_hdf5_dataset_holds_what_the_lmdb_build_of_the_same_folder_holds(
         assert np.array_equal(data, np.stack([a.transpose(2, 0, 1) for a, _ in expected]).astype(np.float32))
     assert np.allclose(
         read_mean(os.path.join(hdf5_dir, "mean.binaryproto")), read_mean(os.path.join(lmdb_dir, "mean.binaryproto"))
+    )
+
+    page = signed_in.get(f"/datasets/{hdf5_id}").get_data(as_text=True)
+    assert re.search(r"Backend</dt><dd[^>]*>hdf5<", page) and re.search(
+        rf"Compression</dt><dd[^>]*>{compression}<", page
     )
 
     # Explore reads the HDF5 records (DIGITS 6 answered 500 "expected backend is lmdb" here).
