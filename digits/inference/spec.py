@@ -10,7 +10,7 @@ from digits.errors import Conflict, NotFound
 from digits.folders import file_in
 from digits.folders.dataset import LABELS, read_labels
 from digits.folders.model import RESULTS_DIR, Snapshot, epochs_text, model_dataset_dir, pick_snapshot, snapshots
-from digits.job import Job
+from digits.job import Job, is_job_id
 from digits.model.settings import model_settings
 from digits.sandbox import ConfinementError
 
@@ -33,6 +33,12 @@ def dataset_dir(job: Job, job_dir: str) -> str:
     if folder is None:
         raise NotFound(f"model {job.id} names no dataset")
     return folder
+
+
+def records_dir(job: Job, job_dir: str) -> str:
+    """The dataset job's own folder beside the model's ("" when the model names none)."""
+    dataset_id = job.extra.get("dataset_id", "")
+    return os.path.join(os.path.dirname(os.path.normpath(job_dir)), dataset_id) if is_job_id(dataset_id) else ""
 
 
 def dataset_labels(folder: str) -> list[str]:
@@ -68,6 +74,8 @@ def model_spec(job: Job, job_dir: str, wanted_epoch: str | None) -> dict[str, An
         "framework": settings.framework,
         "network_file": network,
         "dataset_dir": dataset_dir(job, job_dir),
+        # The dataset's own folder, for what only it holds: the split records (the hardest-records pass).
+        "records_dir": records_dir(job, job_dir),
         "use_mean": settings.use_mean,
         "crop_size": settings.crop_size,
     }

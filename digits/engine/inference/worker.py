@@ -28,7 +28,7 @@ from digits.engine.inference.hardest import most_confidently_wrong
 from digits.engine.inference.model import TOP_K, LoadedModel, RequestFailed, percent
 from digits.engine.inference.threads import threads_for_one, torch_threads
 from digits.engine.inference.visualize import gradcam_for, visualize
-from digits.folders.dataset import SPLITS, split_sources
+from digits.folders.dataset import SPLITS, db_name, split_sources
 from digits.formats.images import ImageError, set_max_pixels
 from digits.formats.split_io import SplitRecords
 from digits.inference import render
@@ -312,12 +312,14 @@ class InferenceServer:
         """The misclassified records of a dataset split, most confidently wrong first."""
         split = str(request.get("split") or "val")
         n = max(1, min(1000, int(request.get("n") or 50)))
-        db_path = model.dataset.db(split) if split in SPLITS else None
-        if db_path is None:
-            raise RequestFailed("not_found", f"the model's dataset has no {split} split")
+        # The split's records are in the dataset's own folder (the model keeps only labels, settings and mean).
+        records = model.spec.get("records_dir") or model.dataset.path
+        db_path = os.path.join(records, db_name(split)) if split in SPLITS else None
+        if db_path is None or not os.path.isdir(db_path):
+            raise RequestFailed("not_found", f"the model's dataset has no {split} split (or its folder is gone)")
         with SplitRecords(db_path) as db:
             done = Throttle(progress, len(db))
-            return most_confidently_wrong(model, db, split, split_sources(model.dataset.path, split), n, done)
+            return most_confidently_wrong(model, db, split, split_sources(records, split), n, done)
 
 
 def serve(server: InferenceServer, requests: IO[str], replies: IO[str]) -> None:
