@@ -44,6 +44,10 @@ $(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
 	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium is not installed (apt-get install chromium): the browser tests will be skipped"
+	# tests/test_api_docs.py runs docs/API.md's examples with the real curl.
+	command -v curl >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; } || \
+		echo "curl is not installed (apt-get install curl): the API examples' test will be skipped"
 	touch $@
 
 run: install
