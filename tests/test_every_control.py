@@ -157,6 +157,10 @@ def walk(ann: Person, server, tmp_path) -> None:
     page.uncheck("#has_test_folder")
     page.select_option("#resize_channels", "1")
     page.select_option("#resize_mode", "crop")
+    # HDF5 and its compression, chosen and left again (tests/dataset/test_form_browser.py builds an HDF5 dataset).
+    page.select_option("#backend", "hdf5")
+    page.select_option("#compression", "gzip")
+    page.select_option("#backend", "lmdb")
     page.select_option("#encoding", "png")
     page.fill("#resize_width", "28")
     page.fill("#resize_height", "28")

@@ -88,7 +88,7 @@ def _many_context(job, run_id: str, data: dict[str, Any]) -> dict[str, Any]:
             args["view"] = "mistakes"
         elif view == "mistakes" and "outcome" not in changes:
             args.pop("outcome", None)
-        return url_for(".classify_many_page", job_id=job.id, run_id=run_id, **args)
+        return url_for("inference_results.classify_many_page", job_id=job.id, run_id=run_id, **args)
 
     return {
         "page_url": page_url,
@@ -127,7 +127,7 @@ def classify_many_page_json(job_id: str, run_id: str):
     page = context["page"]
     for row in page["rows"]:
         row["thumbnail_url"] = (
-            url_for(".thumbnail", job_id=job.id, run_id=run_id, index=row["index"]) if row["has_thumbnail"] else None
+            url_for("inference_results.thumbnail", job_id=job.id, run_id=run_id, index=row["index"]) if row["has_thumbnail"] else None
         )
     return jsonify(
         {

@@ -13,7 +13,7 @@ import tempfile
 import time
 from typing import Any
 
-from flask import Blueprint, jsonify, redirect, request, send_file, url_for
+from flask import Blueprint, current_app, jsonify, redirect, request, send_file, url_for
 
 from digits.datapaths import PathRefused, check_server_path
 from digits.errors import ApiError, Failed, FormErrors, NotFound, ServiceUnavailable
@@ -24,7 +24,7 @@ from digits.inference.errors import InferenceError
 from digits.inference.spec import dataset_dir, dataset_labels, model_spec
 from digits.offload import off_loop
 from digits.views.common import job_or_404, workspace
-from digits.views.errors import wants_json
+from digits.views.errors import names_html, wants_json
 
 bp = Blueprint("inference", __name__)
 RESULT_NAME_RE = re.compile(r"^confusion-[0-9a-f]{16}\.png$")  # where earlier versions kept confusion matrices
@@ -95,12 +95,17 @@ def _wants_page() -> bool:
     return _wants_link() or not wants_json()
 
 
-def _go(url: str, run_id: str):
-    """To a kept result: its address as JSON when asked for (Prefer: return=minimal), else a redirect (303)."""
+def _go(endpoint: str, job_id: str, run_id: str):
+    """To a kept result: its address as JSON when asked for (Prefer: return=minimal); a browser (Accept naming
+    text/html) is redirected (303) to its page; a script posting the form with no preference (DIGITS' clients) gets
+    the page itself (200), as DIGITS answered."""
+    url = url_for(endpoint, job_id=job_id, run_id=run_id)
     if _wants_link():
         response = jsonify({"results_url": url, "results_id": run_id})
         response.headers["Preference-Applied"] = "return=minimal"
         return response
+    if not names_html():
+        return current_app.view_functions[endpoint](job_id=job_id, run_id=run_id)
     return redirect(url, code=303)
 
 
@@ -144,7 +149,7 @@ def classify_one():
     except BaseException:
         _drop_run(folder)
         raise
-    return _go(url_for("inference_results.classify_one_page", job_id=job.id, run_id=run_id), run_id)
+    return _go("inference_results.classify_one_page", job.id, run_id)
 
 
 bp.add_url_rule("/models/images/classification/classify_one/json", "classify_one_json", classify_one, methods=["POST"])
@@ -231,7 +236,7 @@ def classify_many():
         _drop_run(folder)
         raise
     if _wants_page():
-        return _go(answer["results_url"], run_id)
+        return _go("inference_results.classify_many_page", job.id, run_id)
     return jsonify(answer)
 
 
@@ -305,7 +310,7 @@ def top_n():
     except BaseException:
         _drop_run(folder)
         raise
-    return _go(url_for("inference_results.top_n_page", job_id=job.id, run_id=run_id), run_id)
+    return _go("inference_results.top_n_page", job.id, run_id)
 
 
 bp.add_url_rule("/models/images/classification/top_n/json", "top_n_json", top_n, methods=["POST"])

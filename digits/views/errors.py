@@ -28,7 +28,17 @@ HTTP_STATUS = {
 
 # HTML forms that DIGITS' clients post with no Accept preference (its tests, curl) and expect a redirect from:
 # 302 to the new job's page (DIGITS' scripts read the job id from Location), or to where sign-in leads.
-FORM_ENDPOINTS = frozenset({"datasets.create", "models.create", "auth.login", "auth.logout"})
+FORM_ENDPOINTS = frozenset(
+    {
+        "datasets.create",
+        "models.create",
+        "auth.login",
+        "auth.logout",
+        "inference.classify_one",
+        "inference.classify_many",
+        "inference.top_n",
+    }
+)
 
 
 def names_html() -> bool:

@@ -170,3 +170,30 @@ def test_a_refused_folder_is_named_by_its_label_beside_it_with_the_focus_on_it(s
     summary.get_by_role("link", name="Training images").click()
     assert page.evaluate("document.activeElement.id") == "folder_train"
     problems.check()
+
+
+def test_an_hdf5_dataset_is_chosen_on_the_page_with_its_compression(server, browser, home):
+    page, problems = signed_in_page(browser, server)
+    page.goto(server.url + "/datasets/images/classification/new")
+    compression = page.get_by_label("Compression")
+    assert compression.is_hidden()  # an LMDB is never compressed
+    page.get_by_label("Database backend").select_option("hdf5")
+    assert compression.is_visible() and page.get_by_label("Image encoding").is_disabled()  # raw pixels in HDF5
+    compression.select_option("gzip")
+    page.get_by_label("Training images", exact=True).fill("~/pictures/shapes")
+    page.get_by_label("Width", exact=True).fill("16")
+    page.get_by_label("Height", exact=True).fill("16")
+    page.get_by_label("Dataset name").fill("shapes in hdf5")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url(DATASET_PAGE)
+    page.wait_for_selector("#job[data-status=Done]", timeout=LONG_MS)
+    dataset_id = DATASET_PAGE.search(page.url).group(1)
+    js = page.request.get(f"{server.url}/datasets/{dataset_id}/json").json()
+    assert {(t["backend"], t["compression"]) for t in js["CreateDbTasks"]} == {("hdf5", "gzip")}
+    assert "gzip" in page.locator("main").inner_text()
+    # Back to LMDB, the encoding is chosen again and compression hides.
+    page.goto(server.url + "/datasets/images/classification/new")
+    page.get_by_label("Database backend").select_option("hdf5")
+    page.get_by_label("Database backend").select_option("lmdb")
+    assert page.get_by_label("Compression").is_hidden() and page.get_by_label("Image encoding").is_enabled()
+    problems.check()

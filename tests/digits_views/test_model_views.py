@@ -39,8 +39,8 @@ test_delete_dataset_dependent_model                ...test_delete_dataset_depend
 test_delete_running_dataset_dependent_model        ...test_delete_running_dataset_dependent_model
 test_sweep                                         TestSweepCreation.test_sweep
 
-(*) DIGITS read each prediction from the classify_one page; the page is test_classify_one's concern (marked
-    xfail: without an Accept header we answer the JSON twin), so these read DIGITS' classify_one.json.
+(*) DIGITS read each prediction from the classify_one page; the page is test_classify_one's concern (answered to
+    a client without an Accept header as DIGITS did: 200, the page itself), so these read classify_one.json.
 (**) DIGITS created the job (200) and it ended in Error naming BogusCode; ours checks a Caffe network when the
      form is posted and refuses it, 400 naming the layer type, no job made.
 (***) DIGITS compared the two models' JSON less id, directory, creation time and job id, and the jobs' form_data
@@ -121,30 +121,31 @@ CREATE = "/models/images/classification"
 
 
 class Predictions(HTMLParser):
-    """The [percent, label] pairs of a classify_one page's ul.list-group li items, as DIGITS' test read them."""
+    """The labels of a classify_one page's predictions, best first. DIGITS' page listed them as ul.list-group li
+    "percent% label"; ours is table#predictions, a row per class with its label in the row's header cell."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.items: list[list[str]] = []
-        self._ul: list[bool] = []
-        self._li: list[str] | None = None
+        self.labels: list[str] = []
+        self._in_table = False
+        self._th: list[str] | None = None
 
     def handle_starttag(self, tag, attrs):
-        if tag == "ul":
-            self._ul.append("list-group" in (dict(attrs).get("class") or "").split())
-        elif tag == "li" and self._ul and self._ul[-1]:
-            self._li = []
+        if tag == "table" and dict(attrs).get("id") == "predictions":
+            self._in_table = True
+        elif tag == "th" and self._in_table and dict(attrs).get("scope") == "row":
+            self._th = []
 
     def handle_endtag(self, tag):
-        if tag == "ul" and self._ul:
-            self._ul.pop()
-        elif tag == "li" and self._li is not None:
-            self.items.append(" ".join(self._li).split())
-            self._li = None
+        if tag == "table":
+            self._in_table = False
+        elif tag == "th" and self._th is not None:
+            self.labels.append("".join(self._th).strip())
+            self._th = None
 
     def handle_data(self, data):
-        if self._li is not None:
-            self._li.append(data)
+        if self._th is not None:
+            self._th.append(data)
 
 
 def model_fields(dataset_id: str, network: str = CAFFE_NETWORK, **fields) -> dict:
@@ -389,12 +390,6 @@ def test_edit_notes(digits, model):
     assert digits.http.get(f"/jobs/{model}/json").get_json()["notes"] == "new notes"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="classify_one posted without an Accept header (DIGITS' client) answers the JSON twin (200 "
-    "application/json); DIGITS answers the result page itself (200 text/html, predictions as ul.list-group li "
-    "'percent% label'). The fix is in digits/inference/views.py (_wants_page) and digits/views/errors.py.",
-)
 def test_classify_one(digits, model):
     category = next(iter(digits.paths))
     r = digits.http.post(
@@ -404,7 +399,7 @@ def test_classify_one(digits, model):
     assert r.status_code == 200 and r.mimetype == "text/html", (r.status_code, r.mimetype)
     page = Predictions()
     page.feed(r.get_data(as_text=True))
-    assert page.items and page.items[0][1] == category, page.items
+    assert page.labels and page.labels[0] == category, page.labels
 
 
 def test_classify_one_json(digits, model):

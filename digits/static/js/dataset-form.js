@@ -10,6 +10,10 @@
     form.querySelectorAll("[data-show-if]").forEach((el) => {
       el.hidden = !document.getElementById(el.dataset.showIf).checked;
     });
+    // Compression is HDF5's (an LMDB is never compressed); HDF5 holds raw pixels, so the encoding is not used.
+    const backend = form.elements.backend.value;
+    form.querySelectorAll("[data-backend]").forEach((el) => { el.hidden = el.dataset.backend !== backend; });
+    form.elements.encoding.disabled = backend === "hdf5";
   }
   form.addEventListener("change", sync);
   sync();
