@@ -59,41 +59,12 @@ import pytest
 
 from digits.model.standard import get_network
 from tests.digits_views.conftest import start_digits, stop_digits
+from tests.support.digits_networks import DIGITS_CAFFE_NETWORK
 from tests.support.waiting import LONG_S, wait_until
 
 pytestmark = pytest.mark.slow
 
-CAFFE_NETWORK = """
-layer {
-    name: "hidden"
-    type: 'InnerProduct'
-    bottom: "data"
-    top: "output"
-}
-layer {
-    name: "loss"
-    type: "SoftmaxWithLoss"
-    bottom: "output"
-    bottom: "label"
-    top: "loss"
-    exclude { stage: "deploy" }
-}
-layer {
-    name: "accuracy"
-    type: "Accuracy"
-    bottom: "output"
-    bottom: "label"
-    top: "accuracy"
-    include { stage: "val" }
-}
-layer {
-    name: "softmax"
-    type: "Softmax"
-    bottom: "output"
-    top: "softmax"
-    include { stage: "deploy" }
-}
-"""
+CAFFE_NETWORK = DIGITS_CAFFE_NETWORK
 # DIGITS' CropInNetwork network: the same, after two data layers that crop to 8x8.
 CROP_IN_NETWORK = (
     "".join(

@@ -9,41 +9,9 @@ from digits.inference.app import install
 from digits.webapp import create_app
 from tests.support.apps import app_settings, sign_in
 from tests.support.datasets import add_ready_dataset
+from tests.support.digits_networks import DIGITS_CAFFE_NETWORK
 from tests.support.forms import model_form
 from tests.support.waiting import LONG_S, record
-
-# DIGITS' CAFFE_NETWORK (digits/model/images/classification/test_views.py in NVIDIA/DIGITS), as its tests post it.
-DIGITS_CAFFE_NETWORK = """
-layer {
-    name: "hidden"
-    type: 'InnerProduct'
-    bottom: "data"
-    top: "output"
-}
-layer {
-    name: "loss"
-    type: "SoftmaxWithLoss"
-    bottom: "output"
-    bottom: "label"
-    top: "loss"
-    exclude { stage: "deploy" }
-}
-layer {
-    name: "accuracy"
-    type: "Accuracy"
-    bottom: "output"
-    bottom: "label"
-    top: "accuracy"
-    include { stage: "val" }
-}
-layer {
-    name: "softmax"
-    type: "Softmax"
-    bottom: "output"
-    top: "softmax"
-    include { stage: "deploy" }
-}
-"""
 
 ROUTE = "/models/images/classification/json"
 
