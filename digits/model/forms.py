@@ -96,7 +96,16 @@ FIELD_LABELS = {
     "aug_hsv_v": "Value",
     "select_gpu_count": "Number of GPUs",
     "select_gpus": "Or these GPUs (e.g. 0,1)",
+    # Random search (model/sweeps.py): several models with settings drawn from ranges.
+    "sweep_random": "Random search",
+    "sweep_count": "Number of models",
+    "sweep_seed": "Search seed",
+    "sweep_lr_min": "Learning rate from",
+    "sweep_lr_max": "Learning rate to",
+    "sweep_batch_sizes": "Batch sizes to draw from",
 }
+# The label of DIGITS' `<id>-snapshot` field (the previous model's snapshot to start from).
+SNAPSHOT_LABEL = "Start from its snapshot"
 AUG_QUAD_ROTS = ("none", "rot90", "rot180", "rotall")
 
 
@@ -235,6 +244,7 @@ def read_previous_weights(r: FormReader, store, prev) -> str | None:
     its snapshots; 0, none (from scratch); -1, the weights `prev` itself started from (none if it had none);
     no value, its latest snapshot. A path relative to the new job's folder (a sibling of prev's), or a server path."""
     field_name = f"{prev.id}-snapshot"
+    r.errors.labels[field_name] = SNAPSHOT_LABEL
     wanted = r.text(field_name)
     snaps = snapshots(prev, store.job_dir(prev.id))
     if wanted:

@@ -11,14 +11,16 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from digits import sandbox
 from digits.errors import Conflict, Forbidden, FormErrors, NotFound
 from digits.folders import file_in
-from digits.folders.model import NETWORK_FILES
+from digits.folders.model import NETWORK_FILES, snapshots
 from digits.job import Job, Task
 from digits.model import MODEL_TYPE
 from digits.model.forms import FIELD_LABELS, LR_PARAMS, ModelForm, read_model_form
 from digits.model.info import CHART_POINTS, CHART_POINTS_RANGE, chart_json, latest_reported, model_json, sparkline
 from digits.model.settings import TRAIN_TASK, model_settings
 from digits.model.standard import FRAMEWORKS, get_network, list_networks, runs_code
-from digits.model.sweeps import expand
+from digits.model.sweep_group import group_json, group_members, sweep_label
+from digits.model.sweeps import MAX_SWEEP_JOBS, plan
+from digits.offload import off_loop
 from digits.status import Status
 from digits.views.auth import has_permission
 from digits.views.common import (
@@ -118,9 +120,11 @@ def create_from_request() -> list[Job]:
     values = posted_values()
     if values.get("method") == "custom":  # refused before the rest of the form is checked
         _check_code(values.get("framework"), values.get("custom_network"))
-    combos, named, errors = expand(values, lambda v: read_model_form(v, ws.store, ws.gpus, ws.settings))
-    if errors:
-        raise FormErrors(errors)
+    # Up to 64 whole forms checked (a Caffe network analyzed for each): off the event loop.
+    made = off_loop(plan, values, lambda v: read_model_form(v, ws.store, ws.gpus, ws.settings))
+    combos, named = made.combos, made.named
+    if made.errors:
+        raise FormErrors(made.errors)
     _check_code(combos[0].form.settings.framework, combos[0].form.network_text)  # one network for all
     group = uuid.uuid4().hex[:12] if len(combos) > 1 else None
     ids: list[str] = []
@@ -140,6 +144,7 @@ def create_from_request() -> list[Job]:
                 job.name = combo.name(form.model_name, named)
                 job.extra["sweep_group"] = group
                 job.extra["sweep"] = combo.swept
+                job.extra["sweep_search"] = made.search
             path = os.path.join(ws.store.job_dir(job_id), form.settings.network_file)
             try:
                 with open(path, "w", encoding="utf-8") as fh:
@@ -160,19 +165,23 @@ def _form_context(values, errors):
     datasets = [
         j for j in workspace().store.all() if j.category == "dataset" and j.status not in (Status.ERROR, Status.ABORTED)
     ]
-    models = [j for j in workspace().store.all() if j.category == "model" and j.status == Status.DONE]
+    store = workspace().store
+    models = [j for j in store.all() if j.category == "model" and j.status == Status.DONE]
     return dict(
         values=values,
         errors=errors,
         datasets=sorted(datasets, key=lambda j: j.id, reverse=True),
         previous=sorted(models, key=lambda j: j.id, reverse=True),
         previous_code={j.id for j in models if model_runs_code(j)},
+        previous_snapshots={j.id: [s.epoch for s in snapshots(j, store.job_dir(j.id))] for j in models},
+        previous_pretrained={j.id for j in models if model_settings(j).pretrained},
         code_refusal=code_refusal(),
         frameworks=FRAMEWORKS,
         networks=list_networks(),
         gpus=workspace().gpus,
         lr_params=LR_PARAMS,
-        labels=FIELD_LABELS,
+        labels={**FIELD_LABELS, **getattr(errors, "labels", {})},  # with DIGITS' <id>-snapshot's
+        max_sweep_jobs=MAX_SWEEP_JOBS,
     )
 
 
@@ -209,6 +218,8 @@ def create():
                     for j in jobs
                 ]
             )
+        if jobs[0].extra["sweep_search"].get("method") == "random":  # ours: to the group's page
+            return redirect(url_for("models.sweep_page", group=jobs[0].extra["sweep_group"]))
         return redirect(url_for("console.home"))
     job = jobs[0]
     if wants_json():
@@ -292,6 +303,40 @@ def metrics_json(job_id: str):
     job = job_or_404(job_id, "model")
     points, x0, x1 = _chart_args()
     return jsonify(chart_json(job, workspace().store.job_dir(job.id), points, x0, x1))
+
+
+def _sweep_or_404(group: str) -> list[Job]:
+    """The models of a sweep group; whoever may see its models may see it (job_or_404's rule: every job)."""
+    jobs = group_members(workspace().store, group)
+    if not jobs:
+        raise NotFound(f"no sweep group {group!r}")
+    return jobs
+
+
+@bp.route("/models/sweeps/<group>")
+def sweep_page(group: str):
+    """A sweep's models side by side: their swept settings, status, final and best results, and their curves."""
+    jobs = _sweep_or_404(group)
+    info = group_json(workspace().store, group, jobs, points=16)  # the chart fetches its curves from the twin
+    return render_template("models/sweep.html", group=group, jobs=jobs, info=info)
+
+
+@bp.route("/models/sweeps/<group>/json")
+def sweep_json(group: str):
+    """The group page's JSON twin; ?points=N&from=EPOCH&to=EPOCH as the model's metrics route takes them."""
+    jobs = _sweep_or_404(group)
+    points, x0, x1 = _chart_args()
+    return jsonify(group_json(workspace().store, group, jobs, points, x0, x1))
+
+
+@bp.app_template_global()
+def sweep_url(job: Job) -> str | None:
+    """The page of the sweep a model was made by, or None."""
+    group = job.extra.get("sweep_group")
+    return url_for("models.sweep_page", group=group) if group else None
+
+
+bp.add_app_template_global(sweep_label, "sweep_label")
 
 
 @bp.route("/models/<job_id>/resume", methods=["POST"])

@@ -1,5 +1,5 @@
 // New-model form: the chosen network method and lr policy show their fields; "Customize" loads a standard or
-// previous network's text into the editor.
+// previous network's text into the editor; a previous model's snapshots to start from; random search's fields.
 "use strict";
 
 // The custom network's editor: CodeMirror (vendor/codemirror/editor.js) over the textarea, which stays the form
@@ -231,4 +231,50 @@ function goToLineButton(line, column) {
   });
   form.addEventListener("change", (ev) => { if (fields.includes(ev.target.name)) redraw(); });
   redraw();
+})();
+
+// Random search's fields show while it is on (without scripts they always show; the server ignores them when off).
+(function () {
+  const toggle = document.getElementById("sweep_random");
+  const fields = document.getElementById("random-search-fields");
+  if (!toggle || !fields) return;
+  const sync = () => { fields.hidden = !toggle.checked; };
+  toggle.addEventListener("change", sync);
+  sync();
+})();
+
+// The previous model's snapshot to start from: DIGITS' field `<id>-snapshot` (an epoch; 0 none; -1 the weights that
+// model started from), a select of the chosen model's epochs, the latest chosen.
+(function () {
+  const previous = document.getElementById("previous_networks");
+  const box = document.getElementById("previous-snapshot-box");
+  const select = box && box.querySelector("select[data-previous-snapshot]");
+  if (!previous || !select) return;
+  const label = document.getElementById("previous-snapshot-label");
+  let shownFor = previous.value;
+
+  function fill() {
+    const option = previous.selectedOptions[0];
+    const id = option ? option.value : "";
+    if (id === shownFor && select.options.length) return; // the server's (it keeps a choice the form came back with)
+    shownFor = id;
+    select.replaceChildren();
+    box.hidden = !id;
+    if (!id) {
+      select.removeAttribute("name");
+      return;
+    }
+    const field = `${id}-snapshot`;
+    select.name = field;
+    select.id = field;
+    label.htmlFor = field;
+    const epochs = JSON.parse(option.dataset.snapshots || "[]");
+    epochs.slice().reverse().forEach((epoch, i) => {
+      select.appendChild(new Option(`Epoch ${epoch}${i === 0 ? " (latest)" : ""}`, epoch, i === 0, i === 0));
+    });
+    select.appendChild(new Option("None: start from random weights", "0", !epochs.length, !epochs.length));
+    if (option.dataset.pretrained === "1") select.appendChild(new Option("The weights it started from", "-1"));
+  }
+  previous.addEventListener("change", fill);
+  fill();
 })();
