@@ -304,7 +304,9 @@ def test_visualize_network_draws_the_posted_prototxt(signed_in):
         assert r.status_code == 200, r.get_data(as_text=True)
         graph = r.get_json()
         assert graph == signed_in.post("/models/visualize/json", data={"custom_network": text}).get_json()
-        assert "error" not in graph
+        # No dataset, so no class count: every layer is drawn up to ip2, whose num_output waits for one.
+        assert graph["error"]["layer"] == "ip2" and "number of classes" in graph["error"]["message"]
+        assert [n["name"] for n in graph["nodes"]][-1] == "ip2" and graph["nodes"][-2]["output_shapes"]
 
 
 def test_visualize_network_marks_a_broken_network_and_refuses_bad_requests(signed_in):

@@ -80,7 +80,8 @@ def customize():
 @bp.route("/models/visualize-network", methods=["GET", "POST"])
 def visualize_network():
     """The network posted as custom_network, drawn as Visualize draws it: its layers with output shapes and
-    parameter counts, the faulty layer marked (for a 256x256 colour image and 10 classes)."""
+    parameter counts, the faulty layer marked (for the input the network declares, else a 256x256 colour
+    image; the class count is unknown, so a layer left for it says so)."""
     framework = _framework(required=True)
     r = FormReader(request.values, FIELD_LABELS)
     text = r.text("custom_network", required=True, max_length=2_000_000)
@@ -92,7 +93,7 @@ def visualize_network():
     if crop and crop > min(DEFAULT_IMAGE["height"], DEFAULT_IMAGE["width"]):
         crop = None
     shape = input_shape(DEFAULT_IMAGE, crop)
-    return jsonify(off_loop(analyze_for_display, text, "deploy", shape, 10))
+    return jsonify(off_loop(analyze_for_display, text, "deploy", None, 0, shape))
 
 
 @bp.route("/models/visualize-lr", methods=["GET", "POST"])

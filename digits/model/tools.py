@@ -12,10 +12,19 @@ from digits.model.forms import LR_POLICIES, network_crop, read_lr_policy
 from digits.model.lr_policy import LRPolicy
 from digits.model.settings import input_shape
 from digits.model.standard import get_network
+from digits.offload import off_loop
 from digits.views.common import workspace
 
 bp = Blueprint("model_tools", __name__)
 DEFAULT_IMAGE = {"channels": 3, "width": 256, "height": 256}
+VISUALIZE_LABELS = {
+    "input_channels": "Input channels",
+    "input_height": "Input height",
+    "input_width": "Input width",
+    "num_classes": "Number of classes",
+    "crop_size": "Crop size",
+}
+MAX_INPUT_SIDE = 65_536
 
 
 def _network_text(r: FormReader) -> tuple[str, str]:
@@ -28,23 +37,51 @@ def _network_text(r: FormReader) -> tuple[str, str]:
         raise ApiError(str(e.args[0])) from None
 
 
+def _explicit_input(r: FormReader) -> tuple[int, int, int] | None:
+    """(channels, height, width) typed for Visualize: all three or none."""
+    given = {
+        name: r.integer(name, None, minimum=1, maximum=MAX_INPUT_SIDE)
+        for name in ("input_channels", "input_height", "input_width")
+    }
+    if r.errors or not any(given.values()):
+        return None
+    for name, size in given.items():
+        if size is None:
+            r.error(name, "Give the input's channels, height and width together.")
+    return None if r.errors else (given["input_channels"], given["input_height"], given["input_width"])
+
+
 @bp.route("/models/visualize/json", methods=["POST"])
 def visualize():
-    """The network as a graph of layers with output shapes and parameter counts; the faulty layer is marked."""
-    r = FormReader(request.form)
+    """The network as a graph of layers with output shapes and parameter counts; the faulty layer is marked.
+
+    The input is, in order: the one posted (input_channels, input_height, input_width), the one the network
+    declares (an Input layer, net-level input_shape/input_dim), the dataset's images (cropped), 3x256x256.
+    The class count is the posted num_classes, else the dataset's, else unknown (never guessed). A layer
+    type DIGITS refuses (Python, WindowData) answers 400 with the graph and why.
+    """
+    r = FormReader(request.form, VISUALIZE_LABELS)
     text, framework = _network_text(r)
     if framework != "caffe":
         raise ApiError("Visualize draws Caffe networks; a PyTorch network is built and checked when training starts.")
-    image, classes = DEFAULT_IMAGE, 10
+    explicit = _explicit_input(r)
+    classes = r.integer("num_classes", None, minimum=1, maximum=1_000_000)
+    crop = r.integer("crop_size", None, minimum=1)
+    stage = r.choice("stage", ("train", "val", "deploy"), "deploy")
+    if r.errors:
+        raise FormErrors(r.errors)
+    image = DEFAULT_IMAGE
     dataset = workspace().store.get(r.text("dataset")) if r.text("dataset") else None
     if dataset is not None and dataset.category == "dataset":
         image = dataset.extra.get("image") or DEFAULT_IMAGE
-        classes = len(read_labels(workspace().store.job_dir(dataset.id))) or classes
-    crop = r.integer("crop_size", None, minimum=1) or network_crop(text, framework)
+        if classes is None:
+            classes = len(read_labels(workspace().store.job_dir(dataset.id))) or None
+    crop = crop or network_crop(text, framework)
     if crop and (crop > int(image["height"]) or crop > int(image["width"])):
         crop = None
-    stage = r.choice("stage", ("train", "val", "deploy"), "deploy")
-    graph = analyze_for_display(text, stage, input_shape(image, crop), classes)
+    graph = off_loop(analyze_for_display, text, stage, explicit, classes or 0, default_input=input_shape(image, crop))
+    if graph.get("error", {}).get("refused"):
+        return jsonify(graph), 400
     return jsonify(graph)
 
 

@@ -15,13 +15,14 @@ BAD_BOTTOM = (
 )
 
 
-# Without a dataset the drawing assumes 256x256 color images and 10 classes: the 1000-class counts of AlexNet
+# Without a dataset the drawing assumes 256x256 color images; 10 classes given: the 1000-class counts of AlexNet
 # (60,965,224) and GoogLeNet (6,998,552) less 990 classes of their last layer (4096 and 1024 inputs + bias).
 @pytest.mark.parametrize(
     "name, layers, params", [("alexnet", 24, 60_965_224 - 990 * 4097), ("googlenet", 143, 6_998_552 - 990 * 1025)]
 )
 def test_standard_networks_are_drawn_with_shapes(client, name, layers, params):
-    r = client.post("/models/visualize/json", data={"standard_networks": name, "framework": "caffe"})
+    form = {"standard_networks": name, "framework": "caffe", "num_classes": "10"}
+    r = client.post("/models/visualize/json", data=form)
     graph = r.get_json()
     assert r.status_code == 200 and "error" not in graph
     assert len(graph["nodes"]) == layers

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from digits.engine.caffe import layers_layout, layers_loss  # noqa: F401 - register their layer types
 from digits.engine.caffe.layers import build_layer
 from digits.model.caffe.analysis import LayerSpec, NetworkSpec, analyze
 from digits.model.caffe.shapes import SOURCE_TYPES
@@ -88,6 +89,8 @@ class CaffeNet(nn.Module):
         blobs = {self.spec.data_blob: x}
         for i in steps if steps is not None else range(len(self._steps)):
             layer = self._steps[i]
+            if steps is None and any(b not in blobs for b in layer.bottoms):
+                continue  # a loss on the label, or a second input: not fed when drawing every blob
             outputs = self.layers[self.keys[layer.name]](*[blobs[b] for b in layer.bottoms])
             blobs.update(zip(layer.tops, outputs, strict=True))
         return blobs

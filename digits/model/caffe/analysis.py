@@ -9,14 +9,29 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from digits.model.caffe import shapes_layout  # noqa: F401 - registers the Crop, Slice, Reshape, ... rules
 from digits.model.caffe.errors import NetworkError
+from digits.model.caffe.inputs import declared_shapes, extra_source_shapes, find_source
+from digits.model.caffe.inputs import layer_error as _error
 from digits.model.caffe.schema import validate, value, values
 from digits.model.caffe.shapes import RULES, SOURCE_TYPES, LayerShapes, Shape, ShapeError, fmt
+from digits.model.caffe.shapes_loss import LOSS_TYPES
 from digits.model.caffe.textformat import Message, parse
+from digits.model.caffe.upgrade import upgrade_net
 
 STAGES = {"train": "TRAIN", "val": "TEST", "deploy": "TEST"}
-LABEL_CONSUMERS = ("SoftmaxWithLoss", "Accuracy")
-DIGITS_LABEL_BLOB = "label"  # the label top of the data layer DIGITS adds to a network that has none
+LABEL_CONSUMERS = (*LOSS_TYPES, "Accuracy")
+# Layer types Caffe has that DIGITS refuses, and why (the web answers these with a 400).
+REFUSED = {
+    "Python": "Python layers run code from a module named in the network, which DIGITS does not import: "
+    "a prototxt is data here, never code",
+    "WindowData": "WindowData reads image windows listed in a detection window file (R-CNN), which DIGITS "
+    "datasets do not have; use a Data or Input layer",
+}
+CLASS_COUNT_NEEDED = (
+    "num_output is left for DIGITS to fill with the number of classes, which is not known here: "
+    "choose a dataset or give the number of classes"
+)
 _BATCH_PARAMS = (
     ("data_param", "DataParameter"),
     ("image_data_param", "ImageDataParameter"),
@@ -65,6 +80,7 @@ class NetworkSpec:
     output_blob: str
     total_params: int
     blob_shapes: dict[str, Shape] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)  # what was upgraded or assumed, for the person
 
     def layer(self, name: str) -> LayerSpec:
         """The layer called `name` (KeyError when the stage has none)."""
@@ -72,6 +88,10 @@ class NetworkSpec:
             if layer.name == name:
                 return layer
         raise KeyError(name)
+
+
+class RefusedLayerError(NetworkError):
+    """A layer type DIGITS will not build (Python, WindowData): the request is refused, not drawn."""
 
 
 def _meets(rule: Message, phase: str, stage: str) -> bool:
@@ -112,25 +132,14 @@ def _too_many_guesses(layer: Message, num_classes: int) -> bool:
     return value(layer.first("accuracy_param"), "AccuracyParameter", "top_k") > num_classes
 
 
-def _error(layer: Message, message: str, field_name: str | None = None) -> NetworkError:
-    """A NetworkError for `layer`, pointing at `field_name` (in the layer or its *_param) when it is written."""
-    line, column = layer.line, layer.column
-    if field_name and field_name in layer:
-        line, column = layer.where(field_name)
-    elif field_name:
-        for sub in layer.values():
-            for item in sub:
-                if isinstance(item, Message) and field_name in item:
-                    line, column = item.where(field_name)
-    return NetworkError(message, layer=layer.first("name"), layer_type=layer.first("type"), line=line, column=column)
-
-
-def _fill_num_outputs(layers: list[Message], stage: str, num_classes: int) -> None:
+def _fill_num_outputs(layers: list[Message], stage: str, num_classes: int) -> set[int]:
     """Give the InnerProduct that produces the logits num_output = class count when the user left it unset.
 
     Targets are the logits of every SoftmaxWithLoss (train/val) or the deploy Softmax; walking back skips
-    in-place layers (a Dropout on the logits) so the InnerProduct that really produced them is found.
+    in-place layers (a Dropout on the logits) so the InnerProduct that really produced them is found. With no
+    class count (0) nothing is filled; returns the ids of the layers left waiting for one.
     """
+    waiting: set[int] = set()
     heads = ("SoftmaxWithLoss",) if stage != "deploy" else ("Softmax",)
     writers: dict[str, list[int]] = {}
     targets = []
@@ -149,23 +158,14 @@ def _fill_num_outputs(layers: list[Message], stage: str, num_classes: int) -> No
                     layer.add("inner_product_param", Message(layer.line, layer.column))
                 param = layer["inner_product_param"][0]
                 if not param.get("num_output"):
-                    param.add("num_output", num_classes)
+                    if num_classes > 0:
+                        param.add("num_output", num_classes)
+                    else:
+                        waiting.add(id(layer))
                 break
             if blob not in values(layer, "bottom"):
                 break
-
-
-def _source(layers: list[Message], net: Message) -> tuple[Message | None, str, str | None]:
-    sources = [layer for layer in layers if layer.first("type") in SOURCE_TYPES]
-    if len(sources) > 1:
-        raise _error(sources[1], f"a stage may have one data layer, but this one also has '{sources[0]['name'][0]}'")
-    if sources:
-        tops = values(sources[0], "top")
-        if not tops:
-            raise _error(sources[0], "data layer has no top")
-        return sources[0], tops[0], tops[1] if len(tops) > 1 else None
-    # No data layer: DIGITS adds one whose tops are "data" and "label", so a loss on "label" is the label.
-    return None, (values(net, "input") or ["data"])[0], DIGITS_LABEL_BLOB
+    return waiting
 
 
 def _layer_spec(layer: Message, inferred: LayerShapes, bottoms: list[str], known: dict[str, Shape]) -> LayerSpec:
@@ -210,9 +210,12 @@ def _layer_spec(layer: Message, inferred: LayerShapes, bottoms: list[str], known
     )
 
 
-def _infer(layer: Message, shapes: dict[str, Shape], label: str | None) -> LayerShapes:
+def _infer(layer: Message, shapes: dict[str, Shape], label: str | None, waiting: set[int]) -> LayerShapes:
     kind = layer.first("type")
     rule = RULES.get(kind)
+    if kind in REFUSED:
+        err = _error(layer, REFUSED[kind], "type")
+        raise RefusedLayerError(err.message, layer=err.layer, layer_type=kind, line=err.line, column=err.column)
     if rule is None:
         supported = ", ".join(sorted([*RULES, *SOURCE_TYPES]))
         raise _error(layer, f"unknown layer type '{kind}' (supported: {supported})", "type")
@@ -224,14 +227,13 @@ def _infer(layer: Message, shapes: dict[str, Shape], label: str | None) -> Layer
     for blob in bottoms:
         if blob not in shapes:
             raise _error(layer, f"bottom blob '{blob}' does not exist (no earlier layer of this stage produces it)")
-    if kind in LABEL_CONSUMERS:
-        if shapes[bottoms[1]] != () or shapes[bottoms[0]] == ():
-            raise _error(layer, f"expects (predictions, label) bottoms, got '{bottoms[0]}' and '{bottoms[1]}'")
-    elif label in bottoms:
+    if kind not in LABEL_CONSUMERS and label in bottoms and kind not in ("Silence", "Split"):
         raise _error(layer, f"uses the label blob '{label}'; only loss and accuracy layers may")
     try:
         return rule.infer(layer, [shapes[b] for b in bottoms])
     except ShapeError as err:
+        if err.field == "num_output" and id(layer) in waiting:
+            raise _error(layer, CLASS_COUNT_NEEDED, "num_output") from None
         raise _error(layer, str(err), err.field) from None
 
 
@@ -239,28 +241,36 @@ def analyze_message(
     net: Message,
     *,
     stage: str,
-    input_shape: tuple[int, int, int],
-    num_classes: int,
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int = 0,
     progress: list[LayerSpec] | None = None,
+    default_input: tuple[int, ...] | None = None,
+    trainable: bool = True,
 ) -> NetworkSpec:
-    """Analyze a parsed NetParameter; layers are appended to `progress` as they succeed (for partial display)."""
+    """Analyze a parsed NetParameter; layers are appended to `progress` as they succeed (for partial display).
+
+    The data blob's shape is `input_shape` when given (the dataset's images), else what the network declares
+    (an Input layer, net-level input_shape/input_dim, MemoryData), else `default_input`. `num_classes` 0 means
+    unknown: nothing is filled in or checked against it. `trainable` adds the checks training needs (a
+    SoftmaxWithLoss on one label per image, one data layer); Visualize leaves them out.
+    """
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
+    notices = upgrade_net(net)
     validate(net)
     layers = select_layers(net, stage)
     if num_classes > 0:
         # As DIGITS does: a top-5 accuracy on a 3-class dataset is dropped, not an error.
         layers = [layer for layer in layers if not _too_many_guesses(layer, num_classes)]
-    seen: dict[str, Message] = {}
-    for layer in layers:
-        if layer["name"][0] in seen:
-            raise _error(layer, f"a second layer named '{layer['name'][0]}' in stage {stage}")
-        seen[layer["name"][0]] = layer
-    if num_classes > 0:
-        _fill_num_outputs(layers, stage, num_classes)
-    source, data_blob, label_blob = _source(layers, net)
-    input_shape = tuple(int(d) for d in input_shape)
-    shapes: dict[str, Shape] = {data_blob: input_shape}
+    waiting = _fill_num_outputs(layers, stage, num_classes)
+    source, data_blob, label_blob = find_source(layers, net)
+    declared = declared_shapes(source) if source is not None else []
+    shape = input_shape if input_shape is not None else declared[0] if declared else default_input
+    if shape is None and (source is not None or any(data_blob in values(layer, "bottom") for layer in layers)):
+        raise NetworkError("the network declares no input shape; give one (channels, height, width)")
+    # A network fed by DummyData alone reads no outside input: its data blob stays unset.
+    shape = tuple(int(d) for d in shape) if shape is not None else ()
+    shapes: dict[str, Shape] = {data_blob: shape} if source is not None or shape else {}
     if source is None and label_blob:
         shapes[label_blob] = ()
     specs = progress if progress is not None else []
@@ -268,15 +278,18 @@ def analyze_message(
     for layer in layers:
         if layer is source:
             tops = values(layer, "top")
-            inferred = LayerShapes([input_shape, *([()] * (len(tops) - 1))])
-            if label_blob:
-                shapes[label_blob] = ()
+            rest = declared[1:] if declared else [()] * (len(tops) - 1)
+            inferred = LayerShapes([shape, *rest])
+        elif layer.first("type") in SOURCE_TYPES:
+            inferred = LayerShapes(extra_source_shapes(layer, shape, notices, trainable))
         else:
-            inferred = _infer(layer, shapes, label_blob)
+            inferred = _infer(layer, shapes, label_blob, waiting)
         spec = _layer_spec(layer, inferred, values(layer, "bottom"), shared)
         shapes.update(spec.output_shapes)
         specs.append(spec)
-    return _finish(net, stage, input_shape, specs, source, data_blob, label_blob, shapes, num_classes)
+    result = _finish(net, stage, shape, specs, source, data_blob, label_blob, shapes, num_classes, trainable)
+    result.notices = notices
+    return result
 
 
 def _finish(
@@ -289,11 +302,19 @@ def _finish(
     label_blob: str | None,
     shapes: dict[str, Shape],
     num_classes: int,
+    trainable: bool,
 ) -> NetworkSpec:
     """Loss heads, metrics, the logits blob and the data layer's settings, once every layer has a shape."""
     heads = [(s.bottoms[0], s.config["loss_weight"], s) for s in specs if s.type == "SoftmaxWithLoss"]
     for blob, _, layer in heads:
-        classes = shapes[blob][0]
+        classes = layer.config["classes"]
+        if trainable and layer.config["spatial"]:
+            raise NetworkError(
+                "predicts one class per pixel; training here learns one label per image (Visualize draws it)",
+                layer=layer.name,
+                layer_type=layer.type,
+                line=layer.line,
+            )
         if num_classes and classes < num_classes:
             raise NetworkError(
                 f"its input '{blob}' has {classes} outputs but the dataset has {num_classes} classes",
@@ -301,7 +322,7 @@ def _finish(
                 layer_type=layer.type,
                 line=layer.line,
             )
-    if stage == "train" and not heads:
+    if trainable and stage == "train" and not heads:
         raise NetworkError("the train stage has no SoftmaxWithLoss layer, so there is nothing to train")
     softmaxes = [s.bottoms[0] for s in specs if s.type == "Softmax"]
     output = None
@@ -341,9 +362,25 @@ def _finish(
     )
 
 
-def analyze(text: str, *, stage: str, input_shape: tuple[int, int, int], num_classes: int) -> NetworkSpec:
-    """Parse a DIGITS prototxt and analyze its `stage` ("train", "val" or "deploy") for (C, H, W) inputs.
+def analyze(
+    text: str,
+    *,
+    stage: str,
+    input_shape: tuple[int, ...] | None,
+    num_classes: int,
+    default_input: tuple[int, ...] | None = None,
+    trainable: bool = True,
+) -> NetworkSpec:
+    """Parse a DIGITS prototxt and analyze its `stage` ("train", "val" or "deploy") for (C, H, W) inputs
+    (None: the input the network declares, else `default_input`).
 
     Raises TextFormatError for syntax errors and NetworkError (SchemaError for unknown fields) otherwise.
     """
-    return analyze_message(parse(text), stage=stage, input_shape=input_shape, num_classes=num_classes)
+    return analyze_message(
+        parse(text),
+        stage=stage,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        default_input=default_input,
+        trainable=trainable,
+    )

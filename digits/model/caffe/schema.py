@@ -129,6 +129,12 @@ MESSAGES: dict[str, dict[str, Field]] = {
         "sigmoid_param": _msg("EngineParameter"),
         "softmax_param": _msg("SoftmaxParameter"),
         "tanh_param": _msg("EngineParameter"),
+        "crop_param": _msg("CropParameter"),
+        "slice_param": _msg("SliceParameter"),
+        "reshape_param": _msg("ReshapeParameter"),
+        "dummy_data_param": _msg("DummyDataParameter"),
+        "embed_param": _msg("EmbedParameter"),
+        "contrastive_loss_param": _msg("ContrastiveLossParameter"),
     },
     "TransformationParameter": {
         "scale": _float(1.0),
@@ -248,7 +254,28 @@ MESSAGES: dict[str, dict[str, Field]] = {
         "bias_filler": _msg("FillerParameter"),
     },
     "SoftmaxParameter": {"engine": _enum(_ENGINE), "axis": _int(1)},
+    "CropParameter": {"axis": _int(2), "offset": _many(_int())},
+    "SliceParameter": {"axis": _int(1), "slice_point": _many(_int()), "slice_dim": _int(1)},
+    "ReshapeParameter": {"shape": _msg("BlobShape"), "axis": _int(0), "num_axes": _int(-1)},
+    "DummyDataParameter": {
+        "data_filler": _many(_msg("FillerParameter")),
+        "shape": _many(_msg("BlobShape")),
+        "num": _many(_int()),
+        "channels": _many(_int()),
+        "height": _many(_int()),
+        "width": _many(_int()),
+    },
+    "EmbedParameter": {"num_output": _int(), "input_dim": _int(), "bias_term": _bool(True), **_FILLERS},
+    "ContrastiveLossParameter": {"margin": _float(1.0), "legacy_version": _bool()},
 }
+
+# caffe.proto's other layer parameter messages: accepted unread, so a layer type DIGITS does not build is
+# refused by its type (with the reason) rather than by an "unknown field" on its parameters.
+UNREAD_PARAMS = frozenset(
+    "argmax_param bias_param elu_param exp_param hdf5_output_param hinge_loss_param infogain_loss_param "
+    "log_param mvn_param parameter_param python_param recurrent_param reduction_param spp_param "
+    "threshold_param tile_param window_data_param batch_reindex_param filter_param".split()
+)
 
 _KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a quoted string"}
 
@@ -323,6 +350,8 @@ def validate(msg: Message, type_name: str = "NetParameter", path: str = "", laye
         here = f"{path}.{name}" if path else name
         line, column = msg.where(name)
         spec = fields.get(name)
+        if spec is None and type_name == "LayerParameter" and name in UNREAD_PARAMS:
+            continue
         if spec is None:
             if type_name == "NetParameter" and name == "layers":
                 hint = (

@@ -355,10 +355,23 @@ def _classes(logits: Shape) -> int:
 
 @_rule("SoftmaxWithLoss", bottoms=(2, 2), tops=(0, 2))
 def _softmax_loss(layer: Message, bottoms: list[Shape]) -> LayerShapes:
+    """Caffe's softmax over `axis` (1: the channels); every other position holds one label: one per image for
+    K or Kx1x1 logits, one per pixel for KxHxW (a segmentation network)."""
     weights = values(layer, "loss_weight")
     p = layer.first("loss_param")
+    logits, label = bottoms
+    if not logits:
+        raise ShapeError("expects predictions with a class axis, got a scalar")
+    axis = _axis(value(layer.first("softmax_param"), "SoftmaxParameter", "axis"), len(logits))
+    positions = math.prod(logits[:axis]) * math.prod(logits[axis + 1 :])
+    if math.prod(label) != positions:
+        raise ShapeError(
+            f"the label N x {fmt(label)} must hold one value per prediction position ({positions} per image) "
+            f"of the predictions N x {fmt(logits)}"
+        )
     config = {
-        "classes": _classes(bottoms[0]),
+        "classes": logits[axis],
+        "spatial": positions > 1,
         "loss_weight": float(weights[0]) if weights else 1.0,
         "ignore_label": value(p, "LossParameter", "ignore_label"),
         "normalization": str(value(p, "LossParameter", "normalization")),
@@ -371,6 +384,8 @@ def _accuracy(layer: Message, bottoms: list[Shape]) -> LayerShapes:
     p = layer.first("accuracy_param")
     top_k = value(p, "AccuracyParameter", "top_k")
     classes = _classes(bottoms[0])
+    if math.prod(bottoms[1]) != 1:
+        raise ShapeError(f"expects one label per image, got N x {fmt(bottoms[1])}")
     if not 1 <= top_k <= classes:
         raise ShapeError(f"top_k {top_k} must be between 1 and the number of classes ({classes})", "top_k")
     config = {"top_k": top_k, "classes": classes, "ignore_label": value(p, "AccuracyParameter", "ignore_label")}

@@ -17,23 +17,25 @@ window.NetworkGraph = (function () {
     return shapes.length ? shapes.map((s) => s.join("×")).join(", ") : "?";
   }
 
+  // Caffe allows two layers of one name; the server gives the later ones an id that edges use.
+  const key = (n) => n.id || n.name;
+
   function layout(graph) {
     const depth = {};
-    const byName = {};
-    graph.nodes.forEach((n) => { byName[n.name] = n; depth[n.name] = 0; });
+    graph.nodes.forEach((n) => { depth[key(n)] = 0; });
     // Nodes arrive in network order, so one pass in order settles every depth.
     graph.nodes.forEach((n) => {
-      graph.edges.filter((e) => e.to === n.name && e.from !== n.name).forEach((e) => {
-        depth[n.name] = Math.max(depth[n.name], (depth[e.from] || 0) + 1);
+      graph.edges.filter((e) => e.to === key(n) && e.from !== key(n)).forEach((e) => {
+        depth[key(n)] = Math.max(depth[key(n)], (depth[e.from] || 0) + 1);
       });
     });
     const rows = {};
-    graph.nodes.forEach((n) => { (rows[depth[n.name]] = rows[depth[n.name]] || []).push(n); });
+    graph.nodes.forEach((n) => { (rows[depth[key(n)]] = rows[depth[key(n)]] || []).push(n); });
     const widest = Math.max(...Object.values(rows).map((r) => r.length));
     const pos = {};
     Object.entries(rows).forEach(([d, row]) => {
       const offset = ((widest - row.length) * (W + GAP_X)) / 2;
-      row.forEach((n, i) => { pos[n.name] = { x: 10 + offset + i * (W + GAP_X), y: 10 + d * (H + GAP_Y) }; });
+      row.forEach((n, i) => { pos[key(n)] = { x: 10 + offset + i * (W + GAP_X), y: 10 + d * (H + GAP_Y) }; });
     });
     return { pos, width: 20 + widest * (W + GAP_X), height: 20 + Object.keys(rows).length * (H + GAP_Y) };
   }
@@ -51,6 +53,13 @@ window.NetworkGraph = (function () {
       if (options.errorAction) alert.appendChild(options.errorAction());
       container.appendChild(alert);
     }
+    (graph.warnings || []).forEach((text) => {
+      const note = document.createElement("div");
+      note.className = "alert alert-info py-2";
+      note.setAttribute("role", "status");
+      note.textContent = text;
+      container.appendChild(note);
+    });
     if (!graph.nodes.length) return; // a text that does not parse has no layers to draw
     const { pos, width, height } = layout(graph);
     const svg = el("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
@@ -61,7 +70,7 @@ window.NetworkGraph = (function () {
       svg.appendChild(el("line", { x1: a.x + W / 2, y1: a.y + H, x2: b.x + W / 2, y2: b.y, class: "net-edge" }));
     });
     graph.nodes.forEach((n) => {
-      const p = pos[n.name];
+      const p = pos[key(n)];
       const g = el("g", { class: "net-node" + (n.error ? " net-node-error" : ""), transform: `translate(${p.x},${p.y})` });
       g.appendChild(el("title", {}, `${n.name} (${n.type})${n.line ? ", line " + n.line : ""}`));
       g.appendChild(el("rect", { width: W, height: H, rx: 6 }));

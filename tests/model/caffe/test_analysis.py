@@ -165,9 +165,10 @@ def test_train_stage_needs_a_loss():
     assert analyze(text, stage="deploy", input_shape=(1, 2, 2), num_classes=2).output_blob == "r"
 
 
-def test_duplicate_layer_names_in_a_stage():
-    err = fails(net(ip("data"), ip("ip")))
-    assert "second layer named 'ip'" in err.message and err.line == 6
+def test_duplicate_layer_names_in_a_stage_are_allowed_as_in_caffe():
+    text = net(ip("data", extra="inner_product_param { num_output: 6 }"), ip("ip"))
+    spec = analyze(text, stage="train", input_shape=(3, 8, 8), num_classes=4)
+    assert [(layer.name, layer.output_shapes["ip"]) for layer in spec.layers[1:3]] == [("ip", (6,)), ("ip", (4,))]
 
 
 def test_param_specs_and_sharing():
