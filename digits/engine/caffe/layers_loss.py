@@ -18,30 +18,17 @@ class EuclideanLoss(CaffeLayer):
         return ((diff * diff).sum() / a.shape[0] / 2,)
 
 
-def caffe_normalizer(mode: str, batch: int, count: int, valid: Tensor | int) -> Tensor | float:
-    """LossLayer::GetNormalizer: FULL counts every value, VALID the non-ignored ones, BATCH_SIZE the images,
-    NONE 1; never below 1."""
-    if mode == "FULL":
-        return float(max(count, 1))
-    if mode == "VALID":
-        return torch.clamp(torch.as_tensor(valid, dtype=torch.float32), min=1.0)
-    if mode == "BATCH_SIZE":
-        return float(max(batch, 1))
-    return 1.0
-
-
 @_builds("SigmoidCrossEntropyLoss")
 class SigmoidCrossEntropyLoss(CaffeLayer):
+    """The sum over every value, divided by the batch size (loss_param is not read, as in the Caffe we build)."""
+
     def forward(self, x: Tensor, target: Tensor) -> tuple[Tensor]:
         batch = x.shape[0]
         x, target = x.reshape(-1), target.reshape(-1).to(x.dtype)
         positive = (x >= 0).to(x.dtype)
         # Caffe's stable form: x * (t - [x >= 0]) - log(1 + exp(x - 2 x [x >= 0])).
         each = -(x * (target - positive) - torch.log1p(torch.exp(x - 2 * x * positive)))
-        ignore = self.config["ignore_label"]
-        keep = torch.ones_like(x, dtype=torch.bool) if ignore is None else target.to(torch.int64) != ignore
-        loss = torch.where(keep, each, torch.zeros_like(each)).sum()
-        return (loss / caffe_normalizer(self.config["normalization"], batch, x.numel(), keep.sum()),)
+        return (each.sum() / batch,)
 
 
 @_builds("ContrastiveLoss")

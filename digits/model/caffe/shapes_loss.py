@@ -25,17 +25,6 @@ def _same_count(bottoms: list[Shape], what: str) -> None:
         )
 
 
-def _normalization(layer: Message, default: str) -> str:
-    """LossParameter's normalization as the layer reads it: `normalization`, else legacy `normalize`
-    (true: VALID, false: BATCH_SIZE), else the layer's own default."""
-    p = layer.first("loss_param")
-    if p is not None and p.get("normalization"):
-        return str(p["normalization"][0])
-    if p is not None and p.get("normalize"):
-        return "VALID" if p["normalize"][0] else "BATCH_SIZE"
-    return default
-
-
 @_rule("EuclideanLoss", bottoms=(2, 2), tops=(0, 1))
 def _euclidean(layer: Message, bottoms: list[Shape]) -> LayerShapes:
     _same_count(bottoms, "EuclideanLoss")
@@ -44,15 +33,10 @@ def _euclidean(layer: Message, bottoms: list[Shape]) -> LayerShapes:
 
 @_rule("SigmoidCrossEntropyLoss", bottoms=(2, 2), tops=(0, 1))
 def _sigmoid_cross_entropy(layer: Message, bottoms: list[Shape]) -> LayerShapes:
+    # The Caffe this project builds (brocolli-caffe 9.0.2) divides by the batch size and reads no loss_param
+    # (no ignore_label, no normalization): so do we, to give the same loss on both engines.
     _same_count(bottoms, "SigmoidCrossEntropyLoss")
-    p = layer.first("loss_param")
-    config = {
-        "loss_weight": _loss_weight(layer),
-        "ignore_label": value(p, "LossParameter", "ignore_label"),
-        # Caffe 1.0 kept this layer's old division by the batch size unless told otherwise.
-        "normalization": _normalization(layer, "BATCH_SIZE"),
-    }
-    return LayerShapes([()] * len(layer.get("top", [])), config)
+    return LayerShapes([()] * len(layer.get("top", [])), {"loss_weight": _loss_weight(layer)})
 
 
 def _flat(shape: Shape) -> int:

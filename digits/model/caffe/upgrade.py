@@ -217,7 +217,7 @@ def upgrade_v1_layer(old: Message) -> Message:
 
 def _v0_fold_padding(net: Message) -> list[Message]:
     """UpgradeV0PaddingLayers: a "padding" layer's pad moves into the conv/pool layer it feeds."""
-    writer: dict[str, Message] = {str(name): None for name in net.get("input", [])}  # type: ignore[misc]
+    writer: dict[str, Message | None] = {str(name): None for name in net.get("input", [])}
     kept: list[Message] = []
     for conn in net.get("layers", []):
         inner = conn.first("layer")
