@@ -1,6 +1,7 @@
 # make run:     install everything (once) and serve http://localhost:5000 with ./jobs
 # make test:    install everything plus the test tools, then run pytest, ruff and the import contracts
-# make install: the Python environment in .venv and the front-end libraries in digits/static/vendor/
+# make install: the Python environment in .venv and the front-end libraries in digits/static/vendor/, and real
+#               Caffe (pycaffe) built once into ~/.cache/digits (tools/caffe/build.py; DIGITS_CAFFE=off skips it)
 # make bench:   every benchmark under bench/, one JSON line each
 
 PYTHON ?= python3
@@ -10,10 +11,16 @@ VENDOR := digits/static/vendor
 PORT ?= 5000
 JOBS_DIR ?= ./jobs
 
-.PHONY: install run test lint bench clean
+.PHONY: install caffe run test lint bench clean
 BENCHES := create_db train classify live_latency chart_100k console_jobs login_flood zip_bomb server_kill first_metric
 
-install: $(VENV)/.installed $(VENDOR)/.installed
+install: $(VENV)/.installed $(VENDOR)/.installed caffe
+
+# Real Caffe for the venv: built from the brocolli-caffe sdist into a cache outside the checkout, keyed by the sdist
+# and tools/caffe/ (minutes the first time, instant after); as root on Debian it apt-installs the build packages.
+# Where it cannot be built it says why, records it for the server (digits/caffe_status.py) and install goes on.
+caffe: $(VENV)/.installed
+	$(BIN)/python tools/caffe/build.py
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
