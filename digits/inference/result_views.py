@@ -127,7 +127,9 @@ def classify_many_page_json(job_id: str, run_id: str):
     page = context["page"]
     for row in page["rows"]:
         row["thumbnail_url"] = (
-            url_for("inference_results.thumbnail", job_id=job.id, run_id=run_id, index=row["index"]) if row["has_thumbnail"] else None
+            url_for("inference_results.thumbnail", job_id=job.id, run_id=run_id, index=row["index"])
+            if row["has_thumbnail"]
+            else None
         )
     return jsonify(
         {

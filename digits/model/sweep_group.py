@@ -23,7 +23,8 @@ def group_members(store, group: str) -> list[Job]:
     """The models of sweep `group`, in the order they were made (empty for an unknown group)."""
     if not GROUP_ID.match(group):
         return []
-    return [j for j in store.all() if j.category == "model" and j.extra.get("sweep_group") == group]
+    members = [j for j in store.all() if j.category == "model" and j.extra.get("sweep_group") == group]
+    return sorted(members, key=lambda j: (j.extra.get("sweep_index", 0), j.id))
 
 
 def _best(s: SeriesHistory | None, highest: bool) -> dict[str, float] | None:

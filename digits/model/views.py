@@ -145,6 +145,7 @@ def create_from_request() -> list[Job]:
                 job.extra["sweep_group"] = group
                 job.extra["sweep"] = combo.swept
                 job.extra["sweep_search"] = made.search
+                job.extra["sweep_index"] = index  # ids made in the same second do not sort in the order made
             path = os.path.join(ws.store.job_dir(job_id), form.settings.network_file)
             try:
                 with open(path, "w", encoding="utf-8") as fh:
