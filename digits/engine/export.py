@@ -5,6 +5,7 @@ Next to `snapshot_epoch_<N>.pt` the training worker writes
     deploy_epoch_<N>.ts    the network in eval mode, traced: N x C x H x W preprocessed floats -> N x K logits
     deploy_epoch_<N>.json  {"input_shape", "input_scale", "crop_size", "mean", "image_shape"}: what the web
                            process (which never imports torch) needs to describe the model's input
+    deploy_epoch_<N>.caffemodel  a Caffe-framework network's weights for Caffe (the archive's snapshot.caffemodel)
 
 For jobs trained before this existed, export them afterwards:
 
@@ -23,6 +24,7 @@ from collections.abc import Callable
 
 import torch
 
+from digits.engine.caffe.caffemodel import save_caffemodel
 from digits.engine.networks import BuiltNetwork, build_network
 from digits.folders.dataset import open_dataset
 from digits.folders.model import deploy_names, label_of, model_dataset_dir, snapshots_on_disk
@@ -50,6 +52,11 @@ def deploy_path_for(snapshot_path: str) -> str:
 def deploy_info_path_for(deploy_path: str) -> str:
     """`deploy_epoch_3.ts` -> `deploy_epoch_3.json`."""
     return os.path.splitext(deploy_path)[0] + ".json"
+
+
+def caffemodel_path_for(deploy_path: str) -> str:
+    """`deploy_epoch_3.ts` -> `deploy_epoch_3.caffemodel` (written for Caffe-framework networks only)."""
+    return os.path.splitext(deploy_path)[0] + ".caffemodel"
 
 
 class _Logits(torch.nn.Module):
@@ -83,7 +90,8 @@ def export_deployable(
     image_shape: tuple[int, int, int] | None = None,
     use_mean: str | None = None,
 ) -> None:
-    """Write `built`'s network in eval mode as TorchScript at `path`, and its input description next to it.
+    """Write `built`'s network in eval mode as TorchScript at `path`, and its input description next to it
+    (and a Caffe-framework network's weights as a .caffemodel).
 
     Training is left as it was: the trace runs on a CPU copy, without gradients, and torch's random state
     is restored afterwards. `image_shape` (the dataset's C, H, W) tells whether the input is a center crop.
@@ -112,6 +120,8 @@ def export_deployable(
                         "on the data or on the batch size?)"
                     )
             _write_atomic(path, lambda tmp: torch.jit.save(traced, tmp))
+            if built.framework == "caffe":
+                _write_atomic(caffemodel_path_for(path), lambda tmp: save_caffemodel(net, tmp))
     finally:
         torch.set_rng_state(rng)
         if cuda_rng is not None:
@@ -185,7 +195,8 @@ def export_job(job_dir: str, force: bool = False, log: Callable[[str], None] = p
     written = []
     for _, snapshot in snapshots_on_disk(job_dir):
         target = deploy_path_for(snapshot)
-        if not force and os.path.exists(target) and os.path.exists(deploy_info_path_for(target)):
+        done = [target, deploy_info_path_for(target)] + ([caffemodel_path_for(target)] if framework == "caffe" else [])
+        if not force and all(os.path.exists(p) for p in done):
             continue
         state = torch.load(snapshot, map_location="cpu", weights_only=True)
         labels = state.get("labels")

@@ -1,6 +1,7 @@
 """Download a trained model as an archive that runs without DIGITS, and its metrics as CSV (torch-free).
 
     GET /models/<id>/download[.tar.gz|.zip][?epoch=N]   network, weights, TorchScript, labels, mean, predict.py
+                          (a Caffe-framework model also deploy.prototxt and snapshot.caffemodel)
                           (also .tgz, .tar.bz2, .tar)
     GET /models/<id>/metrics.csv                        every metric point reported during training
 
@@ -92,6 +93,19 @@ def _deploy_info(job: Job, job_dir: str, label: str) -> tuple[str, dict]:
         )
     with open(meta) as fh:
         return ts, json.load(fh)
+
+
+def _deploy_caffemodel(job: Job, job_dir: str, ts: str) -> str:
+    """A Caffe-framework model's weights for Caffe, exported beside its deploy_epoch_<E>.ts."""
+    name = os.path.splitext(os.path.basename(ts))[0] + ".caffemodel"
+    path = file_in(job_dir, name)
+    if not path:
+        raise Conflict(
+            f"model {job.id} has no Caffe weights ({name}), which the archive needs. Models trained from now on "
+            f"write them with each snapshot, and `python -m digits.engine.export <jobs dir>/{job.id}` on the "
+            "server writes them for this one."
+        )
+    return path
 
 
 def _dataset_folder(job: Job, job_dir: str) -> tuple[Job | None, str]:
@@ -193,7 +207,12 @@ Files
 
 
 def _readme(info: dict, caffe: bool) -> str:
-    deploy = "\n  deploy.prototxt       the deploy network, for Caffe" if caffe else ""
+    deploy = (
+        "\n  deploy.prototxt       the deploy network, for Caffe"
+        "\n  snapshot.caffemodel   its weights: caffe.Net('deploy.prototxt', 'snapshot.caffemodel', caffe.TEST)"
+        if caffe
+        else ""
+    )
     return README.format(
         name=info["name"],
         epoch=info["epoch"],
@@ -236,7 +255,9 @@ def archive_members(job: Job, epoch_arg: str | None) -> tuple[str, list[Member]]
     with open(network, encoding="utf-8") as fh:
         network_text = fh.read()
     generated = []
+    caffemodel = None
     if settings.framework == "caffe":
+        caffemodel = _deploy_caffemodel(job, job_dir, ts)
         try:
             text = deploy_prototxt(network_text, input_shape=tuple(info["input_shape"]), num_classes=len(labels))
         except CaffeError as e:
@@ -248,6 +269,7 @@ def archive_members(job: Job, epoch_arg: str | None) -> tuple[str, list[Member]]
         Member.from_bytes("README.txt", _readme(info, bool(generated)).encode()),
     ]
     files = [(network_name, network), (os.path.basename(snapshot), snapshot), ("model.ts", ts)]
+    files += [("snapshot.caffemodel", caffemodel)]
     files += [(LABELS, labels_path), (MEAN, mean), (MEAN_PNG, mean_png)]
     members: list[Member] = []
     try:

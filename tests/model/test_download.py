@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 import torch
 
+from digits import caffe_status
+from digits.engine import caffe_real
 from digits.engine.augment import BatchTransform
 from digits.engine.data import load_mean
 from digits.engine.export import deploy_path_for, export_deployable, snapshot_exporter
@@ -78,8 +80,9 @@ def standalone_env():
     return {**os.environ, "PYTHONPATH": SITE_PACKAGES}
 
 
-def engine_predictions(workspace, job_id, dataset, paths, epoch=2):
-    """What DIGITS' own code computes for each image: probabilities by label, from the snapshot's weights."""
+def engine_predictions(workspace, job_id, dataset, paths, epoch=2, with_inputs=False):
+    """What DIGITS' own code computes for each image: probabilities by label, from the snapshot's weights (and
+    the preprocessed batch it fed the network, with `with_inputs`)."""
     job = workspace.store.get(job_id)
     job_dir = workspace.store.job_dir(job_id)
     state = torch.load(os.path.join(job_dir, f"snapshot_epoch_{epoch}.pt"), weights_only=True)
@@ -104,8 +107,10 @@ def engine_predictions(workspace, job_id, dataset, paths, epoch=2):
     arrays = [load_for_network(p, channels, height, width, ds.image["resize_mode"])[0] for p in paths]
     x = torch.from_numpy(np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2)))
     with torch.no_grad():
-        probs = torch.softmax(net.logits(transform(x)).float(), dim=1)
-    return [dict(zip(state["labels"], row, strict=True)) for row in probs.tolist()]
+        batch = transform(x)
+        probs = torch.softmax(net.logits(batch).float(), dim=1)
+    result = [dict(zip(state["labels"], row, strict=True)) for row in probs.tolist()]
+    return (result, batch.float().numpy()) if with_inputs else result
 
 
 @pytest.mark.slow
@@ -121,7 +126,7 @@ def test_the_archive_classifies_without_digits_exactly_like_the_engine(
     expected = {"network.py" if framework == "torch" else "network.prototxt", "snapshot_epoch_2.pt", "model.ts"}
     expected |= {"labels.txt", "mean.binaryproto", "mean.png", "info.json", "predict.py", "README.txt"}
     if framework == "caffe":
-        expected.add("deploy.prototxt")
+        expected |= {"deploy.prototxt", "snapshot.caffemodel"}
     archives = {}
     for url, fmt in [("download", "tar.gz"), ("download.tar.gz", "tar.gz"), ("download.zip", "zip")]:
         r = signed_in.get(f"/models/{job_id}/{url}")
@@ -169,7 +174,14 @@ def test_the_archive_classifies_without_digits_exactly_like_the_engine(
         for label, probability in result["predictions"]:
             assert probability == pytest.approx(probs[label], abs=1e-5), (result["path"], label)
 
-    if framework != "torch":
+    if framework == "caffe":  # real Caffe runs the archive's deploy.prototxt and snapshot.caffemodel alike
+        caffe = real_caffe()
+        real = caffe.Net(str(unpacked / "deploy.prototxt"), caffe.TEST, weights=str(unpacked / "snapshot.caffemodel"))
+        engine, inputs = engine_predictions(workspace, job_id, dataset, paths, with_inputs=True)
+        real.blobs[real.inputs[0]].reshape(*inputs.shape)
+        out = real.forward(**{real.inputs[0]: inputs})[real.outputs[0]]
+        for row, probs in zip(out, engine, strict=True):
+            np.testing.assert_allclose(row, [probs[label] for label in info["labels"]], rtol=1e-5, atol=1e-5)
         return  # the text output once is enough
     text = subprocess.run(
         [sys.executable, "-S", "predict.py", paths[0]], cwd=unpacked, env=env, capture_output=True, text=True
@@ -177,6 +189,17 @@ def test_the_archive_classifies_without_digits_exactly_like_the_engine(
     assert text.returncode == 0 and text.stdout.splitlines()[0] == paths[0]
     assert text.stdout.splitlines()[1].split()[0] == results[0]["predictions"][0][0]
     assert text.stdout.splitlines()[1].endswith("%")
+
+
+def real_caffe():
+    """pycaffe: a failure where its build was expected to work here, else a skip saying why."""
+    try:
+        return caffe_real.import_caffe()
+    except caffe_real.CaffeUnavailable as error:
+        expected, why = caffe_status.build_expected()
+        if expected:
+            pytest.fail(f"real Caffe was expected here ({why}) but is not available: {error}")
+        pytest.skip(f"real Caffe is not available: {error} (not expected here: {why})")
 
 
 @pytest.mark.slow
