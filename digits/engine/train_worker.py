@@ -22,6 +22,7 @@ import sys
 import torch
 
 from digits.engine.augment import BatchTransform
+from digits.engine.caffe_solver import run_pycaffe
 from digits.engine.data import (
     PRELOAD_LIMIT_BYTES,
     LazySplit,
@@ -120,6 +121,15 @@ def open_job_dataset(ctx: WorkerContext):
     return dataset
 
 
+def resume_collector() -> None:
+    """Turn the cyclic collector back on once training starts (paused while starting: see the imports)."""
+    if not gc.isenabled():
+        # Frozen without a collection first: that would walk every object once more (0.2 s) to free the few
+        # thousand the imports left behind, a megabyte or two.
+        gc.freeze()
+        gc.enable()
+
+
 def run_train(ctx: WorkerContext) -> str | None:
     s = TrainSettings.from_dict(ctx.args)
     torch.set_num_threads(os.cpu_count() or 1)
@@ -132,6 +142,9 @@ def run_train(ctx: WorkerContext) -> str | None:
     # The model keeps what it needs of its dataset (labels, image settings, mean): it classifies and downloads
     # without the dataset folder.
     copy_dataset_essentials(dataset, ctx.job_dir)
+    if s.framework == "caffe" and s.caffe_engine == "pycaffe":
+        resume_collector()
+        return run_pycaffe(ctx, s, dataset)
     with open(ctx.path(s.network_file), encoding="utf-8") as fh:
         text = fh.read()
     channels, height, width = dataset.shape
@@ -216,11 +229,7 @@ def run_train(ctx: WorkerContext) -> str | None:
     if problem:
         raise TaskFailed(problem)
     print(f"training {trainer.max_iter} iterations ({iters_per_epoch} per epoch, batch {batch})", file=sys.stderr)
-    if not gc.isenabled():  # paused while starting (see the imports)
-        # Frozen without a collection first: that would walk every object once more (0.2 s) to free the few
-        # thousand the imports left behind, a megabyte or two.
-        gc.freeze()
-        gc.enable()
+    resume_collector()
     return trainer.run(lambda: ctx.abort_requested)
 
 

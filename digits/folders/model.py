@@ -2,6 +2,10 @@
 
     network.prototxt | network.py      the network as written (Caffe prototxt, or PyTorch source)
     snapshot_epoch_<E>.pt              weights, optimizer, scheduler and RNG state at epoch E (torch.save)
+    snapshot_epoch_<E>.caffemodel      a job trained on real Caffe (pycaffe): Caffe's weights and solver state at
+    snapshot_epoch_<E>.solverstate     epoch E (the .pt beside them holds the same weights for our engine)
+    train.prototxt, val.prototxt,      what such a job gave Caffe: the network's train and val stages, fed from
+    solver.prototxt                    Python (an Input layer in place of the data layer), and its solver
     deploy_epoch_<E>.ts / .json        the network traced for deployment, and how to feed it
     metrics.jsonl                      every metric the worker reported (the store's, for every job)
     metrics.cache.npz                  metrics.jsonl as parsed by the web server up to an offset (rebuilt when unsure)
@@ -31,6 +35,8 @@ from digits.store import METRICS_FILE, write_json_atomic
 
 NETWORK_FILES = {"caffe": "network.prototxt", "torch": "network.py"}
 SNAPSHOT_RE = re.compile(r"^snapshot_epoch_(\d+(?:\.\d+)?)\.pt$")
+CAFFE_STATE_RE = re.compile(r"^snapshot_epoch_(\d+(?:\.\d+)?)\.solverstate$")
+CAFFE_NETS = {"train": "train.prototxt", "val": "val.prototxt", "solver": "solver.prototxt"}
 RESULTS_DIR = "results"
 DATASET_COPY = "dataset"
 METRICS_CACHE = "metrics.cache.npz"
@@ -54,6 +60,21 @@ def epoch_label(epoch: float) -> str:
 
 def snapshot_name(epoch: float) -> str:
     return f"snapshot_epoch_{epoch_label(epoch)}.pt"
+
+
+def caffe_snapshot_names(label: str) -> tuple[str, str]:
+    """(weights, solver state) that real Caffe's snapshot of this epoch label is kept as."""
+    return f"snapshot_epoch_{label}.caffemodel", f"snapshot_epoch_{label}.solverstate"
+
+
+def latest_solverstate(job_dir: str) -> str | None:
+    """The real-Caffe solver state with the most training in it (what a resumed pycaffe run restores)."""
+    found = []
+    for path in glob.glob(os.path.join(glob.escape(job_dir), "snapshot_epoch_*.solverstate")):
+        m = CAFFE_STATE_RE.match(os.path.basename(path))
+        if m:
+            found.append((float(m.group(1)), path))
+    return max(found)[1] if found else None
 
 
 def deploy_names(label: str) -> tuple[str, str]:

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from digits import caffe_status
 from digits.config import Settings
 from digits.datapaths import PathRefused, check_server_path
 from digits.folders import file_in
@@ -26,7 +27,7 @@ from digits.model.quotas import (
     snapshot_count,
     snapshots_problem,
 )
-from digits.model.settings import TrainSettings, input_shape, iterations_per_epoch, model_settings
+from digits.model.settings import CAFFE_ENGINES, TrainSettings, input_shape, iterations_per_epoch, model_settings
 from digits.model.standard import FRAMEWORKS, get_network
 from digits.model.torch_networks import check_syntax
 from digits.status import Status
@@ -53,6 +54,7 @@ FIELD_LABELS = {
     "model_name": "Model name",
     "group_name": "Group name (optional)",
     "framework": "Framework",
+    "caffe_engine": "Caffe engine",
     "method": "Network",
     "standard_networks": "Standard networks",
     "previous_networks": "Start from a trained model",
@@ -107,6 +109,35 @@ FIELD_LABELS = {
 # The label of DIGITS' `<id>-snapshot` field (the previous model's snapshot to start from).
 SNAPSHOT_LABEL = "Start from its snapshot"
 AUG_QUAD_ROTS = ("none", "rot90", "rot180", "rotall")
+CAFFE_ENGINE_TITLES = {"torch": "PyTorch compilation", "pycaffe": "Real Caffe (pycaffe, CPU)"}
+# The engine a Caffe network trains on unless the form says otherwise: the faster of the two on LeNet/MNIST-like
+# data (bench/caffe_engines.py), where real Caffe is built.
+FASTER_CAFFE_ENGINE = "torch"
+
+
+def caffe_engine_choices() -> dict[str, Any]:
+    """What the Caffe engine field offers here: {"engines": [(value, title)], "default", "unavailable": why
+    real Caffe cannot be chosen (None where it can)}, from digits.caffe_status without importing caffe."""
+    reason = caffe_status.unavailable_reason()
+    engines = [e for e in CAFFE_ENGINES if e != "pycaffe" or reason is None]
+    return {
+        "engines": [(e, CAFFE_ENGINE_TITLES[e]) for e in engines],
+        "default": FASTER_CAFFE_ENGINE if FASTER_CAFFE_ENGINE in engines else "torch",
+        "unavailable": reason,
+    }
+
+
+def read_caffe_engine(r: FormReader, framework: str) -> str:
+    """The engine of a Caffe network (always "torch" for PyTorch networks); real Caffe where it is not built is
+    an error that says why."""
+    choices = caffe_engine_choices()
+    engine = r.choice("caffe_engine", CAFFE_ENGINES, choices["default"])
+    if engine == "pycaffe" and r.raw("caffe_engine"):
+        if framework != "caffe":
+            r.error("caffe_engine", "Real Caffe trains Caffe networks only; this network is PyTorch.")
+        elif choices["unavailable"]:
+            r.error("caffe_engine", f"Real Caffe is not available on this server: {choices['unavailable']}.")
+    return engine if framework == "caffe" and not r.errors.get("caffe_engine") else "torch"
 
 
 @dataclass
@@ -315,6 +346,7 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
             text += "\n"
 
     d = TrainSettings()  # the defaults, as the worker would fill them in
+    caffe_engine = read_caffe_engine(r, framework)
     epochs = r.integer("train_epochs", d.epochs, minimum=1)
     if epochs is not None and epochs > quotas.max_epochs:
         r.error("train_epochs", f"At most {quotas.max_epochs:,} epochs on this server (setting max_epochs).")
@@ -329,6 +361,7 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
     crop = r.integer("crop_size", d.crop_size, minimum=1, maximum=4096)
     train = TrainSettings(
         framework=framework,
+        caffe_engine=caffe_engine,
         epochs=epochs or d.epochs,
         snapshot_interval=interval,
         val_interval=r.number("val_interval", d.val_interval, minimum=0.0, exclusive_minimum=True) or d.val_interval,

@@ -15,6 +15,7 @@ from digits.folders.model import NETWORK_FILES
 from digits.job import Job, register_migration
 
 TRAIN_TASK = "train"
+CAFFE_ENGINES = ("torch", "pycaffe")
 DEFAULT_LR_POLICY = {"policy": "step", "lr_step_size": 33.0, "lr_step_gamma": 0.1}
 
 
@@ -23,6 +24,9 @@ class TrainSettings:
     """Everything the training worker needs besides the network text and the dataset, with the form's defaults."""
 
     framework: str = "caffe"
+    # What runs a Caffe network: "torch" (our PyTorch compilation) or "pycaffe" (real Caffe, where it is built).
+    # Jobs from before the choice existed trained on torch.
+    caffe_engine: str = "torch"
     network_file: str = ""  # NETWORK_FILES[framework] unless given
     epochs: int = 30
     snapshot_interval: float = 1.0

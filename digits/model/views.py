@@ -14,7 +14,14 @@ from digits.folders import file_in
 from digits.folders.model import NETWORK_FILES, snapshots
 from digits.job import Job, Task
 from digits.model import MODEL_TYPE
-from digits.model.forms import FIELD_LABELS, LR_PARAMS, ModelForm, read_model_form
+from digits.model.forms import (
+    CAFFE_ENGINE_TITLES,
+    FIELD_LABELS,
+    LR_PARAMS,
+    ModelForm,
+    caffe_engine_choices,
+    read_model_form,
+)
 from digits.model.info import CHART_POINTS, CHART_POINTS_RANGE, chart_json, latest_reported, model_json, sparkline
 from digits.model.settings import TRAIN_TASK, model_settings
 from digits.model.standard import FRAMEWORKS, get_network, list_networks, runs_code
@@ -383,7 +390,12 @@ def standard_network(framework: str, name: str):
 def model_settings_summary(job: Job) -> list[tuple[str, str]]:
     s = model_settings(job)
     return [
-        ("Framework", s.framework),
+        (
+            "Framework",
+            s.framework
+            if s.framework != "caffe"
+            else f"caffe on {CAFFE_ENGINE_TITLES.get(s.caffe_engine, s.caffe_engine)}",
+        ),
         ("Epochs", str(s.epochs)),
         ("Batch size", str(s.batch_size or "network default")),
         ("Solver", f"{s.solver_type} lr {s.learning_rate}, momentum {s.momentum}, weight decay {s.weight_decay}"),
@@ -395,6 +407,7 @@ def model_settings_summary(job: Job) -> list[tuple[str, str]]:
 
 
 bp.add_app_template_global(model_settings, "model_settings")
+bp.add_app_template_global(caffe_engine_choices, "caffe_engine_choices")
 
 
 @bp.app_template_global()
