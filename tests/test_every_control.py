@@ -239,7 +239,7 @@ def walk(ann: Person, server, tmp_path) -> None:
             page.select_option(select, index=0)
     page.check("#sweep_random")  # random search opens its fields (tests/model/test_sweep_browser.py runs one)
     page.uncheck("#sweep_random")
-    for select in ("#lr_policy", "#solver_type", "#use_mean"):
+    for select in ("#lr_policy", "#solver_type", "#use_mean", "#caffe_engine"):
         first = page.locator(f"{select} option").first.get_attribute("value")
         chosen = page.input_value(select)
         page.select_option(select, first)

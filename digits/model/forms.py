@@ -128,16 +128,16 @@ def caffe_engine_choices() -> dict[str, Any]:
 
 
 def read_caffe_engine(r: FormReader, framework: str) -> str:
-    """The engine of a Caffe network (always "torch" for PyTorch networks); real Caffe where it is not built is
-    an error that says why."""
+    """The engine of a Caffe network; real Caffe where it is not built is an error that says why. PyTorch networks
+    have one engine: the field is ignored for them (the page keeps it beside the framework choice)."""
     choices = caffe_engine_choices()
     engine = r.choice("caffe_engine", CAFFE_ENGINES, choices["default"])
-    if engine == "pycaffe" and r.raw("caffe_engine"):
-        if framework != "caffe":
-            r.error("caffe_engine", "Real Caffe trains Caffe networks only; this network is PyTorch.")
-        elif choices["unavailable"]:
-            r.error("caffe_engine", f"Real Caffe is not available on this server: {choices['unavailable']}.")
-    return engine if framework == "caffe" and not r.errors.get("caffe_engine") else "torch"
+    if framework != "caffe":
+        return "torch"
+    if engine == "pycaffe" and choices["unavailable"]:
+        r.error("caffe_engine", f"Real Caffe is not available on this server: {choices['unavailable']}.")
+        return "torch"
+    return engine
 
 
 @dataclass
