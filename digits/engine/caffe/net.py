@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from digits.engine.caffe import layers_layout, layers_loss  # noqa: F401 - register their layer types
+from digits.engine.caffe import layers_layout, layers_loss, layers_more  # noqa: F401 - register their layer types
 from digits.engine.caffe.layers import build_layer
 from digits.model.caffe.analysis import LayerSpec, NetworkSpec, analyze
 from digits.model.caffe.shapes import SOURCE_TYPES

@@ -7,56 +7,13 @@ numeric enum value in the text (legal protobuf) map to its name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from digits.model.caffe.errors import SchemaError
+from digits.model.caffe.schema_fields import _ENGINE, _FILLERS, Field, _bool, _enum, _float, _int, _many, _msg, _str
+from digits.model.caffe.schema_more import MORE_LAYER_PARAMS, MORE_MESSAGES
 from digits.model.caffe.textformat import Identifier, Message
 
 __all__ = ["MESSAGES", "Field", "SchemaError", "default", "validate", "value", "values"]
 
-
-@dataclass(frozen=True)
-class Field:
-    """One field of a message: its kind ("int", "float", "bool", "str", "enum", "message"), repetition, default."""
-
-    kind: str
-    repeated: bool = False
-    default: object = None
-    enum: tuple[str, ...] = ()
-    message: str = ""
-
-
-def _int(default: int | None = None) -> Field:
-    return Field("int", default=default)
-
-
-def _float(default: float | None = None) -> Field:
-    return Field("float", default=default)
-
-
-def _bool(default: bool = False) -> Field:
-    return Field("bool", default=default)
-
-
-def _str(default: str | None = None) -> Field:
-    return Field("str", default=default)
-
-
-def _enum(names: str, default: str | None = None) -> Field:
-    choices = tuple(names.split())
-    return Field("enum", default=choices[0] if default is None else default, enum=choices)
-
-
-def _msg(name: str) -> Field:
-    return Field("message", message=name)
-
-
-def _many(field: Field) -> Field:
-    return Field(field.kind, True, None, field.enum, field.message)
-
-
-_ENGINE = "DEFAULT CAFFE CUDNN"
-_FILLERS = {"weight_filler": _msg("FillerParameter"), "bias_filler": _msg("FillerParameter")}
 
 MESSAGES: dict[str, dict[str, Field]] = {
     "NetParameter": {
@@ -135,6 +92,7 @@ MESSAGES: dict[str, dict[str, Field]] = {
         "dummy_data_param": _msg("DummyDataParameter"),
         "embed_param": _msg("EmbedParameter"),
         "contrastive_loss_param": _msg("ContrastiveLossParameter"),
+        **{name: _msg(message) for name, message in MORE_LAYER_PARAMS.items()},
     },
     "TransformationParameter": {
         "scale": _float(1.0),
@@ -267,15 +225,12 @@ MESSAGES: dict[str, dict[str, Field]] = {
     },
     "EmbedParameter": {"num_output": _int(), "input_dim": _int(), "bias_term": _bool(True), **_FILLERS},
     "ContrastiveLossParameter": {"margin": _float(1.0), "legacy_version": _bool()},
+    **MORE_MESSAGES,
 }
 
 # caffe.proto's other layer parameter messages: accepted unread, so a layer type DIGITS does not build is
 # refused by its type (with the reason) rather than by an "unknown field" on its parameters.
-UNREAD_PARAMS = frozenset(
-    "argmax_param bias_param elu_param exp_param hdf5_output_param hinge_loss_param infogain_loss_param "
-    "log_param mvn_param parameter_param python_param recurrent_param reduction_param spp_param "
-    "threshold_param tile_param window_data_param batch_reindex_param filter_param".split()
-)
+UNREAD_PARAMS = frozenset("hdf5_output_param python_param window_data_param batch_reindex_param filter_param".split())
 
 _KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a quoted string"}
 
@@ -324,11 +279,11 @@ def _coerce(raw: object, spec: Field) -> object:
     elif spec.kind == "enum":
         if isinstance(raw, Identifier):
             if raw not in spec.enum:
-                raise ValueError(f"invalid value {raw}, expected one of {', '.join(spec.enum)}")
+                raise ValueError(f"invalid value {raw}, expected one of {', '.join(filter(None, spec.enum))}")
             return raw
-        if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw < len(spec.enum):
+        if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw < len(spec.enum) and spec.enum[raw]:
             return Identifier(spec.enum[raw])
-        raise TypeError(f"expected one of {', '.join(spec.enum)}, got {_show(raw)}")
+        raise TypeError(f"expected one of {', '.join(filter(None, spec.enum))}, got {_show(raw)}")
     raise TypeError(f"expected {_KIND_NAMES[spec.kind]}, got {_show(raw)}")
 
 

@@ -189,8 +189,6 @@ def _pooling(layer: Message, bottoms: list[Shape]) -> LayerShapes:
     p = _param(layer, "pooling_param") or Message()
     channels, height, width = _image(bottoms[0])
     pool = value(p, "PoolingParameter", "pool")
-    if pool == "STOCHASTIC":
-        raise ShapeError("STOCHASTIC pooling is not supported; use MAX or AVE", "pool")
     if value(p, "PoolingParameter", "global_pooling"):
         if p.get("kernel_size") or p.get("kernel_h") or p.get("kernel_w"):
             raise ShapeError("global_pooling takes the kernel from the input; do not set kernel_size", "kernel_size")
