@@ -105,7 +105,10 @@ def load_caffemodel(net: CaffeNet, source: str | bytes | Caffemodel) -> LoadRepo
             report.loaded.append(layer.name)
     with torch.no_grad():
         for tensor, values in copies:
-            tensor.copy_(torch.from_numpy(values))
+            if tensor.device.type == "cpu" and tensor.dtype == torch.float32 and tensor.is_contiguous():
+                tensor.detach().numpy()[...] = values  # straight from the file's bytes (read-only, maybe unaligned)
+            else:
+                tensor.copy_(torch.from_numpy(np.array(values)))
     report.no_weights = [name for name in learnable if name not in given]
     return report
 
