@@ -44,8 +44,28 @@ layer { name: "fc" type: "InnerProduct" bottom: "dw" top: "fc"
   inner_product_param { num_output: 5 bias_term: false weight_filler { type: "xavier" } } }
 layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
 """
-NETS = {"lenet": (LENET_DEPLOY, (4, 1, 28, 28)), "bn": (BN_NET, (3, 4, 10, 9))}
-LEARNABLE = {"lenet": ["conv1", "conv2", "ip1", "ip2"], "bn": ["conv1", "bn1", "scale1", "prelu1", "dw", "fc"]}
+# Grouped Deconvolution (weights C_in x C_out/group x kh x kw), a learned Bias, InnerProduct with transpose
+# (weights in x out), and two convolutions sharing one named weight blob.
+MORE_NET = """
+name: "more"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 4 dim: 5 dim: 5 } } }
+layer { name: "up" type: "Deconvolution" bottom: "data" top: "up"
+  convolution_param { num_output: 6 kernel_size: 3 stride: 2 group: 2 weight_filler { type: "xavier" } } }
+layer { name: "bias" type: "Bias" bottom: "up" top: "up" }
+layer { name: "a" type: "Convolution" bottom: "up" top: "a" param { name: "shared" } param { name: "a_b" }
+  convolution_param { num_output: 6 kernel_size: 3 weight_filler { type: "xavier" } } }
+layer { name: "b" type: "Convolution" bottom: "a" top: "b" param { name: "shared" } param { name: "b_b" }
+  convolution_param { num_output: 6 kernel_size: 3 weight_filler { type: "xavier" } } }
+layer { name: "ip" type: "InnerProduct" bottom: "b" top: "ip"
+  inner_product_param { num_output: 5 transpose: true weight_filler { type: "xavier" } } }
+layer { name: "prob" type: "Softmax" bottom: "ip" top: "prob" }
+"""
+NETS = {"lenet": (LENET_DEPLOY, (4, 1, 28, 28)), "bn": (BN_NET, (3, 4, 10, 9)), "more": (MORE_NET, (2, 4, 5, 5))}
+LEARNABLE = {
+    "lenet": ["conv1", "conv2", "ip1", "ip2"],
+    "bn": ["conv1", "bn1", "scale1", "prelu1", "dw", "fc"],
+    "more": ["up", "bias", "a", "b", "ip"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +131,7 @@ def test_write_then_read_gives_the_same_tensors(tmp_path, kind):
         )
     # Every layer is in the file, in order, with Caffe's blob shapes.
     model = read_caffemodel(path)
-    assert model.version == "V2" and model.name == ("LeNet" if kind == "lenet" else "bn-net")
+    assert model.version == "V2" and model.name == {"lenet": "LeNet", "bn": "bn-net", "more": "more"}[kind]
     assert [layer.name for layer in model.layers] == [name for name, *_ in net_layers(net)]
     shapes = {layer.name: [b.shape for b in layer.blobs] for layer in model.layers if layer.blobs}
     if kind == "bn":
@@ -122,6 +142,14 @@ def test_write_then_read_gives_the_same_tensors(tmp_path, kind):
             "prelu1": [(6,)],
             "dw": [(6, 1, 3, 3), (6,)],
             "fc": [(5, 96)],
+        }
+    if kind == "more":
+        assert shapes == {
+            "up": [(4, 3, 3, 3), (6,)],
+            "bias": [(6,)],
+            "a": [(6, 6, 3, 3), (6,)],
+            "b": [(6, 6, 3, 3), (6,)],
+            "ip": [(294, 5), (5,)],
         }
 
 
