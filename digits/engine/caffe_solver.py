@@ -38,7 +38,7 @@ from digits.model.caffe import analyze
 from digits.model.caffe.shapes import SOURCE_TYPES
 from digits.model.caffe.textformat import Identifier, Message, format_message
 from digits.model.lr_policy import LRPolicy
-from digits.model.quotas import snapshot_every
+from digits.model.quotas import SNAPSHOT_OVERHEAD, human_bytes, snapshot_every
 from digits.model.settings import TrainSettings, input_shape, iterations_per_epoch
 from digits.worker_runtime import TaskFailed, WorkerContext
 
@@ -210,6 +210,7 @@ class CaffeRun:
             self.built, self.shape, image_shape=dataset.shape, use_mean=s.use_mean, log=self.sink.log
         )
         self._perm_epoch, self._perm = -1, torch.arange(0)
+        self._snapshot_bytes: int | None = None  # what the last snapshot's files took
 
     # ---- data ------------------------------------------------------------------------------------------
     def _batch_indices(self, iteration: int) -> torch.Tensor:
@@ -255,6 +256,26 @@ class CaffeRun:
         return {name: total / n for name, total in sums.items()}
 
     # ---- snapshots -------------------------------------------------------------------------------------
+    def _check_snapshot_room(self, label: str, epoch: float) -> None:
+        """Fail before writing a snapshot that would take this model's snapshot files past the quota (the
+        server's max_snapshot_bytes): Caffe's two files and the .pt, each about the weights' size or more."""
+        limit = self.s.max_snapshot_bytes
+        if limit is None:
+            return
+        mine = {snapshot_name(float(label)), *caffe_snapshot_names(label)}  # a snapshot rewritten replaces itself
+        used = 0
+        for entry in os.scandir(self.ctx.job_dir):
+            if entry.name.startswith("snapshot_epoch_") and entry.name not in mine and entry.is_file():
+                used += entry.stat().st_size
+        weights = sum(blob.data.nbytes for blobs in self.net.params.values() for blob in blobs)
+        after = used + (self._snapshot_bytes or 4 * weights + SNAPSHOT_OVERHEAD)
+        if after > limit:
+            raise TaskFailed(
+                f"the snapshot at epoch {epoch_label(epoch)} was not written: this model's snapshots would take "
+                f"{human_bytes(after)}, past the {human_bytes(limit)} this server allows per model "
+                "(setting max_snapshot_bytes); train it again with a larger snapshot interval or fewer epochs"
+            )
+
     def save_snapshot(self, iteration: int) -> None:
         """Caffe's .caffemodel + .solverstate for this epoch, and the same weights as our engine's .pt."""
         from caffe.proto import caffe_pb2  # pycaffe's own protobuf classes, loaded with caffe
@@ -262,6 +283,7 @@ class CaffeRun:
         epoch = iteration / self.iters_per_epoch
         label = epoch_label(epoch)
         job = self.ctx.job_dir
+        self._check_snapshot_room(label, epoch)
         weights, state_name = caffe_snapshot_names(label)
         self.solver.snapshot()
         written = f"{self.prefix}_iter_{self.solver.iter}"
@@ -281,6 +303,9 @@ class CaffeRun:
         torch.save(self._torch_state(iteration, epoch), path + ".tmp")
         os.replace(path + ".tmp", path)
         self.export(epoch, path)
+        self._snapshot_bytes = sum(os.path.getsize(os.path.join(job, n)) for n in (weights, state_name)) + (
+            os.path.getsize(path)
+        )
         self.sink.snapshot(int(epoch) if float(epoch).is_integer() else round(epoch, 4), os.path.basename(path))
 
     def _torch_state(self, iteration: int, epoch: float) -> dict[str, Any]:

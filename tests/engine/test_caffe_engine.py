@@ -182,3 +182,34 @@ def test_where_caffe_is_built_the_field_offers_both_engines_and_defaults_to_the_
     assert '<option value="pycaffe" ' in html and '<option value="torch" ' in html
     assert f'<option value="{FASTER_CAFFE_ENGINE}" selected>' in html
     assert "Real Caffe is not available" not in html
+
+
+def test_a_snapshot_past_the_quota_is_refused_before_it_is_written(served, tmp_path):
+    """Caffe's snapshots are three files (.caffemodel, .solverstate, .pt): the worker counts them all."""
+    from digits.job import Job, Task, new_job_id
+    from digits.model.settings import TrainSettings
+    from digits.model.standard import get_network
+    from digits.store import write_json_atomic
+    from tests.support.commands import run_module
+
+    _, _, dataset, jobs = served
+    os.symlink(jobs / dataset, tmp_path / dataset)  # the worker finds its dataset beside its own folder
+    settings = TrainSettings(framework="caffe", caffe_engine="pycaffe", epochs=3, batch_size=16, seed=3)
+    settings.max_snapshot_bytes = 8 * 1024 * 1024  # LeNet's 431,080 weights: about 1.7 MB a file
+    job = Job(
+        id=new_job_id(),
+        type="model",
+        category="model",
+        name="quota",
+        tasks=[Task("train", "model.train", settings.to_dict())],
+        extra={"dataset_id": dataset},
+    )
+    folder = tmp_path / job.id
+    folder.mkdir()
+    (folder / settings.network_file).write_text(get_network("lenet").text("caffe"))
+    write_json_atomic(str(folder / "job.json"), job.to_dict())
+    done = run_module("digits.engine.train_worker", folder, "--task", "train", timeout=LONG_S)
+    assert "the snapshot at epoch 2 was not written" in done.stdout, (done.stdout[-2000:], done.stderr[-2000:])
+    assert "max_snapshot_bytes" in done.stdout
+    assert (folder / "snapshot_epoch_1.caffemodel").is_file()
+    assert not [n for n in os.listdir(folder) if n.startswith("snapshot_epoch_2")]
