@@ -296,10 +296,6 @@ def caffemodel_chunks(name: str, layers: Iterable[FileLayer | tuple]) -> list[by
     return out
 
 
-def caffemodel_bytes(name: str, layers: Iterable[FileLayer | tuple]) -> bytes:
-    return b"".join(bytes(c) for c in caffemodel_chunks(name, layers))
-
-
 def write_caffemodel(path: str, name: str, layers: Iterable[FileLayer | tuple]) -> None:
     """Write a V2 .caffemodel (what Caffe's `net.save` writes, less each layer's settings)."""
     chunks = caffemodel_chunks(name, layers)
@@ -313,7 +309,6 @@ __all__ = [
     "CaffemodelError",
     "FileBlob",
     "FileLayer",
-    "caffemodel_bytes",
     "caffemodel_chunks",
     "parse_caffemodel",
     "read_blob",
