@@ -287,3 +287,42 @@ class Im2col(CaffeLayer):
         cols = F.unfold(x, c["kernel"], dilation=c["dilation"], padding=c["pad"], stride=c["stride"])
         height = (x.shape[2] + 2 * c["pad"][0] - c["dilation"][0] * (c["kernel"][0] - 1) - 1) // c["stride"][0] + 1
         return (cols.reshape(x.shape[0], cols.shape[1], height, -1),)
+
+
+@_builds("LSTM", "RNN")
+class Recurrent(CaffeLayer):
+    """Caffe's LSTM and RNN over T x N inputs (time first). cont_t = 0 starts a sequence: the previous hidden
+    (and LSTM cell) state is multiplied by it. As Caffe does, the state a forward pass ends with is the initial
+    state of the next one (zeros at first; a sequence may span batches), without a gradient across them."""
+
+    blob_names = ("w_x", "b_x", "w_static", "w_h", "w_o", "b_o")
+
+    def __init__(self, layer: LayerSpec) -> None:
+        names = ["w_x", "b_x", *(["w_static"] if layer.config["static"] else []), "w_h"]
+        self.blob_names = tuple(names if layer.config["lstm"] else [*names, "w_o", "b_o"])
+        super().__init__(layer)
+        self._state: tuple[Tensor, ...] | None = None
+
+    def forward(self, x: Tensor, cont: Tensor, *static: Tensor) -> tuple[Tensor]:
+        steps, batch = x.shape[:2]
+        hidden = self.config["num_output"]
+        pre = F.linear(x.reshape(steps, batch, -1), self.w_x, self.b_x)
+        if static:
+            pre = pre + F.linear(static[0].reshape(batch, -1), self.w_static)[None]
+        zero = x.new_zeros(batch, hidden)
+        state = self._state if self._state is not None and self._state[0].shape == zero.shape else (zero, zero)
+        h, c = state
+        outs = []
+        for t in range(steps):
+            keep = cont[t].reshape(batch, 1).to(x.dtype)
+            gates = pre[t] + F.linear(h * keep, self.w_h)
+            if self.config["lstm"]:
+                i, f, o, g = gates.split(hidden, dim=1)
+                c = keep * torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                outs.append(h)
+            else:
+                h = torch.tanh(gates)
+                outs.append(torch.tanh(F.linear(h, self.w_o, self.b_o)))
+        self._state = (h.detach(), c.detach())
+        return (torch.stack(outs),)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from digits.model.caffe import shapes_layout, shapes_more  # noqa: F401 - register Crop, Slice, ..., SPP, Tile
+from digits.model.caffe import shapes_layout, shapes_more  # noqa: F401 - register Crop, ..., SPP, LSTM
 from digits.model.caffe.errors import NetworkError
 from digits.model.caffe.inputs import declared_shapes, extra_source_shapes, find_source
 from digits.model.caffe.inputs import layer_error as _error
@@ -27,10 +27,6 @@ REFUSED = {
     "a prototxt is data here, never code",
     "WindowData": "WindowData reads image windows listed in a detection window file (R-CNN), which DIGITS "
     "datasets do not have; use a Data or Input layer",
-    "LSTM": "LSTM (a recurrent layer over time steps, with its sequence-continuation input) is not built here "
-    "yet; DIGITS trains and draws feed-forward networks",
-    "RNN": "RNN (a recurrent layer over time steps, with its sequence-continuation input) is not built here "
-    "yet; DIGITS trains and draws feed-forward networks",
 }
 CLASS_COUNT_NEEDED = (
     "num_output is left for DIGITS to fill with the number of classes, which is not known here: "

@@ -277,3 +277,34 @@ def _im2col(layer: Message, bottoms: list[Shape]) -> LayerShapes:
     _, height, width = conv.tops[0]
     config = {key: conv.config[key] for key in ("kernel", "stride", "pad", "dilation")}
     return LayerShapes([(channels * conv.config["kernel"][0] * conv.config["kernel"][1], height, width)], config)
+
+
+@_rule("LSTM", "RNN", bottoms=(2, 3))
+def _recurrent(layer: Message, bottoms: list[Shape]) -> LayerShapes:
+    """recurrent_layer.cpp: x is T x N x ... (time steps first, where other layers have the batch), cont is
+    T x N (0 where a sequence starts), an optional static input N x ...; the top is T x N x num_output.
+    Blobs in Caffe's order: LSTM W_xc, b_c, [W_xc_static], W_hc; RNN W_xh, b_h, [W_xh_static], W_hh, W_ho, b_o."""
+    p = layer.first("recurrent_param") or Message()
+    num_output = value(p, "RecurrentParameter", "num_output")
+    if num_output < 1:
+        raise ShapeError("num_output must be positive", "num_output")
+    if value(p, "RecurrentParameter", "expose_hidden"):
+        raise ShapeError(
+            "expose_hidden (the hidden state as extra inputs and outputs) is not supported", "expose_hidden"
+        )
+    x, cont = bottoms[:2]
+    if not x:
+        raise ShapeError(f"expects an input of T x N x ... (time steps first), got T x {fmt(x)}")
+    if cont != x[:1]:
+        raise ShapeError(f"the sequence-continuation input must be T x {x[0]} (T x N), got T x {fmt(cont)}")
+    lstm = layer.first("type") == "LSTM"
+    gates = 4 * num_output if lstm else num_output
+    weights, bias = filler(p.first("weight_filler")), filler(p.first("bias_filler"))
+    params = [ParamBlob((gates, math.prod(x[1:])), weights), ParamBlob((gates,), bias)]
+    if len(bottoms) == 3:
+        params.append(ParamBlob((gates, math.prod(bottoms[2])), weights))
+    params.append(ParamBlob((gates, num_output), weights))
+    if not lstm:
+        params += [ParamBlob((num_output, num_output), weights), ParamBlob((num_output,), bias)]
+    config = {"num_output": num_output, "lstm": lstm, "static": len(bottoms) == 3}
+    return LayerShapes([(x[0], num_output)], config, params)

@@ -1,9 +1,9 @@
 """The rest of BVLC Caffe 1.0's layers (AbsVal, ArgMax, BNLL, BatchReindex, Bias, ELU, Exp, Filter, HingeLoss,
-Im2col, InfogainLoss, Log, MVN, MultinomialLogisticLoss, Parameter, Reduction, SPP, Threshold, Tile) against
-real Caffe (pycaffe, built by `make install`): our shapes are Caffe's, our PyTorch forward is within 1e-5 of
-Caffe's on the same inputs and weights, and so are the input and parameter gradients from Caffe's backward
-for the same top diffs. Stochastic pooling, which Caffe computes only on a GPU, is checked against its
-definition; LSTM and RNN are refused with the reason.
+Im2col, InfogainLoss, Log, MVN, MultinomialLogisticLoss, Parameter, Reduction, SPP, Threshold, Tile, LSTM, RNN)
+against real Caffe (pycaffe, built by `make install`): our shapes are Caffe's, our PyTorch forward is within
+1e-5 of Caffe's on the same inputs and weights, and so are the input and parameter gradients from Caffe's
+backward for the same top diffs (and a recurrent layer's state carried to the next batch). Stochastic
+pooling, which Caffe computes only on a GPU, is checked against its definition.
 
 Where Caffe is missing the Caffe comparisons FAIL if the build was expected to work here
 (digits.caffe_status.build_expected) and skip with the reason everywhere else. Every net built in this
@@ -62,6 +62,9 @@ def fixed(values):
     return lambda shape, r: np.asarray(values, dtype=np.float32).reshape(shape)
 
 
+RECURRENT_FILLERS = (
+    'weight_filler { type: "uniform" min: -0.6 max: 0.6 } bias_filler { type: "uniform" min: -0.3 max: 0.3 }'
+)
 # name: (inputs {blob: (full shape, generator)}, layer body, bottoms, tops, bottoms to differentiate)
 IMG = (2, 3, 5, 4)
 CASES = {
@@ -192,6 +195,34 @@ CASES = {
         "a",
         "x",
         "a",
+    ),
+    "lstm": (
+        {"a": ((3, 2, 4), normal), "c": ((3, 2), fixed([[0, 0], [1, 1], [1, 0]]))},
+        f'type: "LSTM" recurrent_param {{ num_output: 5 {RECURRENT_FILLERS} }}',
+        "a c",
+        "x",
+        "a",
+    ),
+    "lstm-static": (
+        {"a": ((4, 2, 2, 2), normal), "c": ((4, 2), fixed([[0, 0], [1, 1], [1, 1], [0, 1]])), "s": ((2, 3), normal)},
+        f'type: "LSTM" recurrent_param {{ num_output: 3 {RECURRENT_FILLERS} }}',
+        "a c s",
+        "x",
+        "a s",
+    ),
+    "rnn": (
+        {"a": ((3, 2, 4), normal), "c": ((3, 2), fixed([[0, 0], [1, 1], [1, 0]]))},
+        f'type: "RNN" recurrent_param {{ num_output: 5 {RECURRENT_FILLERS} }}',
+        "a c",
+        "x",
+        "a",
+    ),
+    "rnn-static": (
+        {"a": ((3, 2, 4), normal), "c": ((3, 2), fixed([[0, 0], [1, 1], [1, 1]])), "s": ((2, 2, 2), normal)},
+        f'type: "RNN" recurrent_param {{ num_output: 4 {RECURRENT_FILLERS} }}',
+        "a c s",
+        "x",
+        "a s",
     ),
 }
 
@@ -392,8 +423,38 @@ def net_text_for(shape, body):
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "RNN"])
-def test_recurrent_layers_are_refused_with_the_reason(kind):
-    text = net_text_for((4, 2, 3), f'type: "{kind}" recurrent_param {{ num_output: 5 }}')
-    with pytest.raises(NetworkError, match=f"{kind} \\(a recurrent layer over time steps") as caught:
+def test_recurrent_state_carries_over_to_the_next_batch_as_in_caffe(caffe, tmp_path, kind):
+    # Caffe starts each forward pass from the state the last one ended with; cont 1 at t = 0 continues it.
+    text = (
+        'layer { name: "in" type: "Input" top: "a" top: "c" input_param { shape { dim: 3 dim: 2 dim: 4 } '
+        "shape { dim: 3 dim: 2 } } }\n"
+        f'layer {{ name: "x" type: "{kind}" bottom: "a" bottom: "c" top: "x" '
+        f"recurrent_param {{ num_output: 5 {RECURRENT_FILLERS} }} }}\n"
+    )
+    path = tmp_path / "net.prototxt"
+    path.write_text(text)
+    real = caffe.Net(str(path), caffe.TEST)
+    ours = build_layer(analyze(text, stage="deploy", input_shape=None, num_classes=0).layer("x"))
+    for i, blob in enumerate(ours.blob_names):
+        real.params["x"][i].data[...] = getattr(ours, blob).detach().numpy()
+    r = rng(f"state-{kind}")
+    for cont in ([[0, 0], [1, 1], [1, 1]], [[1, 1], [1, 0], [1, 1]]):
+        a, c = normal((3, 2, 4), r), np.asarray(cont, dtype=np.float32)
+        real.blobs["a"].data[...] = a
+        real.blobs["c"].data[...] = c
+        real.forward()
+        (got,) = ours(torch.from_numpy(a), torch.from_numpy(c))
+        np.testing.assert_allclose(got.detach().numpy(), real.blobs["x"].data, rtol=1e-5, atol=1e-5)
+
+
+def test_recurrent_settings_caffe_needs_are_checked():
+    text = net_text_for((4, 2, 3), 'type: "LSTM" recurrent_param { num_output: 5 }').replace(
+        'bottom: "a" top: "x"', 'bottom: "a" bottom: "a" top: "x"'
+    )
+    with pytest.raises(NetworkError, match="the sequence-continuation input must be T x 2"):
         analyze(text, stage="deploy", input_shape=None, num_classes=0, trainable=False)
-    assert type(caught.value).__name__ == "RefusedLayerError"
+    text = net_text_for((4, 2, 3), 'type: "RNN" recurrent_param { expose_hidden: true num_output: 2 }').replace(
+        'bottom: "a" top: "x"', 'bottom: "a" bottom: "a" top: "x"'
+    )
+    with pytest.raises(NetworkError, match="expose_hidden"):
+        analyze(text, stage="deploy", input_shape=None, num_classes=0, trainable=False)
