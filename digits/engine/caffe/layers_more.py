@@ -326,3 +326,12 @@ class Recurrent(CaffeLayer):
                 outs.append(torch.tanh(F.linear(h, self.w_o, self.b_o)))
         self._state = (h.detach(), c.detach())
         return (torch.stack(outs),)
+
+
+@_builds("LSTMUnit")
+class LSTMUnit(CaffeLayer):
+    def forward(self, c_prev: Tensor, gates: Tensor, cont: Tensor) -> tuple[Tensor, Tensor]:
+        i, f, o, g = gates.split(self.config["hidden"], dim=2)
+        keep = cont.reshape(*cont.shape, 1).to(gates.dtype)
+        c = keep * torch.sigmoid(f) * c_prev + torch.sigmoid(i) * torch.tanh(g)
+        return c, torch.sigmoid(o) * torch.tanh(c)

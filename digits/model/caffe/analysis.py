@@ -27,6 +27,8 @@ REFUSED = {
     "a prototxt is data here, never code",
     "WindowData": "WindowData reads image windows listed in a detection window file (R-CNN), which DIGITS "
     "datasets do not have; use a Data or Input layer",
+    "HDF5Output": "HDF5Output writes blobs to an HDF5 file named in the network, and a network here does not "
+    "write files; a trained model's outputs come from Classify or the model's downloads",
 }
 CLASS_COUNT_NEEDED = (
     "num_output is left for DIGITS to fill with the number of classes, which is not known here: "

@@ -308,3 +308,17 @@ def _recurrent(layer: Message, bottoms: list[Shape]) -> LayerShapes:
         params += [ParamBlob((num_output, num_output), weights), ParamBlob((num_output,), bias)]
     config = {"num_output": num_output, "lstm": lstm, "static": len(bottoms) == 3}
     return LayerShapes([(x[0], num_output)], config, params)
+
+
+@_rule("LSTMUnit", bottoms=(3, 3), tops=(2, 2))
+def _lstm_unit(layer: Message, bottoms: list[Shape]) -> LayerShapes:
+    """lstm_unit_layer.cpp, one time step: c_prev 1 x N x H, gate inputs 1 x N x 4H, cont 1 x N; tops c and h."""
+    c_prev, gates, cont = bottoms
+    if len(c_prev) != 2:
+        raise ShapeError(f"expects the previous cell state as 1 x N x H, got 1 x {fmt(c_prev)}")
+    batch, hidden = c_prev
+    if gates != (batch, 4 * hidden):
+        raise ShapeError(f"expects gate inputs 1 x {batch} x {4 * hidden} (4 x H), got 1 x {fmt(gates)}")
+    if cont != (batch,):
+        raise ShapeError(f"expects the sequence-continuation input as 1 x {batch}, got 1 x {fmt(cont)}")
+    return LayerShapes([c_prev, c_prev], {"hidden": hidden})

@@ -210,6 +210,13 @@ CASES = {
         "x",
         "a s",
     ),
+    "lstm-unit": (
+        {"p": ((1, 3, 2), normal), "g": ((1, 3, 8), normal), "c": ((1, 3), fixed([[1, 0, 1]]))},
+        'type: "LSTMUnit"',
+        "p g c",
+        "x y",
+        "p g",
+    ),
     "rnn": (
         {"a": ((3, 2, 4), normal), "c": ((3, 2), fixed([[0, 0], [1, 1], [1, 0]]))},
         f'type: "RNN" recurrent_param {{ num_output: 5 {RECURRENT_FILLERS} }}',
@@ -458,3 +465,12 @@ def test_recurrent_settings_caffe_needs_are_checked():
     )
     with pytest.raises(NetworkError, match="expose_hidden"):
         analyze(text, stage="deploy", input_shape=None, num_classes=0, trainable=False)
+
+
+def test_hdf5_output_is_refused_with_the_reason():
+    text = net_text_for((2, 3), 'type: "HDF5Output" hdf5_output_param { file_name: "/tmp/out.h5" }').replace(
+        'top: "x" ', ""
+    )
+    with pytest.raises(NetworkError, match="HDF5Output writes blobs to an HDF5 file named in the network") as caught:
+        analyze(text, stage="deploy", input_shape=None, num_classes=0, trainable=False)
+    assert type(caught.value).__name__ == "RefusedLayerError"
