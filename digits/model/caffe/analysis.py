@@ -264,6 +264,9 @@ def analyze_message(
     if num_classes > 0:
         # As DIGITS does: a top-5 accuracy on a 3-class dataset is dropped, not an error.
         layers = [layer for layer in layers if not _too_many_guesses(layer, num_classes)]
+    if stage == "deploy" and num_classes > 0:
+        # DIGITS fills the loss's logits layer in the whole file, so deploy has it even without the loss.
+        _fill_num_outputs(values(net, "layer"), "train", num_classes)
     waiting = _fill_num_outputs(layers, stage, num_classes)
     source, data_blob, label_blob = find_source(layers, net)
     declared = declared_shapes(source) if source is not None else []

@@ -381,9 +381,15 @@ def _softmax_loss(layer: Message, bottoms: list[Shape]) -> LayerShapes:
 def _accuracy(layer: Message, bottoms: list[Shape]) -> LayerShapes:
     p = layer.first("accuracy_param")
     top_k = value(p, "AccuracyParameter", "top_k")
-    classes = _classes(bottoms[0])
-    if math.prod(bottoms[1]) != 1:
-        raise ShapeError(f"expects one label per image, got N x {fmt(bottoms[1])}")
+    logits, label = bottoms
+    if not logits:
+        raise ShapeError("expects predictions with a class axis, got a scalar")
+    # As accuracy_layer.cpp: classes along `axis`, one label per other position (per pixel for KxHxW).
+    axis = _axis(value(p, "AccuracyParameter", "axis"), len(logits))
+    classes = logits[axis]
+    positions = math.prod(logits[:axis]) * math.prod(logits[axis + 1 :])
+    if math.prod(label) != positions:
+        raise ShapeError(f"expects one label per prediction position ({positions} per image), got N x {fmt(label)}")
     if not 1 <= top_k <= classes:
         raise ShapeError(f"top_k {top_k} must be between 1 and the number of classes ({classes})", "top_k")
     config = {"top_k": top_k, "classes": classes, "ignore_label": value(p, "AccuracyParameter", "ignore_label")}
