@@ -74,6 +74,9 @@ NETS: dict[str, Net] = {
     "squeezenet/SqueezeNet_v1.1/train_val.prototxt": Net(TRAIN_VAL, IMAGENET),
     "deep-residual-networks/prototxt/ResNet-101-deploy.prototxt": Net(DEPLOY),
     "mobilenet-caffe/mobilenet_deploy.prototxt": Net(DEPLOY),
+    "fcn.berkeleyvision.org/voc-fcn8s/deploy.prototxt": Net(DEPLOY),
+    "fcn.berkeleyvision.org/voc-fcn32s/train.prototxt": Net(TRAIN_VAL, (3, 64, 64)),
+    "hed/examples/hed/deploy.prototxt": Net(DEPLOY),
 }
 
 # Files our analysis refuses: (words of the message, why). Supporting a layer type moves a file out of here.
@@ -81,6 +84,10 @@ REFUSED: dict[str, tuple[str, str]] = {
     "digits/examples/binary-segmentation/segmentation-model.prototxt": (
         "unknown layer type 'L1Loss'",
         "L1Loss is not a BVLC Caffe layer (DIGITS' example ran on NVIDIA's Caffe fork); real Caffe refuses it too",
+    ),
+    "fcn.berkeleyvision.org/voc-fcn32s/train.prototxt": (
+        "Python layers run code from a module named in the network",
+        "its data layer is a Python layer (voc_layers.SBDDSegDataLayer); DIGITS never imports a network's code",
     ),
 }
 
