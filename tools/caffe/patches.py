@@ -17,6 +17,14 @@ DELETE = ("include/caffe/proto/caffe.pb.h", "src/caffe/proto/caffe.pb.cc")
 EDITS: list[tuple[str, str, str, int]] = [
     # net.cpp includes the gtest harness's header for nothing (no gtest is built).
     ("src/caffe/net.cpp", '#include "caffe/test/test_caffe_main.hpp"\n', "", 1),
+    # This fork reads at most 512 MiB of a binary proto (BVLC: INT_MAX): a VGG-16 .caffemodel (553 MB) was refused.
+    # The number, not INT_MAX: io.cpp does not include <climits>.
+    (
+        "src/caffe/util/io.cpp",
+        "coded_input->SetTotalBytesLimit(536870912);",
+        "coded_input->SetTotalBytesLimit(2147483647);",
+        2,
+    ),
     # io.py: scikit-image and scipy only where an image is loaded or resized, so `import caffe` needs neither
     # (upstream also forgot skimage.transform.resize's import).
     ("python/caffe/io.py", "import skimage.io\nfrom scipy.ndimage import zoom\n", "", 1),
