@@ -74,6 +74,7 @@ NETS: dict[str, Net] = {
     "squeezenet/SqueezeNet_v1.1/train_val.prototxt": Net(TRAIN_VAL, IMAGENET),
     "deep-residual-networks/prototxt/ResNet-101-deploy.prototxt": Net(DEPLOY),
     "mobilenet-caffe/mobilenet_deploy.prototxt": Net(DEPLOY),
+    "mobilenet-caffe/mobilenet_train.prototxt": Net(TRAIN_VAL, (3, 224, 224), train_input=(3, 96, 96)),
     "fcn.berkeleyvision.org/voc-fcn8s/deploy.prototxt": Net(DEPLOY),
     "fcn.berkeleyvision.org/voc-fcn32s/train.prototxt": Net(TRAIN_VAL, (3, 64, 64)),
     "hed/examples/hed/deploy.prototxt": Net(DEPLOY),
@@ -286,6 +287,12 @@ def test_public_train_net_trains_a_step(rel):
     spec = analyze((ROOT / rel).read_text(), stage="train", input_shape=shape, num_classes=net_info.classes,
                    trainable=False)  # fmt: skip
     net = CaffeNet(spec).train()
+    for layer in spec.layers:
+        if layer.type == "BatchNorm" and layer.config["use_global_stats"]:
+            # Frozen statistics (a file meant for fine-tuning): give them what pretrained weights would, unit
+            # variance, instead of Caffe's empty ones (x / sqrt(eps) per layer overflows a deep stack).
+            net.layer(layer.name).variance.fill_(1.0)
+            net.layer(layer.name).scale_factor.fill_(1.0)
     x = torch.randn(BATCH, *spec.blob_shapes[spec.data_blob])
     labels = _labels(spec)
     loss = _loss(net, {**net.forward_blobs(x), **labels})
