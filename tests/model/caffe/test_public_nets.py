@@ -70,6 +70,7 @@ NETS: dict[str, Net] = {
     "digits/standard-networks/caffe/alexnet.prototxt": Net(DIGITS_ALL, IMAGENET, classes=5),
     "bvlc_caffe/examples/net_surgery/bvlc_caffenet_full_conv.prototxt": Net(DEPLOY),
     "squeezenet/SqueezeNet_v1.0/deploy.prototxt": Net(DEPLOY),
+    "squeezenet/SqueezeNet_v1.0/train_val.prototxt": Net(TRAIN_VAL, IMAGENET),
     "squeezenet/SqueezeNet_v1.1/deploy.prototxt": Net(DEPLOY),
     "squeezenet/SqueezeNet_v1.1/train_val.prototxt": Net(TRAIN_VAL, IMAGENET),
     "deep-residual-networks/prototxt/ResNet-101-deploy.prototxt": Net(DEPLOY),
