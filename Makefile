@@ -12,7 +12,7 @@ PORT ?= 5000
 JOBS_DIR ?= ./jobs
 
 .PHONY: install caffe run test lint bench clean
-BENCHES := create_db train classify live_latency chart_100k console_jobs login_flood zip_bomb server_kill first_metric caffemodel
+BENCHES := create_db train classify live_latency chart_100k console_jobs login_flood zip_bomb server_kill first_metric caffemodel caffe_engines
 
 install: $(VENV)/.installed $(VENDOR)/.installed caffe
 

@@ -1,7 +1,8 @@
 """The training worker: `python -m digits.engine.train_worker JOB_DIR --task train`.
 
 Reads the dataset folder, builds the network, trains on the GPU when one is visible (CPU otherwise), and
-speaks the task protocol; resumes from the latest snapshot in the job folder when there is one.
+speaks the task protocol; resumes from the latest snapshot in the job folder when there is one. A Caffe network
+whose settings say caffe_engine=pycaffe trains on real Caffe instead (digits/engine/caffe_solver.py).
 """
 
 # ruff: noqa: E402 - the collector is paused before the imports (below)
