@@ -224,6 +224,16 @@ def walk(ann: Person, server, tmp_path) -> None:
             ann.click("#visualize")
             page.wait_for_selector("#network-graph :is(svg, .alert, table, ol, ul)", timeout=LONG_MS)
             ann.click("label[for=method-standard]")
+    # Visualize with a typed input and class count (tests/model/caffe/test_visualize_browser.py checks the shapes).
+    page.check("#framework-caffe")
+    page.locator("#visualize-input summary").click()
+    typed = {"#input_channels": "1", "#input_height": "28", "#input_width": "28", "#num_classes": "3"}
+    for field, value in typed.items():
+        page.fill(field, value)
+    ann.click("#visualize")
+    page.wait_for_selector("#network-graph :is(svg, .alert)", timeout=LONG_MS)
+    for field in ("#input_channels", "#input_height", "#input_width", "#num_classes"):
+        page.fill(field, "")
     page.click("#framework-caffe")
     page.click("#framework-torch")
     for net in page.locator("#standard-networks input[name=standard_networks]").all():

@@ -37,8 +37,10 @@ SCRIPT = r"""
   };
   const visible = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length)
     || (el.classList.contains('btn-check') && document.querySelector('label[for="' + el.id + '"]'));
+  // Only a page that has finished loading: one still parsing (a settle() right after a click that navigates) may
+  // be laid out before its stylesheets apply, when the collapsed navigation's "Menu" button shows at any width.
   const inventory = () => {
-    if (!window.__digitsControls) return;
+    if (!window.__digitsControls || document.readyState !== 'complete') return;
     const keys = [...document.querySelectorAll(SELECTOR)].filter((el) => !el.disabled && visible(el)).map(keyOf);
     window.__digitsControls(location.pathname, [...new Set(keys)]);
   };

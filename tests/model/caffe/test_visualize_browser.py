@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from digits.model.standard import get_network
 from tests.support.browser import PageWatch
 from tests.support.live import LiveServer
 from tests.support.waiting import LONG_MS
@@ -66,4 +67,48 @@ def test_visualize_shows_the_upgrade_notice_and_both_layers_of_one_name(browser,
     alert = page.locator("#network-graph .alert-warning")
     alert.wait_for(timeout=LONG_MS)
     assert "never code" in alert.inner_text()
+    watch.check()
+
+
+def test_visualize_without_a_dataset_takes_the_input_and_class_count_typed_beside_it(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    watch = PageWatch(page)
+    page.goto(server.url + "/login")
+    page.fill("#username", "ann")
+    page.keyboard.press("Enter")
+    page.wait_for_url(server.url + "/")
+    page.goto(server.url + "/models/images/classification/new")
+    page.wait_for_selector(".cm-editor", state="attached")
+    page.click("label[for=method-custom]")
+    page.wait_for_selector(".cm-editor .cm-content", state="visible")
+    page.evaluate("text => NetworkField.setText(text)", get_network("lenet").text("caffe"))
+    texts = "els => els.map((e) => e.textContent)"  # SVG text has no innerText
+
+    def shapes() -> dict[str, str]:
+        nodes = page.locator("#network-graph .net-node")
+        names = nodes.locator(".net-name").evaluate_all(texts)
+        return dict(zip(names, nodes.locator("text:nth-of-type(3)").evaluate_all(texts), strict=False))
+
+    # No dataset, nothing typed: 3x256x256 and no class count; the layer DIGITS fills says what it needs.
+    page.click("#visualize")
+    page.wait_for_selector("#network-graph svg", timeout=LONG_MS)
+    assert "number of classes" in page.locator("#network-graph").inner_text()
+    # Typed beside Visualize: a 1x28x28 input and 10 classes.
+    page.locator("#visualize-input summary").click()
+    page.get_by_label("Input channels").fill("1")
+    page.get_by_label("Input height").fill("28")
+    page.get_by_label("Input width").fill("28")
+    page.get_by_label("Number of classes").fill("10")
+    page.click("#visualize")
+    page.wait_for_function("() => !/number of classes/.test(document.getElementById('network-graph').textContent)")
+    page.wait_for_selector("#network-graph svg", timeout=LONG_MS)
+    drawn = shapes()
+    assert drawn["conv1"] == "20×24×24" and drawn["ip2"] == "10", drawn
+    # Half an input is refused by its label.
+    watch.allow(r"/models/visualize/json$")
+    page.get_by_label("Input width").fill("")
+    page.click("#visualize")
+    alert = page.locator("#network-graph .alert-warning")
+    alert.wait_for(timeout=LONG_MS)
+    assert "Input width" in alert.inner_text()
     watch.check()
