@@ -1,5 +1,6 @@
 # make run:     install everything (once) and serve http://localhost:5000 with ./jobs
-# make test:    install everything plus the test tools, then run pytest, ruff and the import contracts
+# make test:    install everything plus the test tools, then run pytest (one worker per core, a test file per worker:
+#               pytest-xdist), ruff and the import contracts
 # make install: the Python environment in .venv and the front-end libraries in digits/static/vendor/, and real
 #               Caffe (pycaffe) built once into ~/.cache/digits (tools/caffe/build.py; DIGITS_CAFFE=off skips it)
 # make bench:   every benchmark under bench/, one JSON line each
@@ -61,7 +62,7 @@ run: install
 	$(BIN)/digits-devserver -p $(PORT) --jobs-dir $(JOBS_DIR)
 
 test: install $(VENV)/.test-installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
