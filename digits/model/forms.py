@@ -110,8 +110,8 @@ FIELD_LABELS = {
 SNAPSHOT_LABEL = "Start from its snapshot"
 AUG_QUAD_ROTS = ("none", "rot90", "rot180", "rotall")
 CAFFE_ENGINE_TITLES = {"torch": "PyTorch compilation", "pycaffe": "Real Caffe (pycaffe, CPU)"}
-# The engine a Caffe network trains on unless the form says otherwise: the faster of the two on LeNet/MNIST-like
-# data (bench/caffe_engines.py), where real Caffe is built.
+# The engine a Caffe network trains on unless the form says otherwise: the faster of the two on LeNet/MNIST
+# (bench/caffe_engines.py, 1 epoch on this 2-core CPU: torch 2,261 img/s, pycaffe 877 img/s, val accuracy 98.2% both).
 FASTER_CAFFE_ENGINE = "torch"
 
 
