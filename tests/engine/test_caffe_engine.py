@@ -77,6 +77,8 @@ def test_lenet_trains_on_real_caffe_to_done_with_val_accuracy_each_epoch_and_sna
     js = requests.get(f"{server.url}/models/{model}/json", headers=JSON, timeout=SHORT_S).json()
     settings = next(t["args"] for t in json.loads((folder / "job.json").read_text())["tasks"] if t["name"] == "train")
     assert settings["caffe_engine"] == "pycaffe" and js["status"] == "Done"
+    page = web.get(f"{server.url}/models/{model}", timeout=SHORT_S).text
+    assert "caffe on Real Caffe (pycaffe, CPU)" in page  # the model page says what trained it
 
     lines = metric_lines(folder)
     val_acc = [m for m in lines if m["phase"] == "val" and m["name"] == "accuracy"]
