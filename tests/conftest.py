@@ -15,6 +15,7 @@ from tests.support import ROOT
 from tests.support.apps import app_settings, sign_in
 from tests.support.browser import MISSING, Chromium, available
 from tests.support.live import LiveServer, free_port
+from tests.support.real_caffe import real_caffe
 from tests.support.waiting import FINAL, EventRecorder, record
 
 # Older test modules import these from here; new ones import them from tests.support.
@@ -109,3 +110,9 @@ def browser(playwright):
     chromium = Chromium(playwright)
     yield chromium
     chromium.close()
+
+
+@pytest.fixture(scope="session")
+def caffe():
+    """Real pycaffe (tests/support/real_caffe.py): a failure where its build was expected here, else a skip."""
+    return real_caffe()

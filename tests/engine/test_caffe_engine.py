@@ -19,24 +19,12 @@ import requests
 import torch
 
 from digits import caffe_status
-from digits.engine import caffe_real
 from tests.support.forms import model_form
 from tests.support.imagegen import make_shapes
 from tests.support.live import LiveServer
 from tests.support.waiting import LONG_S, SHORT_S, wait_until
 
 JSON = {"Accept": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def caffe():
-    try:
-        return caffe_real.import_caffe()
-    except caffe_real.CaffeUnavailable as error:
-        expected, why = caffe_status.build_expected()
-        if expected:
-            pytest.fail(f"real Caffe was expected here ({why}) but is not available: {error}")
-        pytest.skip(f"real Caffe is not available: {error} (not expected here: {why})")
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from digits import caffe_status
-from digits.engine import caffe_real
 from digits.engine.caffe.caffemodel import (
     CaffemodelMismatch,
     load_caffemodel,
@@ -66,18 +64,6 @@ LEARNABLE = {
     "bn": ["conv1", "bn1", "scale1", "prelu1", "dw", "fc"],
     "more": ["up", "bias", "a", "b", "ip"],
 }
-
-
-@pytest.fixture(scope="module")
-def caffe():
-    """The real pycaffe module: a failure where the build was expected to work here, else a skip saying why."""
-    try:
-        return caffe_real.import_caffe()
-    except caffe_real.CaffeUnavailable as error:
-        expected, why = caffe_status.build_expected()
-        if expected:
-            pytest.fail(f"real Caffe was expected here ({why}) but is not available: {error}")
-        pytest.skip(f"real Caffe is not available: {error} (not expected here: {why})")
 
 
 def ours(kind: str, text: str | None = None):

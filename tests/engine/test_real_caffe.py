@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pytest
 
 from digits import caffe_status
 from digits.engine import caffe_real
@@ -85,18 +84,6 @@ random_seed: 7
 snapshot_prefix: "%(prefix)s"
 solver_mode: CPU
 """
-
-
-@pytest.fixture(scope="module")
-def caffe():
-    """The real pycaffe module: a failure where the build was expected to work here, else a skip saying why."""
-    try:
-        return caffe_real.import_caffe()
-    except caffe_real.CaffeUnavailable as error:
-        expected, why = caffe_status.build_expected()
-        if expected:
-            pytest.fail(f"real Caffe was expected here ({why}) but is not available: {error}")
-        pytest.skip(f"real Caffe is not available: {error} (not expected here: {why})")
 
 
 def write(path, text: str) -> str:

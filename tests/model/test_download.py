@@ -18,8 +18,6 @@ import numpy as np
 import pytest
 import torch
 
-from digits import caffe_status
-from digits.engine import caffe_real
 from digits.engine.augment import BatchTransform
 from digits.engine.data import load_mean
 from digits.engine.export import deploy_path_for, export_deployable, snapshot_exporter
@@ -38,6 +36,7 @@ from digits.model.standard import get_network
 from tests.model.test_training import create
 from tests.support import JSON, ROOT
 from tests.support.forms import model_form
+from tests.support.real_caffe import real_caffe
 from tests.support.waiting import LONG_S
 
 # Where torch, numpy and Pillow are installed: with `python -S` and only this on the path, the editable
@@ -189,17 +188,6 @@ def test_the_archive_classifies_without_digits_exactly_like_the_engine(
     assert text.returncode == 0 and text.stdout.splitlines()[0] == paths[0]
     assert text.stdout.splitlines()[1].split()[0] == results[0]["predictions"][0][0]
     assert text.stdout.splitlines()[1].endswith("%")
-
-
-def real_caffe():
-    """pycaffe: a failure where its build was expected to work here, else a skip saying why."""
-    try:
-        return caffe_real.import_caffe()
-    except caffe_real.CaffeUnavailable as error:
-        expected, why = caffe_status.build_expected()
-        if expected:
-            pytest.fail(f"real Caffe was expected here ({why}) but is not available: {error}")
-        pytest.skip(f"real Caffe is not available: {error} (not expected here: {why})")
 
 
 @pytest.mark.slow

@@ -16,25 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from digits import caffe_status
-from digits.engine import caffe_real
 from digits.engine.caffe.layers import build_layer
 from digits.engine.caffe.layers_more import stochastic_pool
 from digits.engine.caffe.net import CaffeNet, build_net
 from digits.formats.caffe_pb import BlobProto
 from digits.model.caffe import NetworkError, analyze
-
-
-@pytest.fixture(scope="module")
-def caffe():
-    """The real pycaffe module: a failure where the build was expected to work here, else a skip saying why."""
-    try:
-        return caffe_real.import_caffe()
-    except caffe_real.CaffeUnavailable as error:
-        expected, why = caffe_status.build_expected()
-        if expected:
-            pytest.fail(f"real Caffe was expected here ({why}) but is not available: {error}")
-        pytest.skip(f"real Caffe is not available: {error} (not expected here: {why})")
 
 
 def rng(case: str) -> np.random.Generator:

@@ -23,9 +23,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from digits.engine import caffe_real
 from digits.engine.caffe.net import CaffeNet
 from digits.model.caffe import CaffeError, analyze
+from tests.support.real_caffe import real_caffe
 from tests.support.waiting import LONG_S
 
 ROOT = Path(__file__).resolve().parents[2] / "data" / "caffe_nets"
@@ -178,9 +178,7 @@ def _compare(spec, caffe_blobs: dict[str, list[int]]) -> list[str]:
 @pytest.fixture(scope="module")
 def outcomes() -> dict[str, Outcome]:
     """Every file's status against real Caffe (one oracle process for all jobs unless one aborts it)."""
-    ok, why = caffe_real.available()
-    if not ok:
-        pytest.skip(f"real Caffe is not available: {why}")
+    real_caffe()  # fails where the build was expected, else skips (tests/support/real_caffe.py)
     found: dict[str, Outcome] = {}
     jobs, specs = [], {}
     for rel, net in NETS.items():

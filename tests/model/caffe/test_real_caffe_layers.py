@@ -8,18 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from digits.engine import caffe_real
 from digits.engine.caffe.layers import build_layer
 from digits.engine.caffe.net import build_net  # noqa: F401 - registers the new layers' modules
 from digits.model.caffe import analyze
-
-
-@pytest.fixture(scope="module")
-def caffe():
-    ok, why = caffe_real.available()
-    if not ok:
-        pytest.skip(f"real Caffe is not available: {why}")
-    return caffe_real.import_caffe()
 
 
 def net_text(feeds: dict[str, tuple[int, ...]], body: str, bottoms: str, tops: str) -> str:
