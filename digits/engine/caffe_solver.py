@@ -38,7 +38,7 @@ from digits.model.caffe import analyze
 from digits.model.caffe.shapes import SOURCE_TYPES
 from digits.model.caffe.textformat import Identifier, Message, format_message
 from digits.model.lr_policy import LRPolicy
-from digits.model.quotas import SNAPSHOT_OVERHEAD, human_bytes, snapshot_every
+from digits.model.quotas import SNAPSHOT_OVERHEAD, snapshot_every, snapshot_refusal
 from digits.model.settings import TrainSettings, input_shape, iterations_per_epoch
 from digits.worker_runtime import TaskFailed, WorkerContext
 
@@ -269,12 +269,9 @@ class CaffeRun:
                 used += entry.stat().st_size
         weights = sum(blob.data.nbytes for blobs in self.net.params.values() for blob in blobs)
         after = used + (self._snapshot_bytes or 4 * weights + SNAPSHOT_OVERHEAD)
-        if after > limit:
-            raise TaskFailed(
-                f"the snapshot at epoch {epoch_label(epoch)} was not written: this model's snapshots would take "
-                f"{human_bytes(after)}, past the {human_bytes(limit)} this server allows per model "
-                "(setting max_snapshot_bytes); train it again with a larger snapshot interval or fewer epochs"
-            )
+        refusal = snapshot_refusal(epoch_label(epoch), after, limit)
+        if refusal:
+            raise TaskFailed(refusal)
 
     def save_snapshot(self, iteration: int) -> None:
         """Caffe's .caffemodel + .solverstate for this epoch, and the same weights as our engine's .pt."""

@@ -24,10 +24,10 @@ from digits.model.lr_policy import LRPolicy
 from digits.model.quotas import (
     SNAPSHOT_OVERHEAD,
     TENSOR_OVERHEAD,
-    human_bytes,
     snapshot_every,
     snapshot_files_bytes,
     snapshot_iterations,
+    snapshot_refusal,
 )
 from digits.model.settings import iterations_per_epoch
 from digits.worker_runtime import TaskFailed
@@ -215,12 +215,9 @@ class Trainer:
             return
         used = snapshot_files_bytes(self.snapshot_dir or ".", skip=(name,))  # a snapshot rewritten replaces itself
         after = used + saved_bytes(state) + SNAPSHOT_OVERHEAD
-        if after > self.max_snapshot_bytes:
-            raise TaskFailed(
-                f"the snapshot at epoch {epoch_label(epoch)} was not written: this model's snapshots would take "
-                f"{human_bytes(after)}, past the {human_bytes(self.max_snapshot_bytes)} this server allows per model "
-                "(setting max_snapshot_bytes); train it again with a larger snapshot interval or fewer epochs"
-            )
+        refusal = snapshot_refusal(epoch_label(epoch), after, self.max_snapshot_bytes)
+        if refusal:
+            raise TaskFailed(refusal)
 
     def save_snapshot(self, iteration: int) -> str:
         epoch = iteration / self.iters_per_epoch

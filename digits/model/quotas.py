@@ -146,3 +146,15 @@ def snapshots_problem(
     if room is None or room > epochs:
         return f"{plan}: take fewer snapshots (an interval of {epochs:g} epochs writes just one) or train fewer epochs"
     return f"{plan}: take fewer snapshots with a snapshot interval of at least {room:g} epochs, or train fewer epochs"
+
+
+def snapshot_refusal(epoch: str, after: int, limit: int) -> str | None:
+    """Why the snapshot at `epoch` (its label) is not written when the model's snapshots would then take `after`
+    bytes, past `limit`; None when it fits. Both training engines refuse with this message before writing."""
+    if after <= limit:
+        return None
+    return (
+        f"the snapshot at epoch {epoch} was not written: this model's snapshots would take "
+        f"{human_bytes(after)}, past the {human_bytes(limit)} this server allows per model "
+        "(setting max_snapshot_bytes); train it again with a larger snapshot interval or fewer epochs"
+    )
