@@ -81,6 +81,7 @@ def add_model(workspace, dataset: Job, *, status=Status.DONE, owner="ann", snaps
             ("snapshot_epoch_1.pt", os.urandom(300_000)),  # incompressible: the archive must carry it whole
             ("deploy_epoch_1.ts", b"torchscript bytes"),
             ("deploy_epoch_1.json", json.dumps({"input_shape": [1, 28, 28]}).encode()),
+            ("deploy_epoch_1.caffemodel", b"caffemodel bytes"),  # a Caffe model's weights in Caffe's format
         ]:
             with open(os.path.join(job_dir, name), "wb") as fh:
                 fh.write(data)
@@ -363,7 +364,8 @@ def test_model_downloads_as_digits_other_archive_kinds(signed_in, workspace, dat
     with tarfile.open(fileobj=io.BytesIO(r.data), mode=mode) as tf:
         names = {m.name.split("/", 1)[-1] for m in tf.getmembers()}
         snapshot = tf.extractfile(next(m for m in tf.getmembers() if m.name.endswith("snapshot_epoch_1.pt"))).read()
-    assert {"network.prototxt", "snapshot_epoch_1.pt", "labels.txt", "info.json", "predict.py"} <= names
+    assert {"network.prototxt", "snapshot_epoch_1.pt", "snapshot.caffemodel", "labels.txt", "info.json"} <= names
+    assert "predict.py" in names
     assert snapshot == read_bytes(os.path.join(workspace.store.job_dir(model.id), "snapshot_epoch_1.pt"))
 
 
