@@ -8,6 +8,7 @@ from digits.errors import ApiError, FormErrors
 from digits.folders.dataset import read_labels
 from digits.forms import FormReader
 from digits.model.caffe import analyze_for_display
+from digits.model.caffe.solver import MAX_SOLVER_BYTES, SolverFileError, solver_form
 from digits.model.forms import LR_POLICIES, network_crop, read_lr_policy
 from digits.model.lr_policy import LRPolicy
 from digits.model.settings import input_shape
@@ -25,6 +26,7 @@ VISUALIZE_LABELS = {
     "crop_size": "Crop size",
 }
 MAX_INPUT_SIDE = 65_536
+SOLVER_LABELS = {"solver": "Solver (solver.prototxt)", "solver_file": "Solver file (solver.prototxt)"}
 
 
 def _network_text(r: FormReader) -> tuple[str, str]:
@@ -99,3 +101,26 @@ def lr_policy():
         raise ApiError(f"unknown lr policy {name!r}")
     curve = LRPolicy.from_form(name, lr, 1000, **params).curve(101)
     return jsonify({"policy": name, "points": [[round(pct, 3), value] for pct, value in curve]})
+
+
+@bp.route("/models/solver/json", methods=["POST"])
+def solver_fields():
+    """A Caffe solver.prototxt (`solver`: its text, or `solver_file`: an upload) as the New Model form's fields:
+    {"fields": {field: value}, "notes": [what was converted or left out, and why]}."""
+    upload = request.files.get("solver_file")
+    if upload is not None and upload.filename:
+        data = upload.stream.read(MAX_SOLVER_BYTES + 1)
+        if len(data) > MAX_SOLVER_BYTES:
+            raise FormErrors({"solver_file": [f"A solver file is at most {MAX_SOLVER_BYTES:,} bytes."]}, SOLVER_LABELS)
+        text = data.decode("utf-8", "replace")
+        field = "solver_file"
+    else:
+        text = request.form.get("solver", "")
+        field = "solver"
+    if not text.strip():
+        raise FormErrors({field: ["Send a Caffe solver.prototxt."]}, SOLVER_LABELS)
+    try:
+        fields, notes = solver_form(text)
+    except SolverFileError as e:
+        raise FormErrors({field: [str(e)]}, SOLVER_LABELS) from None
+    return jsonify({"fields": fields, "notes": notes})
