@@ -210,6 +210,11 @@ def walk(ann: Person, server, tmp_path) -> None:
     page.wait_for_selector("#model-form")
     ann.settle()
     page.select_option("#dataset", index=0)
+    # A Caffe solver with the form's own defaults fills the Solver fields (tests/model/test_solver_file_browser.py).
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text('base_lr: 0.01 momentum: 0.9 lr_policy: "step" stepsize: 33 gamma: 0.1 max_iter: 100\n')
+    page.set_input_files("#solver_file", str(solver))
+    page.wait_for_function("() => /Filled from/.test(document.getElementById('solver-file-status').textContent)")
     for framework in ("caffe", "torch"):
         page.check(f"#framework-{framework}")
         ann.click("label[for=method-previous]")

@@ -278,3 +278,38 @@ function goToLineButton(line, column) {
   previous.addEventListener("change", fill);
   fill();
 })();
+
+// A Caffe solver.prototxt fills the Solver fields (read by the server: /models/solver/json), and says what it
+// converted and what the form takes elsewhere.
+(function () {
+  const form = document.getElementById("model-form");
+  const input = document.getElementById("solver_file");
+  const status = document.getElementById("solver-file-status");
+  if (!form || !input || !status) return;
+  const say = (text, bad) => { status.textContent = text; status.classList.toggle("text-danger", !!bad); };
+  input.addEventListener("change", () => {
+    const file = input.files[0];
+    if (!file) return;
+    const data = new FormData();
+    data.append("csrf_token", form.elements.csrf_token.value);
+    data.append("solver_file", file);
+    say("Reading the solver…");
+    fetch(DIGITS.url("/models/solver/json"), {
+      method: "POST", body: data, headers: { Accept: "application/json" }, credentials: "same-origin",
+    }).then((r) => r.json().then((js) => ({ ok: r.ok, js }))).then(({ ok, js }) => {
+      if (!ok) { say((js.error && js.error.message) || "This solver file cannot be read.", true); return; }
+      const filled = [];
+      Object.entries(js.fields).forEach(([name, value]) => {
+        const el = form.elements[name];
+        if (!el) return;
+        el.value = value;
+        el.dispatchEvent(new Event("change", { bubbles: true }));
+        const label = form.querySelector(`label[for="${CSS.escape(el.id)}"]`);
+        filled.push(label ? label.textContent.trim() : name);
+      });
+      const notes = js.notes.length ? " " + js.notes.join(" ") : "";
+      const what = filled.length ? `Filled from ${file.name}: ${filled.join(", ")}.` : `${file.name} sets none of these.`;
+      say(what + notes);
+    }).catch(() => say("The server could not be reached; try again.", true));
+  });
+})();
