@@ -9,7 +9,7 @@ import io
 import pytest
 
 from digits.model.caffe.solver import SolverFileError, solver_form
-from digits.model.lr_policy import LRPolicy
+from digits.model.lr_policy import FORM_DEFAULTS, LRPolicy
 
 # BVLC Caffe's examples/mnist/lenet_solver.prototxt, as Caffe ships it (BSD-2).
 LENET_SOLVER = """# The train/test net protocol buffer definition
@@ -29,15 +29,7 @@ snapshot_prefix: "examples/mnist/lenet"
 solver_mode: GPU
 """
 
-FORMS = {  # a DIGITS form's schedule per policy, with percents that land between iterations
-    "fixed": {},
-    "step": {"lr_step_size": 33.0, "lr_step_gamma": 0.1},
-    "multistep": {"lr_multistep_values": "50,85", "lr_multistep_gamma": 0.5},
-    "exp": {"lr_exp_gamma": 0.95},
-    "inv": {"lr_inv_gamma": 0.1, "lr_inv_power": 0.5},
-    "poly": {"lr_poly_power": 3.0},
-    "sigmoid": {"lr_sigmoid_step": 50.0, "lr_sigmoid_gamma": 0.1},
-}
+FORMS = FORM_DEFAULTS  # a DIGITS form's schedule per policy (its defaults), percents landing between iterations
 
 
 def test_caffes_lenet_solver_fills_the_form_and_trains_on_the_same_schedule():
