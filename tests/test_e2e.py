@@ -10,7 +10,7 @@ import re
 import pytest
 
 from tests.support.browser import shot as screenshot
-from tests.support.browser import sign_in
+from tests.support.browser import fill_folder, sign_in
 from tests.support.imagegen import make_shapes
 from tests.support.live import LiveServer, team_server
 from tests.support.waiting import LONG_MS
@@ -48,7 +48,7 @@ def test_the_whole_loop_in_a_browser(server, browser, tmp_path):
     shot(page, "1-console")
 
     page.get_by_role("link", name="New Dataset").click()
-    page.fill("#folder_train", str(tmp_path / "images"))
+    fill_folder(page, "#folder_train", str(tmp_path / "images"))
     page.select_option("#resize_channels", "1")
     page.fill("#resize_width", "28")
     page.fill("#resize_height", "28")
@@ -123,7 +123,7 @@ def test_two_people_share_the_job_list_and_only_the_owner_deletes(tmp_path, brow
             pages[name] = page
         alice, bob = pages["alice"], pages["bob"]
         alice.get_by_role("link", name="New Dataset").click()
-        alice.fill("#folder_train", str(tmp_path / "images"))
+        fill_folder(alice, "#folder_train", str(tmp_path / "images"))
         alice.fill("#resize_width", "16")
         alice.fill("#resize_height", "16")
         alice.fill("#dataset_name", "alices-shapes")

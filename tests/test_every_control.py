@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlparse
 
 import pytest
 
-from tests.support.browser import PageWatch, shot
+from tests.support.browser import PageWatch, fill_folder, shot
 from tests.support.clicks import ControlLedger, page_kind
 from tests.support.imagegen import make_shapes
 from tests.support.live import LiveServer
@@ -146,9 +146,9 @@ def walk(ann: Person, server, tmp_path) -> None:
         z.writestr("x/readme.txt", "not an image")
     page.set_input_files("#folder_train_zip", str(archive))
     page.set_input_files("#folder_train_zip", [])
-    page.fill("#folder_train", str(images / "train"))
+    fill_folder(page, "#folder_train", str(images / "train"))
     page.check("#has_val_folder")
-    page.fill("#folder_val", str(images / "val"))
+    fill_folder(page, "#folder_val", str(images / "val"))
     page.check("#has_test_folder")
     for browse in page.locator("button[data-folder-picker]:visible").all():
         browse.click()  # the picker opens on the typed folder

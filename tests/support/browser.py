@@ -58,6 +58,20 @@ def sign_in(page, url: str, name: str, password: str | None = None) -> None:
     page.wait_for_url(url + "/")
 
 
+def fill_folder(page, selector: str, path: str) -> None:
+    """Type a server folder into a dataset form's folder field and wait for the preview the page shows under it
+    (the classes and image counts): it moves what is below, so a click aimed before it lands would miss."""
+    page.fill(selector, path)
+    page.dispatch_event(selector, "change")  # preview now, not after the typing pause
+    page.wait_for_function(
+        """(selector) => {
+            const box = document.getElementById(document.querySelector(selector).dataset.folderPreview);
+            return box.childElementCount > 0 && !box.hasAttribute("aria-busy");
+        }""",
+        arg=selector,
+    )
+
+
 def shot(page, name: str) -> None:
     """A full-page screenshot as test-artifacts/NAME.png (the README shows some). Written aside and renamed, so
     a second copy of the suite writing the same picture never leaves half of one."""
