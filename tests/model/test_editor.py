@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from digits.model.standard import get_network
-from tests.support.browser import shot
+from tests.support.browser import shot, sign_in
 from tests.support.imagegen import make_shapes
 from tests.support.live import LiveServer
 from tests.support.waiting import LONG_S, SHORT_S, wait_until
@@ -52,10 +52,7 @@ class Page:
         page.on("console", self._console)
         page.on("requestfailed", self._failed)
         page.on("response", self._response)
-        page.goto(server.url + "/login")
-        page.fill("#username", "ann")
-        page.keyboard.press("Enter")
-        page.wait_for_url(server.url + "/")
+        sign_in(page, server.url, "ann")
 
     def _console(self, message) -> None:
         if message.type != "error":
@@ -333,10 +330,7 @@ def test_at_400_px_the_editor_keeps_to_its_column(browser, server):
 
 def test_without_scripts_the_textarea_is_the_field(browser, server):
     page = browser.new_page(java_script_enabled=False)
-    page.goto(server.url + "/login")
-    page.fill("#username", "ann")
-    page.keyboard.press("Enter")
-    page.wait_for_url(server.url + "/")
+    sign_in(page, server.url, "ann")
     page.goto(server.url + NEW)
     assert page.locator(".cm-editor").count() == 0 and page.is_visible("#custom_network")
     text = get_network("lenet").text("caffe").replace("    kernel_size: 5\n", "    kernel_size: 500\n", 1)

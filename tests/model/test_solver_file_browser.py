@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.model.caffe.test_solver_file import LENET_SOLVER
-from tests.support.browser import PageWatch
+from tests.support.browser import PageWatch, sign_in
 from tests.support.live import LiveServer
 from tests.support.waiting import LONG_MS
 
@@ -28,10 +28,7 @@ def test_a_caffe_solver_fills_the_solver_fields(server, browser, tmp_path):
     broken.write_text("base_lr: 0.1\nmomentum: : 0.9\n")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     watch = PageWatch(page)
-    page.goto(server.url + "/login")
-    page.fill("#username", "ann")
-    page.keyboard.press("Enter")
-    page.wait_for_url(server.url + "/")
+    sign_in(page, server.url, "ann")
     page.goto(server.url + "/models/images/classification/new")
 
     page.get_by_label("Fill from a Caffe solver.prototxt (optional)").set_input_files(str(solver))

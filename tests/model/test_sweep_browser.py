@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.support import JSON
-from tests.support.browser import PageWatch, shot
+from tests.support.browser import PageWatch, shot, sign_in
 from tests.support.forms import model_form
 from tests.support.imagegen import make_shapes
 from tests.support.live import LiveServer
@@ -42,10 +42,7 @@ def server(tmp_path_factory):
 def open_page(browser, server):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     watch = PageWatch(page)
-    page.goto(server.url + "/login")
-    page.fill("#username", "ann")
-    page.keyboard.press("Enter")
-    page.wait_for_url(server.url + "/")
+    sign_in(page, server.url, "ann")
     return page, watch
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from digits.model.standard import get_network
-from tests.support.browser import PageWatch
+from tests.support.browser import PageWatch, sign_in
 from tests.support.live import LiveServer
 from tests.support.waiting import LONG_MS
 
@@ -33,10 +33,7 @@ def server(tmp_path_factory):
 def test_visualize_shows_the_upgrade_notice_and_both_layers_of_one_name(browser, server):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     watch = PageWatch(page)
-    page.goto(server.url + "/login")
-    page.fill("#username", "ann")
-    page.keyboard.press("Enter")
-    page.wait_for_url(server.url + "/")
+    sign_in(page, server.url, "ann")
     page.goto(server.url + "/models/images/classification/new")
     page.wait_for_selector(".cm-editor", state="attached")
     page.click("label[for=method-custom]")
@@ -73,10 +70,7 @@ def test_visualize_shows_the_upgrade_notice_and_both_layers_of_one_name(browser,
 def test_visualize_without_a_dataset_takes_the_input_and_class_count_typed_beside_it(browser, server):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     watch = PageWatch(page)
-    page.goto(server.url + "/login")
-    page.fill("#username", "ann")
-    page.keyboard.press("Enter")
-    page.wait_for_url(server.url + "/")
+    sign_in(page, server.url, "ann")
     page.goto(server.url + "/models/images/classification/new")
     page.wait_for_selector(".cm-editor", state="attached")
     page.click("label[for=method-custom]")
