@@ -40,7 +40,12 @@ FIELD_LABELS = {
     "textfile_local_labels_file": "Labels file on the server",
     "textfile_shuffle": "Shuffle the lines",
     "random_seed": "Random seed",
+    "lmdb_train": "Training LMDB",
+    "lmdb_val": "Validation LMDB",
+    "lmdb_labels_file": "LMDB labels file",
+    "lmdb_local_labels_file": "LMDB labels file on the server",
 }
+METHODS = ("folder", "textfile", "lmdb")
 
 
 def _split_labels(split: str, title: str) -> dict[str, str]:
@@ -95,6 +100,8 @@ class DatasetForm:
     list_folders: dict[str, str] = field(default_factory=dict)
     labels_file: str | None = None
     shuffle: bool = True
+    # lmdb method: split -> the real path of a Caffe LMDB folder (digits.dataset.lmdb_import)
+    lmdbs: dict[str, str] = field(default_factory=dict)
     seed: int = 0
     # files uploaded with the form, saved into the job folder by the view: field -> (FileStorage, file name)
     uploads: dict[str, tuple[Any, str]] = field(default_factory=dict)
@@ -103,6 +110,8 @@ class DatasetForm:
     def splits(self) -> list[str]:
         if self.method == "textfile":
             return [s for s in ("train", "val", "test") if s in self.lists]
+        if self.method == "lmdb":
+            return [s for s in ("train", "val") if s in self.lmdbs]
         out = ["train"]
         if self.val is not None or self.pct_val > 0:
             out.append("val")
@@ -191,6 +200,25 @@ def attach_unpacked(form: DatasetForm, folders: dict[str, str], zip_fields: dict
     return {}
 
 
+def _read_lmdb_fields(r: FormReader, files, settings: Settings, form: DatasetForm) -> None:
+    """The Caffe LMDB folders (server paths) and the optional labels file (uploaded, or a server path)."""
+    for split in ("train", "val"):
+        path = _server_path(r, f"lmdb_{split}", settings, want_dir=True, required=split == "train")
+        if path:
+            form.lmdbs[split] = path
+    uploaded = files.get("lmdb_labels_file")
+    local = r.text("lmdb_local_labels_file")
+    if uploaded and uploaded.filename:
+        if local:
+            r.error(
+                "lmdb_labels_file", f"Give one labels file: this upload or {FIELD_LABELS['lmdb_local_labels_file']}."
+            )
+        form.labels_file = upload_list_name("labels")
+        form.uploads["lmdb_labels_file"] = (uploaded, form.labels_file)
+    elif local:
+        form.labels_file = _server_path(r, "lmdb_local_labels_file", settings, want_dir=False)
+
+
 def read_dataset_form(
     values, files, settings: Settings, uploaded_dirs: dict[str, str] | None = None, zip_splits=()
 ) -> tuple[DatasetForm | None, dict[str, list[str]]]:
@@ -203,7 +231,7 @@ def read_dataset_form(
     uploaded_dirs = uploaded_dirs or {}
     name = r.text("dataset_name", required=True, max_length=200)
     group = r.text("group_name", max_length=200)
-    method = r.choice("method", ("folder", "textfile"), "folder")
+    method = r.choice("method", METHODS, "folder")
     channels = r.choice("resize_channels", ("1", "3"), "3")
     width = r.integer("resize_width", 256, minimum=1, maximum=MAX_SIDE)
     height = r.integer("resize_height", 256, minimum=1, maximum=MAX_SIDE)
@@ -235,6 +263,8 @@ def read_dataset_form(
         form.pct_test = 0.0 if form.test else r.number("folder_pct_test", 0.0, minimum=0, maximum=100)
         if form.pct_val is not None and form.pct_test is not None and form.pct_val + form.pct_test >= 100:
             r.error("folder_pct_val", "Validation and test percentages must leave some images for training.")
+    elif method == "lmdb":
+        _read_lmdb_fields(r, files, settings, form)
     else:
         local = r.boolean("textfile_use_local_files")
         for split, use_field in (("train", None), ("val", "textfile_use_val"), ("test", "textfile_use_test")):

@@ -54,7 +54,7 @@ def dataset_json(job: Job, job_dir: str) -> dict[str, Any]:
     stats = read_stats(job_dir)
     image = job.extra.get("image", {})
     parse = stats.get("parse", {})
-    db_tasks = [t for t in job.tasks if t.kind == "dataset.create_db"]
+    db_tasks = [t for t in job.tasks if t.kind in ("dataset.create_db", "dataset.import_lmdb")]  # built or imported
     return {
         "id": job.id,
         "name": job.name,

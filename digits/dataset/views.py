@@ -9,7 +9,9 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from digits.datapaths import path_rules
 from digits.dataset import DATASET_TYPE
 from digits.dataset.forms import FIELD_LABELS, DatasetForm, attach_unpacked, pending_zips, read_dataset_form
+from digits.dataset.import_job import import_extra, import_tasks, probe_sources
 from digits.dataset.info import dataset_json
+from digits.dataset.lmdb_import import LmdbProbe
 from digits.errors import FormErrors, NotFound
 from digits.folders import file_in
 from digits.folders.dataset import LABELS, MEAN, MEAN_PNG, SPLITS, UPLOAD_DIR, list_name
@@ -29,22 +31,30 @@ ZIP_FIELDS = {"train": "folder_train_zip", "val": "folder_val_zip", "test": "fol
 LISTS = [LABELS, *(list_name(s) for s in SPLITS)]
 
 
-def build_job(form: DatasetForm, owner: str, job_id: str, values: dict) -> Job:
-    """A dataset job: parse the sources, then one create-db task per split, each after the one before."""
+def build_job(
+    form: DatasetForm, owner: str, job_id: str, values: dict, probes: dict[str, LmdbProbe] | None = None
+) -> Job:
+    """A dataset job: parse the sources, then one create-db task per split, each after the one before (for Caffe
+    LMDBs, one import task per split instead, given the LMDBs' `probes`)."""
     settings = current_app.config["DIGITS_SETTINGS"]
-    # The parse worker reads only what the form could name (the data roots, never the jobs folder) plus
-    # this job's own upload folder; see digits.dataset.parse.ReadRules.
-    parse_args = {**form.parse_args(), **path_rules(settings).to_args(), "wanted_splits": form.splits}
-    tasks = [Task("parse_folder" if form.method == "folder" else "parse_lists", "dataset.parse", parse_args)]
-    for split in form.splits:
-        tasks.append(
-            Task(
-                f"create_db_{split}",
-                "dataset.create_db",
-                {"split": split, "image": form.image_settings(), "max_image_pixels": settings.max_image_pixels},
-                depends_on=[tasks[-1].name],
+    extra = {"image": form.image_settings(), "splits": form.splits}
+    if form.method == "lmdb":
+        tasks = import_tasks(form, probes, settings)
+        extra["import"] = import_extra(form, probes)
+    else:
+        # The parse worker reads only what the form could name (the data roots, never the jobs folder) plus
+        # this job's own upload folder; see digits.dataset.parse.ReadRules.
+        parse_args = {**form.parse_args(), **path_rules(settings).to_args(), "wanted_splits": form.splits}
+        tasks = [Task("parse_folder" if form.method == "folder" else "parse_lists", "dataset.parse", parse_args)]
+        for split in form.splits:
+            tasks.append(
+                Task(
+                    f"create_db_{split}",
+                    "dataset.create_db",
+                    {"split": split, "image": form.image_settings(), "max_image_pixels": settings.max_image_pixels},
+                    depends_on=[tasks[-1].name],
+                )
             )
-        )
     return Job(
         id=job_id,
         type=DATASET_TYPE,
@@ -54,7 +64,7 @@ def build_job(form: DatasetForm, owner: str, job_id: str, values: dict) -> Job:
         group=form.group_name,
         form=values,
         tasks=tasks,
-        extra={"image": form.image_settings(), "splits": form.splits},
+        extra=extra,
     )
 
 
@@ -106,6 +116,11 @@ def create_from_request() -> Job:
     form, errors = read_dataset_form(values, request.files, settings, zip_splits=zip_splits)
     if errors:
         raise FormErrors(errors)
+    probes = None
+    if form.method == "lmdb":  # their first records say the image size, and catch what is no LMDB at once
+        probes, errors = off_loop(probe_sources, form)
+        if errors:
+            raise FormErrors(errors, FIELD_LABELS)
     try:
         job_id = ws.store.reserve()
     except OSError as e:
@@ -117,7 +132,7 @@ def create_from_request() -> Job:
         if errors:
             raise FormErrors(errors, FIELD_LABELS)
         _save_lists(form, job_dir, settings.max_content_length)
-        job = build_job(form, owner, job_id, values)
+        job = build_job(form, owner, job_id, values, probes)
         try:
             ws.add_job(job)
         except OSError as e:
@@ -143,6 +158,9 @@ def uploaded_fields(job: Job) -> list[str]:
     def ticked(name: str) -> bool:
         return str(form.get(name, "")).strip().lower() in TRUE_WORDS
 
+    if form.get("method") == "lmdb":  # an uploaded labels file is kept in the tasks' arguments by its job name
+        uploaded = any(t.args.get("labels_file") and not os.path.isabs(t.args["labels_file"]) for t in job.tasks)
+        return [FIELD_LABELS["lmdb_labels_file"]] if uploaded else []
     if form.get("method", "folder") == "folder":
         splits = [s for s in SPLITS if s == "train" or ticked(f"has_{s}_folder")]
         return [FIELD_LABELS[f"folder_{s}_zip"] for s in splits if not form.get(f"folder_{s}")]

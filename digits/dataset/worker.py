@@ -6,6 +6,7 @@ import os
 import sys
 
 from digits.dataset.create_db import ImageSettings, build_db, disk_problem, save_mean
+from digits.dataset.import_task import run_import
 from digits.dataset.parse import parse_folders, parse_textfiles, write_lists
 from digits.folders.dataset import db_name, list_name, read_labels, read_list, update_stats
 from digits.formats.images import set_max_pixels
@@ -77,7 +78,7 @@ def run_create_db(ctx: WorkerContext) -> str | None:
     return None
 
 
-TASKS = {"dataset.parse": run_parse, "dataset.create_db": run_create_db}
+TASKS = {"dataset.parse": run_parse, "dataset.create_db": run_create_db, "dataset.import_lmdb": run_import}
 
 
 def main(ctx: WorkerContext) -> str | None:

@@ -7,6 +7,7 @@
   function sync() {
     const method = form.querySelector('input[name="method"]:checked').value;
     form.querySelectorAll("[data-method]").forEach((el) => { el.hidden = el.dataset.method !== method; });
+    form.querySelectorAll("[data-method-not]").forEach((el) => { el.hidden = el.dataset.methodNot === method; });
     form.querySelectorAll("[data-show-if]").forEach((el) => {
       el.hidden = !document.getElementById(el.dataset.showIf).checked;
     });
