@@ -16,6 +16,7 @@ from digits.dataset import views as dataset_views
 from digits.inference import app as inference_app
 from digits.model import compat_views as model_compat
 from digits.model import download as model_download
+from digits.model import pretrained_views as model_pretrained
 from digits.model import tools as model_tools
 from digits.model import views as model_views
 from digits.views import auth, console, digits_compat, errors, files, filters, guards, hardware, jobs
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
         model_views.bp,
         model_tools.bp,
         model_download.bp,
+        model_pretrained.bp,
         files.bp,
         digits_compat.bp,  # DIGITS 6's spellings of routes the blueprints above serve
         dataset_compat.bp,

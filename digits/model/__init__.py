@@ -8,6 +8,8 @@ from digits.sandbox import ConfinementError
 from digits.task_kinds import register_task_kind
 
 MODEL_TYPE = "image-classification-model"
+# A model made from uploaded weights (digits/model/pretrained.py): its one task imports them, nothing trains.
+IMPORT_KIND = "model.import"
 
 
 def train_access(workspace, job, task) -> dict:
@@ -30,4 +32,5 @@ def train_access(workspace, job, task) -> dict:
 
 
 register_task_kind("model.train", "digits.engine.train_worker", train_access)
+register_task_kind(IMPORT_KIND, "digits.engine.import_worker")  # reads its own folder only (the uploads)
 register_migrations(MODEL_TYPE)

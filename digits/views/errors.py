@@ -32,6 +32,7 @@ FORM_ENDPOINTS = frozenset(
     {
         "datasets.create",
         "models.create",
+        "pretrained.create",
         "auth.login",
         "auth.logout",
         "inference.classify_one",
