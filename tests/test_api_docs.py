@@ -26,6 +26,7 @@ from digits.webapp import create_app
 from tests.support import ROOT
 from tests.support.accounts import password_of
 from tests.support.apps import app_settings
+from tests.support.caffe_lmdb import convert_imageset, shape_images
 from tests.support.forms import dataset_form, model_form
 from tests.support.imagegen import make_shapes
 from tests.support.live import team_server
@@ -289,12 +290,21 @@ def _sweep_group(server, env) -> str:
     return _post(server, "/models/images/classification/json", form)["jobs"][0]["sweep_group"]
 
 
+def _caffe_lmdb(server, env) -> str:
+    """$DATA/caffe/train_lmdb, an LMDB as Caffe's convert_imageset writes it, and labels.txt beside it."""
+    folder = Path(env["DATA"]) / "caffe"
+    folder.mkdir(exist_ok=True)
+    (folder / "labels.txt").write_text("circle\nsquare\ntriangle\n")
+    return convert_imageset(folder / "train_lmdb", shape_images(9, size=(24, 24), gray=True))
+
+
 # Jobs made when the first example that names them runs: a model training long enough for the abort example
-# (made earlier, it would take a CPU from every example before it), one to resume, a sweep's group.
+# (made earlier, it would take a CPU from every example before it), one to resume, a sweep's group, an LMDB to import.
 LAZY = {
     "RUNNING_ID": lambda server, env: _model(server, env["DATASET_ID"], model_name="to abort", train_epochs="10000"),
     "ABORTED_ID": _aborted_model,
     "SWEEP_GROUP": _sweep_group,
+    "CAFFE_LMDB": _caffe_lmdb,
 }
 
 
