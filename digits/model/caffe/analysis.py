@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 
 from digits.model.caffe import shapes_layout, shapes_more  # noqa: F401 - register Crop, ..., SPP, LSTM
 from digits.model.caffe.errors import NetworkError
-from digits.model.caffe.inputs import declared_shapes, extra_source_shapes, find_source
+from digits.model.caffe.inputs import (  # noqa: F401 - REFUSED, RefusedLayerError: re-exported
+    REFUSED,
+    RefusedLayerError,
+    declared_shapes,
+    extra_source_shapes,
+    find_source,
+    hdf5_notice,
+    refuse_if_refused,
+    undeclared_input_message,
+)
 from digits.model.caffe.inputs import layer_error as _error
 from digits.model.caffe.schema import validate, value, values
 from digits.model.caffe.shapes import RULES, SOURCE_TYPES, LayerShapes, Shape, ShapeError, fmt
@@ -21,15 +30,6 @@ from digits.model.caffe.upgrade import upgrade_net
 
 STAGES = {"train": "TRAIN", "val": "TEST", "deploy": "TEST"}
 LABEL_CONSUMERS = (*LOSS_TYPES, "Accuracy")
-# Layer types Caffe has that DIGITS refuses, and why (the web answers these with a 400).
-REFUSED = {
-    "Python": "Python layers run code from a module named in the network, which DIGITS does not import: "
-    "a prototxt is data here, never code",
-    "WindowData": "WindowData reads image windows listed in a detection window file (R-CNN), which DIGITS "
-    "datasets do not have; use a Data or Input layer",
-    "HDF5Output": "HDF5Output writes blobs to an HDF5 file named in the network, and a network here does not "
-    "write files; a trained model's outputs come from Classify or the model's downloads",
-}
 CLASS_COUNT_NEEDED = (
     "num_output is left for DIGITS to fill with the number of classes, which is not known here: "
     "choose a dataset or give the number of classes"
@@ -90,10 +90,6 @@ class NetworkSpec:
             if layer.name == name:
                 return layer
         raise KeyError(name)
-
-
-class RefusedLayerError(NetworkError):
-    """A layer type DIGITS will not build (Python, WindowData): the request is refused, not drawn."""
 
 
 def _meets(rule: Message, phase: str, stage: str) -> bool:
@@ -215,9 +211,7 @@ def _layer_spec(layer: Message, inferred: LayerShapes, bottoms: list[str], known
 def _infer(layer: Message, shapes: dict[str, Shape], label: str | None, waiting: set[int]) -> LayerShapes:
     kind = layer.first("type")
     rule = RULES.get(kind)
-    if kind in REFUSED:
-        err = _error(layer, REFUSED[kind], "type")
-        raise RefusedLayerError(err.message, layer=err.layer, layer_type=kind, line=err.line, column=err.column)
+    refuse_if_refused(layer)
     if rule is None:
         supported = ", ".join(sorted([*RULES, *SOURCE_TYPES]))
         raise _error(layer, f"unknown layer type '{kind}' (supported: {supported})", "type")
@@ -272,7 +266,11 @@ def analyze_message(
     declared = declared_shapes(source) if source is not None else []
     shape = input_shape if input_shape is not None else declared[0] if declared else default_input
     if shape is None and (source is not None or any(data_blob in values(layer, "bottom") for layer in layers)):
-        raise NetworkError("the network declares no input shape; give one (channels, height, width)")
+        for layer in layers:  # a layer DIGITS refuses says more than a request for a shape
+            refuse_if_refused(layer)
+        raise NetworkError(undeclared_input_message(source))
+    if notice := hdf5_notice(source, declared, input_shape, shape):
+        notices.append(notice)
     # A network fed by DummyData alone reads no outside input: its data blob stays unset.
     shape = tuple(int(d) for d in shape) if shape is not None else ()
     shapes: dict[str, Shape] = {data_blob: shape} if source is not None or shape else {}
