@@ -69,8 +69,8 @@ class Server:
         self.recorder.wait_status(job_id, timeout=LONG_S)
         return job_id, self.client.get(f"/models/{job_id}/json").get_json()
 
-    def classify(self, job_id: str, image: bytes) -> dict:
-        form = {"job_id": job_id, "image_file": (io.BytesIO(image), "image.png")}
+    def classify(self, job_id: str, image: bytes, **fields) -> dict:
+        form = {"job_id": job_id, "image_file": (io.BytesIO(image), "image.png"), **fields}
         r = self.client.post("/models/images/classification/classify_one/json", data=form)
         assert r.status_code == 200, r.get_data(as_text=True)
         return r.get_json()
@@ -247,6 +247,19 @@ def test_pytorch_upload_classifies_as_the_module_it_came_from(server, kind):
         answer = server.classify(job_id, image)
         assert answer["predictions"][0][0] == labels[int(expected.argmax())]
         assert answer["predictions"][0][1] == pytest.approx(expected.max() * 100, abs=0.006)
+    # Layers as a trained model shows them; a TorchScript archive's run inside its compiled code, unseen, and
+    # the answer says so (the input and the prediction are still there).
+    shown = server.classify(job_id, gray_image(4), show_visualizations="true")
+    names = [layer["name"] for layer in shown["visualizations"]]
+    if kind == "state_dict":
+        assert names[0] == "data" and len(names) > 4 and shown["gradcam_layers"]
+        assert shown["visualizations_note"] is None
+    else:
+        assert names == ["data"] and shown["gradcam_layers"] == []
+        assert "TorchScript" in shown["visualizations_note"]
+        form = {"job_id": job_id, "image_file": (io.BytesIO(gray_image(4)), "image.png"), "show_visualizations": "true"}
+        page = server.client.post("/models/images/classification/classify_one", data=form).get_data(as_text=True)
+        assert 'id="layers-note"' in page and "compiled code" in page
 
 
 # ---- refusals -------------------------------------------------------------------------------------------------

@@ -66,7 +66,10 @@ def layer_outputs(model: LoadedModel, x: torch.Tensor) -> list[tuple[str, str, n
             if tensor is not None and name not in seen:
                 seen[name] = (name, kind, module, tensor.detach().float().cpu().clone())
 
-        hooks.append(module.register_forward_hook(hook))
+        try:
+            hooks.append(module.register_forward_hook(hook))
+        except (NotImplementedError, RuntimeError):  # a loaded TorchScript module takes no hooks: unseen
+            continue
     try:
         model.logits(x)
     finally:
@@ -116,8 +119,15 @@ def visualize(model: LoadedModel, array: np.ndarray, target: int) -> dict[str, A
         records.append(_layer_record(name, kind, output, _weights(module)))
     convs = conv_layers(outputs)
     last = convs[-1] if convs else None
+    unseen = len(_layers(model)) - len(outputs)
     return {
         "visualizations": records,
+        "visualizations_note": (
+            f"{unseen} of the network's layers could not be watched as it ran (a TorchScript archive runs its "
+            "layers inside compiled code): their outputs are not shown."
+            if unseen and model.framework == "torch" and isinstance(model.module, torch.jit.ScriptModule)
+            else None
+        ),
         "gradcam": None if last is None else gradcam_picture(model, array, x, target, last[1]),
         "gradcam_layer": None if last is None else last[0],
         "gradcam_layers": [name for name, _ in convs],
