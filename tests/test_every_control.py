@@ -140,6 +140,18 @@ def walk(ann: Person, server, tmp_path) -> None:
                 page.set_input_files(field, str(lists))
                 page.set_input_files(field, [])
         page.locator(check).click()
+    # Import Caffe LMDB: its fields used and left (tests/dataset/test_import_lmdb_browser.py imports one).
+    ann.click("label[for=method-lmdb]")
+    assert page.locator("#lmdb-image-note").is_visible() and not page.locator("#resize_channels").is_visible()
+    ann.settle()
+    page.fill("#lmdb_train", str(images / "train"))
+    page.fill("#lmdb_val", str(images / "val"))
+    for browse in page.locator("button[data-folder-picker]:visible").all():
+        browse.click()  # the picker opens on the typed folder
+        page.wait_for_selector(".folder-picker:not(.d-none) .folder-list")
+        browse.click()  # and closes
+    page.set_input_files("#lmdb_labels_file", str(lists))
+    page.set_input_files("#lmdb_labels_file", [])
     ann.click("label[for=method-folder]")
     archive = tmp_path / "empty.zip"
     with zipfile.ZipFile(archive, "w") as z:
