@@ -33,6 +33,15 @@ from digits.engine.data import (
     split_bytes,
 )
 from digits.engine.export import snapshot_exporter
+from digits.engine.finetune import (
+    StartRecord,
+    StartWeightsError,
+    freeze_layers,
+    load_start_weights,
+    source_of,
+    summary,
+    write_start_record,
+)
 from digits.engine.networks import (
     build_network,
     module_params_problem,
@@ -55,19 +64,21 @@ from digits.model.settings import TrainSettings, input_shape, iterations_per_epo
 from digits.worker_runtime import TaskFailed, WorkerContext, run_worker
 
 
-def load_pretrained(module: torch.nn.Module, path: str, log) -> None:
-    """Copy the weights whose names and shapes match (a new last layer for other classes is left as built)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    own = module.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    module.load_state_dict(usable, strict=False)
-    skipped = sorted(set(state) - set(usable))
-    log(
-        f"pretrained weights: {len(usable)} tensors loaded from {os.path.basename(path)}"
-        + (f"; not used (name or shape differs): {', '.join(skipped[:10])}" if skipped else "")
-    )
+def start_from(net, s: TrainSettings, job_dir: str, log) -> None:
+    """Load the start weights by layer name and freeze layers (digits/engine/finetune.py); what was loaded, new
+    and frozen is logged and, when there is any of it, kept in the model folder for its page."""
+    record = StartRecord()
+    try:
+        if s.pretrained:
+            path = os.path.normpath(os.path.join(job_dir, s.pretrained))
+            record.source = source_of(path, s.pretrained, job_dir)
+            load_start_weights(net, path, record)
+        freeze_layers(net, list(s.frozen_layers), record)
+    except StartWeightsError as e:
+        raise TaskFailed(str(e)) from None
+    if record.source is not None or record.frozen:
+        write_start_record(job_dir, record)
+        log(summary(record))
 
 
 def load_split(db_path: str, shape: tuple[int, int, int], transform: BatchTransform, device):
@@ -144,6 +155,12 @@ def run_train(ctx: WorkerContext) -> str | None:
     # without the dataset folder.
     copy_dataset_essentials(dataset, ctx.job_dir)
     if s.framework == "caffe" and s.caffe_engine == "pycaffe":
+        if s.pretrained or s.frozen_layers:
+            # Said rather than passed over: a run that silently started from random weights would look like one.
+            raise TaskFailed(
+                "start weights and Frozen layers are taken by the PyTorch compilation of a Caffe network, not yet by "
+                "real Caffe (pycaffe): choose the Caffe engine 'PyTorch compilation' to fine-tune"
+            )
         resume_collector()
         return run_pycaffe(ctx, s, dataset)
     with open(ctx.path(s.network_file), encoding="utf-8") as fh:
@@ -163,8 +180,7 @@ def run_train(ctx: WorkerContext) -> str | None:
         raise TaskFailed(problem)
     # channels_last lets oneDNN (CPU) and cuDNN (GPU) pick their fastest convolutions.
     net.module.to(device, memory_format=torch.channels_last)
-    if s.pretrained:
-        load_pretrained(net.module, os.path.normpath(os.path.join(ctx.job_dir, s.pretrained)), ctx.reporter.log)
+    start_from(net, s, ctx.job_dir, ctx.reporter.log)
 
     ctx.reporter.log(
         f"network {s.network_file} on {device}: input {shape}, {num_classes} classes, "

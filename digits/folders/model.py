@@ -9,6 +9,8 @@
     deploy_epoch_<E>.ts / .json        the network traced for deployment, and how to feed it
     metrics.jsonl                      every metric the worker reported (the store's, for every job)
     metrics.cache.npz                  metrics.jsonl as parsed by the web server up to an offset (rebuilt when unsure)
+    started_from.json                  what training started from, written by the worker before its first step:
+                                       the start weights' file, each layer loaded, new (and why) or frozen
     results/                           pictures made by classify-many (confusion matrices)
     dataset/                           what the model needs of its dataset, copied when training starts: labels.txt,
                                        image.json (size, channels, resize mode), mean.binaryproto and mean.png, so
@@ -40,6 +42,7 @@ CAFFE_NETS = {"train": "train.prototxt", "val": "val.prototxt", "solver": "solve
 RESULTS_DIR = "results"
 DATASET_COPY = "dataset"
 METRICS_CACHE = "metrics.cache.npz"
+START_RECORD = "started_from.json"
 
 
 def epoch_label(epoch: float) -> str:
@@ -172,6 +175,67 @@ def metric_lines(job_dir: str) -> list[dict[str, Any]]:
     except OSError:
         pass
     return out
+
+
+START_RECORD_MAX_BYTES = 4 << 20  # a network of thousands of layers fits; a file a worker filled with junk does not
+
+
+def read_start_record(job_dir: str) -> dict[str, Any] | None:
+    """started_from.json as the page and the JSON twin show it: {"source": {"path", "file", "format", "model_id"}
+    or None, "loaded": [{"layer", "tensors"}], "new": [{"layer", "reason", "shapes"}], "frozen": [{"layer", "by"}],
+    "unused": [layer names]}. None when the model recorded nothing (no start weights, nothing frozen) or the file
+    is not such a record. The worker that wrote it may run a member's code: the file is read through file_in and
+    only the expected fields, of the expected types, come out."""
+    path = file_in(job_dir, START_RECORD)
+    if path is None or os.path.getsize(path) > START_RECORD_MAX_BYTES:
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(raw, dict):
+        return None
+
+    def entries(key: str, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+        items = raw.get(key)
+        out = []
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and isinstance(item.get("layer"), str):
+                out.append({f: item.get(f) for f in ("layer", *fields)})
+        return out
+
+    source = raw.get("source")
+    if isinstance(source, dict):
+        source = {k: str(source[k]) for k in ("path", "file", "format", "model_id") if source.get(k) is not None}
+    else:
+        source = None
+    new = entries("new", ("reason", "shapes"))
+    for item in new:
+        shapes = item["shapes"] if isinstance(item["shapes"], list) else []
+        item["shapes"] = [
+            {"blob": str(s.get("blob")), "file": _dims(s.get("file")), "network": _dims(s.get("network"))}
+            for s in shapes
+            if isinstance(s, dict)
+        ]
+        item["reason"] = str(item["reason"] or "")
+    unused = raw.get("unused")
+    return {
+        "source": source,
+        "loaded": [
+            {**e, "tensors": e["tensors"] if isinstance(e["tensors"], int) else None}
+            for e in entries("loaded", ("tensors",))
+        ],
+        "new": new,
+        "frozen": [{**e, "by": str(e["by"] or "")} for e in entries("frozen", ("by",))],
+        "unused": [u for u in unused if isinstance(u, str)] if isinstance(unused, list) else [],
+    }
+
+
+def _dims(shape: Any) -> list[int] | None:
+    if isinstance(shape, list) and all(isinstance(d, int) for d in shape):
+        return shape
+    return None
 
 
 # ---- the model's own copy of what it needs of its dataset -----------------------------------------------------

@@ -19,6 +19,7 @@ from digits.folders.dataset import read_labels, training_images
 from digits.folders.model import epochs_text, pick_snapshot, snapshots
 from digits.forms import FormReader
 from digits.model.caffe import analyze, transform_crop
+from digits.model.frozen_layers import read_frozen_layers
 from digits.model.lr_policy import LRPolicy
 from digits.model.quotas import (
     caffe_params_problem,
@@ -379,6 +380,7 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
         use_mean=r.choice("use_mean", ("none", "image", "pixel"), d.use_mean),
         augmentation=read_augmentation(r),
         pretrained=(read_pretrained(r, settings) if settings is not None else None) or start_weights,
+        frozen_layers=read_frozen_layers(r, framework, text),
         max_model_params=quotas.max_model_params,
         max_snapshot_bytes=quotas.max_snapshot_bytes,
     )

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from digits.folders.dataset import LABELS, MEAN
-from digits.folders.model import snapshots
+from digits.folders.model import read_start_record, snapshots
 from digits.job import Job
 from digits.model.metric_history import decimate, in_range, metric_history
 from digits.model.settings import model_settings
@@ -54,6 +54,7 @@ def model_json(job: Job, job_dir: str, dataset: Job | None, *, metrics: bool = T
         "metrics": metric_history(job_dir).as_dict() if metrics else {},  # parsed once, then what was appended
         "history": job.history.to_list(),
         "elapsed": job.elapsed(),
+        "started from": read_start_record(job_dir),  # start weights' layers loaded / new, frozen layers
     }
 
 

@@ -46,6 +46,8 @@ class TrainSettings:
     augmentation: dict[str, Any] = field(default_factory=dict)
     # Weights to start from: a path relative to the job folder (a previous model's snapshot) or a server path.
     pretrained: str | None = None
+    # Layers whose weights stay as they start (names or name prefixes; the form's "Frozen layers").
+    frozen_layers: list[str] = field(default_factory=list)
     # The server's quotas when the job was submitted (workers do not read the server's settings).
     max_model_params: int | None = None
     max_snapshot_bytes: int | None = None
