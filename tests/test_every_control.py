@@ -9,7 +9,10 @@ The suite fails on any page error, console error, failed request or 4xx/5xx answ
 
 from __future__ import annotations
 
+import io
+import os
 import re
+import tarfile
 import zipfile
 from urllib.parse import urljoin, urlparse
 
@@ -298,10 +301,12 @@ def walk(ann: Person, server, tmp_path) -> None:
     # Downloads of each epoch, both archive kinds, and the metrics.
     epochs = page.locator("#download-epoch option").evaluate_all("os => os.map(o => o.value)")
     assert len(epochs) >= 12
+    exported = {}
     for epoch in (epochs[0], epochs[-1]):
         page.select_option("#download-epoch", epoch)
         tar = ann.download("#downloads button:has-text('tar.gz')")
         assert tar[:2] == b"\x1f\x8b"
+        exported[epoch] = tar
         archive = tmp_path / f"model-{epoch}.zip"
         archive.write_bytes(ann.download("#downloads button:has-text('zip')"))
         with zipfile.ZipFile(archive) as z:
@@ -397,6 +402,32 @@ def walk(ann: Person, server, tmp_path) -> None:
     clone_url = page.url
     ann.settle()
 
+    # ---- upload a pretrained model: the model's own TorchScript export and labels, from its download ----
+    with tarfile.open(fileobj=io.BytesIO(exported[epochs[-1]])) as tar:
+        for member in tar.getmembers():
+            if os.path.basename(member.name) in ("model.ts", "labels.txt"):
+                (tmp_path / os.path.basename(member.name)).write_bytes(tar.extractfile(member).read())
+    page.goto(server.url + "/")
+    ann.click("#upload-pretrained")
+    page.wait_for_selector("#pretrained-form")
+    ann.settle()
+    page.select_option("#framework", "torch")
+    for optional in ("#model_def_file", "#mean_file"):  # chosen and cleared: a TorchScript archive needs neither
+        page.set_input_files(optional, str(listing))
+        page.set_input_files(optional, [])
+    page.set_input_files("#weights_file", str(tmp_path / "model.ts"))
+    page.set_input_files("#labels_file", str(tmp_path / "labels.txt"))
+    page.select_option("#image_type", "1")
+    page.fill("#width", "28")
+    page.fill("#height", "28")
+    page.select_option("#resize_mode", "crop")
+    page.select_option("#resize_mode", "squash")
+    page.fill("#job_name", "lenet, uploaded")
+    ann.submit_and_wait("#upload-model", JOB_URL)
+    page.wait_for_selector("#job[data-status=Done]", timeout=LONG_MS)
+    pretrained_url = page.url
+    ann.settle()
+
     # Rename and notes on the model; its status history.
     page.goto(model_url)
     ann.click("button:has-text('Rename / notes')")
@@ -407,7 +438,7 @@ def walk(ann: Person, server, tmp_path) -> None:
     ann.settle()
 
     # ---- delete: the clone, the model, then the dataset ----
-    for url in (clone_url, model_url, dataset_url):
+    for url in (pretrained_url, clone_url, model_url, dataset_url):
         page.goto(url)
         ann.click("form[data-confirm] button:has-text('Delete')")
         page.wait_for_url(server.url + "/")
