@@ -7,16 +7,13 @@ process; a custom PyTorch network is only compiled for syntax (it runs in the tr
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from digits import caffe_status
 from digits.config import Settings
-from digits.datapaths import PathRefused, check_server_path
 from digits.folders import file_in
 from digits.folders.dataset import read_labels, training_images
-from digits.folders.model import epochs_text, pick_snapshot, snapshots
 from digits.forms import FormReader
 from digits.model.caffe import analyze, transform_crop
 from digits.model.frozen_layers import read_frozen_layers
@@ -30,6 +27,7 @@ from digits.model.quotas import (
 )
 from digits.model.settings import CAFFE_ENGINES, TrainSettings, input_shape, iterations_per_epoch, model_settings
 from digits.model.standard import FRAMEWORKS, get_network
+from digits.model.start_weights import read_pretrained, read_previous_weights
 from digits.model.torch_networks import check_syntax
 from digits.status import Status
 
@@ -108,7 +106,6 @@ FIELD_LABELS = {
     "sweep_batch_sizes": "Batch sizes to draw from",
 }
 # The label of DIGITS' `<id>-snapshot` field (the previous model's snapshot to start from).
-SNAPSHOT_LABEL = "Start from its snapshot"
 AUG_QUAD_ROTS = ("none", "rot90", "rot180", "rotall")
 CAFFE_ENGINE_TITLES = {"torch": "PyTorch compilation", "pycaffe": "Real Caffe (pycaffe, CPU)"}
 # The engine a Caffe network trains on unless the form says otherwise: the faster of the two on LeNet/MNIST
@@ -257,49 +254,6 @@ def read_gpus(r: FormReader, available: list[int]) -> tuple[int, list[int]]:
             r.error("select_gpus", f"GPU {unknown[0]} is not on this server (it has {available}).")
         return len(chosen), chosen
     return r.integer("select_gpu_count", 1, minimum=1, maximum=len(available)) or 1, []
-
-
-def read_pretrained(r: FormReader, settings) -> str | None:
-    """A server path to weights to start from, inside what this server may read."""
-    path = r.text("custom_network_snapshot")
-    if not path:
-        return None
-    try:
-        return check_server_path(path, settings, want_dir=False)
-    except PathRefused as e:
-        r.error("custom_network_snapshot", str(e))
-        return None
-
-
-def read_previous_weights(r: FormReader, store, prev) -> str | None:
-    """The weights a model started from `prev` begins with, by DIGITS' field `<id>-snapshot`: an epoch of one of
-    its snapshots; 0, none (from scratch); -1, the weights `prev` itself started from (none if it had none);
-    no value, its latest snapshot. A path relative to the new job's folder (a sibling of prev's), or a server path."""
-    field_name = f"{prev.id}-snapshot"
-    r.errors.labels[field_name] = SNAPSHOT_LABEL
-    wanted = r.text(field_name)
-    snaps = snapshots(prev, store.job_dir(prev.id))
-    if wanted:
-        try:
-            epoch = float(wanted)
-        except ValueError:
-            r.error(field_name, f"Expected an epoch of model {prev.name}, 0 (none) or -1 (its pretrained weights).")
-            return None
-        if epoch == 0:
-            return None
-        if epoch == -1:
-            own = model_settings(prev).pretrained
-            if own and not os.path.isabs(own):
-                own = os.path.normpath(os.path.join("..", prev.id, own))
-            return own or None
-        snap = pick_snapshot(snaps, wanted)
-        if snap is None:
-            have = f"it has snapshots at epochs {epochs_text(snaps)}" if snaps else "it has no snapshots"
-            r.error(field_name, f"Model {prev.name} has no snapshot at epoch {wanted} ({field_name}); {have}.")
-            return None
-    else:
-        snap = snaps[-1] if snaps else None
-    return os.path.join("..", prev.id, snap.name) if snap else None
 
 
 def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[ModelForm | None, dict[str, list[str]]]:
