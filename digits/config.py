@@ -67,6 +67,8 @@ class Settings:
     max_image_pixels: int = 64_000_000
     # Largest ratio of unpacked to packed bytes a zip upload may have (images hardly compress; bombs do).
     max_zip_ratio: float = 100.0
+    # An external run (POST /runs/json) whose script makes no call (log, heartbeat) for this many seconds is Error.
+    run_heartbeat_s: float = 60.0
 
     @property
     def jobs_path(self) -> str:

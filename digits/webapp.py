@@ -16,6 +16,7 @@ from digits.dataset import views as dataset_views
 from digits.inference import app as inference_app
 from digits.model import compat_views as model_compat
 from digits.model import download as model_download
+from digits.model import external_views as model_runs
 from digits.model import pretrained_views as model_pretrained
 from digits.model import tools as model_tools
 from digits.model import views as model_views
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
         model_compat.bp,
     ):
         app.register_blueprint(blueprint)
+    model_runs.init_app(app)  # external runs: their blueprint and heartbeat check
     inference_app.install(app)  # the blueprint, and the warm workers unless inference_workers is 0
     hardware.init_app(app)
     # Around Socket.IO too (SocketIO(app) wrapped wsgi_app above), and inside ProxyFix: the forwarded host counts.

@@ -57,11 +57,15 @@ def require_owner(job: Job) -> str:
 
 
 PAGES = {"dataset": "datasets.show", "model": "models.show"}
+# A job type with its own page (an external run's), before its category's.
+TYPE_PAGES = {"external-run": "runs.show"}
 
 
 def job_url(job: Job) -> str:
     """The page of a job: its wing's page when that wing is installed, the generic job page otherwise."""
-    endpoint = PAGES.get(job.category)
+    endpoint = TYPE_PAGES.get(job.type)
+    if endpoint not in current_app.view_functions:
+        endpoint = PAGES.get(job.category)
     if endpoint and endpoint in current_app.view_functions:
         return url_for(endpoint, job_id=job.id)
     return url_for("jobs.job_page", job_id=job.id)

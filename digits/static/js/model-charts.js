@@ -149,6 +149,15 @@
     if (loading) buffered.push(ev);
     else if (addPoint(ev.phase, ev.name, ev.epoch, ev.value)) group.schedule();
   }
+  // A batch of points (an external run's log call): [[phase, name, epoch, value, iteration], ...], one redraw.
+  function onMetrics(ev) {
+    let added = false;
+    for (const [phase, name, epoch, value] of ev.points) {
+      if (loading) buffered.push({ phase, name, epoch, value });
+      else added = addPoint(phase, name, epoch, value) || added;
+    }
+    if (added) group.schedule();
+  }
 
   // The points to ask for: about two a pixel column. The history's request (2,000 points a series) is the
   // page's own preload, started with the page.
@@ -243,6 +252,7 @@
       document.dispatchEvent(new CustomEvent("digits:joined", { detail: { status: run.status } }));
     },
     metric: onMetric,
+    metrics: onMetrics,
     task_progress: onProgress,
     job_status: onStatus,
     // job_deleted: js/job.js takes the page home.
