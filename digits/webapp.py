@@ -12,6 +12,7 @@ from digits import __version__, live
 from digits.config import Settings, settings_from
 from digits.dataset import compat_views as dataset_compat
 from digits.dataset import explore as dataset_explore
+from digits.dataset import generic_views as dataset_generic
 from digits.dataset import views as dataset_views
 from digits.inference import app as inference_app
 from digits.model import compat_views as model_compat
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
         dataset_views.bp,
         dataset_explore.bp,
         model_views.bp,
+        dataset_generic.bp,
         model_tools.bp,
         model_download.bp,
         model_pretrained.bp,

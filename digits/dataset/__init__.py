@@ -16,3 +16,4 @@ def dataset_access(workspace, job, task) -> dict:
 register_task_kind("dataset.parse", "digits.dataset.worker", dataset_access)
 register_task_kind("dataset.create_db", "digits.dataset.worker", dataset_access)
 register_task_kind("dataset.import_lmdb", "digits.dataset.worker", dataset_access)
+register_task_kind("dataset.generic", "digits.dataset.generic_task", dataset_access)

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from digits.datapaths import path_rules
 from digits.dataset import DATASET_TYPE
 from digits.dataset.forms import FIELD_LABELS, DatasetForm, attach_unpacked, pending_zips, read_dataset_form
+from digits.dataset.generic_views import generic_json, is_generic, render_generic
 from digits.dataset.import_job import import_extra, import_tasks, probe_sources
 from digits.dataset.info import dataset_json
 from digits.dataset.lmdb_import import LmdbProbe
@@ -214,6 +215,8 @@ bp.add_url_rule("/datasets/images/classification.json", "create_dot_json", creat
 @bp.route("/datasets/<job_id>")
 def show(job_id: str):
     job = job_or_404(job_id, "dataset")
+    if is_generic(job):
+        return render_generic(job)
     job_dir = workspace().store.job_dir(job.id)
     info = dataset_json(job, job_dir)
     return render_template(
@@ -230,6 +233,8 @@ def show(job_id: str):
 @bp.route("/datasets/<job_id>/json")
 def show_json(job_id: str):
     job = job_or_404(job_id, "dataset")
+    if is_generic(job):
+        return jsonify(generic_json(job, workspace().store.job_dir(job.id)))
     info = dataset_json(job, workspace().store.job_dir(job.id))
     error = first_error(job)
     info["error"] = error["message"] if error else None
