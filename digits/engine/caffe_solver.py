@@ -26,9 +26,11 @@ import numpy as np
 import torch
 
 from digits.engine.augment import BatchTransform
+from digits.engine.caffe.caffemodel import save_caffemodel
 from digits.engine.caffe_real import CaffeUnavailable, import_caffe
 from digits.engine.data import PRELOAD_LIMIT_BYTES, StreamingSplit, decode_split, load_mean, split_bytes
 from digits.engine.export import snapshot_exporter
+from digits.engine.finetune import start_from
 from digits.engine.networks import BuiltNetwork, build_network, network_crop
 from digits.engine.solvers import DEFAULT_DELTA
 from digits.engine.trainer import REPORTS_PER_EPOCH, Split, iteration_seed
@@ -212,6 +214,18 @@ class CaffeRun:
         self._perm_epoch, self._perm = -1, torch.arange(0)
         self._snapshot_bytes: int | None = None  # what the last snapshot's files took
 
+    def start_from_weights(self) -> None:
+        """Start from the settings' weights as the PyTorch engine does (by layer name; renamed or reshaped layers
+        keep their fillers; the record kept for the model page): loaded into our compilation, then handed to the
+        solver's net as a .caffemodel of the very same network, which Caffe copies layer by layer."""
+        start_from(self.built, self.s, self.ctx.job_dir, self.sink.log)
+        path = os.path.join(self.ctx.job_dir, "start.caffemodel.tmp")
+        save_caffemodel(self.built.module, path)
+        try:
+            self.net.copy_from(path)
+        finally:
+            os.remove(path)
+
     # ---- data ------------------------------------------------------------------------------------------
     def _batch_indices(self, iteration: int) -> torch.Tensor:
         """The records of an iteration: the epoch's order (seeded by seed and epoch, as the torch trainer's)."""
@@ -375,6 +389,8 @@ def run_pycaffe(ctx: WorkerContext, s: TrainSettings, dataset: DatasetFolder) ->
     if resume_from:
         iteration = run.restore(resume_from)
         ctx.reporter.log(f"resuming from {os.path.basename(resume_from)} (iteration {iteration} of {run.max_iter})")
+    elif s.pretrained:
+        run.start_from_weights()
     ctx.reporter.log(
         f"real Caffe {caffe.__version__} (pycaffe, CPU) trains {s.network_file}: input {run.shape}, "
         f"{len(run.labels)} classes, {run.max_iter} iterations ({run.iters_per_epoch} per epoch, batch {run.batch}), "

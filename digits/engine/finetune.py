@@ -26,12 +26,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from digits.engine.caffe.caffemodel import blob_fits
 from digits.engine.caffe.net import NOT_COMPUTED, CaffeNet
 from digits.engine.networks import BuiltNetwork
 from digits.folders.model import START_RECORD
 from digits.formats.caffemodel import CaffemodelError, FileLayer, read_caffemodel
 from digits.job import is_job_id
 from digits.store import write_json_atomic
+from digits.worker_runtime import TaskFailed
 
 FROZEN_LABEL = "Frozen layers"  # the form's label of frozen_layers, which messages name the field by
 
@@ -174,13 +176,6 @@ def load_state_dict_by_layer(layers: list[Layer], state: dict[str, torch.Tensor]
     record.unused = [name.removeprefix("layers.") if caffe else name for name in unused]
 
 
-def _fits(target: tuple[int, ...], blob_shape: tuple[int, ...], legacy: bool) -> bool:
-    """Caffe's blob shape check: a legacy num x channels x height x width blob fits the shape padded to 4-D."""
-    if not legacy:
-        return tuple(target) == tuple(blob_shape)
-    return len(target) <= 4 and (1,) * (4 - len(target)) + tuple(target) == tuple(blob_shape)
-
-
 def load_caffemodel_by_layer(layers: list[Layer], path: str, record: StartRecord) -> None:
     """Copy a .caffemodel's blobs into the layers of the same name whose blobs are as many, with Caffe's shapes."""
     try:
@@ -202,7 +197,7 @@ def load_caffemodel_by_layer(layers: list[Layer], path: str, record: StartRecord
         differ = [
             {"blob": k.removeprefix(layer.prefix + "."), "file": list(b.shape), "network": _shape(t)}
             for (k, t), b in pairs
-            if not _fits(tuple(t.shape), b.shape, b.legacy)
+            if not blob_fits(tuple(t.shape), b.shape, b.legacy)
         ]
         if len(targets) != len(source.blobs):
             differ += [
@@ -295,3 +290,20 @@ def summary(record: StartRecord) -> str:
     if record.frozen:
         parts.append("frozen: " + ", ".join(e["layer"] for e in record.frozen))
     return "; ".join(parts)
+
+
+def start_from(net: BuiltNetwork, s, job_dir: str, log) -> None:
+    """Load the training settings' start weights (`s.pretrained`) by layer name and freeze `s.frozen_layers`; what
+    was loaded, new and frozen is logged and, when there is any of it, kept in the model folder for its page."""
+    record = StartRecord()
+    try:
+        if s.pretrained:
+            path = os.path.normpath(os.path.join(job_dir, s.pretrained))
+            record.source = source_of(path, s.pretrained, job_dir)
+            load_start_weights(net, path, record)
+        freeze_layers(net, list(s.frozen_layers), record)
+    except StartWeightsError as e:
+        raise TaskFailed(str(e)) from None
+    if record.source is not None or record.frozen:
+        write_start_record(job_dir, record)
+        log(summary(record))

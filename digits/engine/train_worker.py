@@ -33,15 +33,7 @@ from digits.engine.data import (
     split_bytes,
 )
 from digits.engine.export import snapshot_exporter
-from digits.engine.finetune import (
-    StartRecord,
-    StartWeightsError,
-    freeze_layers,
-    load_start_weights,
-    source_of,
-    summary,
-    write_start_record,
-)
+from digits.engine.finetune import start_from
 from digits.engine.networks import (
     build_network,
     module_params_problem,
@@ -62,23 +54,6 @@ from digits.model.quotas import (
 )
 from digits.model.settings import TrainSettings, input_shape, iterations_per_epoch
 from digits.worker_runtime import TaskFailed, WorkerContext, run_worker
-
-
-def start_from(net, s: TrainSettings, job_dir: str, log) -> None:
-    """Load the start weights by layer name and freeze layers (digits/engine/finetune.py); what was loaded, new
-    and frozen is logged and, when there is any of it, kept in the model folder for its page."""
-    record = StartRecord()
-    try:
-        if s.pretrained:
-            path = os.path.normpath(os.path.join(job_dir, s.pretrained))
-            record.source = source_of(path, s.pretrained, job_dir)
-            load_start_weights(net, path, record)
-        freeze_layers(net, list(s.frozen_layers), record)
-    except StartWeightsError as e:
-        raise TaskFailed(str(e)) from None
-    if record.source is not None or record.frozen:
-        write_start_record(job_dir, record)
-        log(summary(record))
 
 
 def load_split(db_path: str, shape: tuple[int, int, int], transform: BatchTransform, device):
@@ -155,11 +130,12 @@ def run_train(ctx: WorkerContext) -> str | None:
     # without the dataset folder.
     copy_dataset_essentials(dataset, ctx.job_dir)
     if s.framework == "caffe" and s.caffe_engine == "pycaffe":
-        if s.pretrained or s.frozen_layers:
-            # Said rather than passed over: a run that silently started from random weights would look like one.
+        if s.frozen_layers:
+            # Said rather than passed over: a run that silently trained the layers it was told to keep would look
+            # like one that kept them.
             raise TaskFailed(
-                "start weights and Frozen layers are taken by the PyTorch compilation of a Caffe network, not yet by "
-                "real Caffe (pycaffe): choose the Caffe engine 'PyTorch compilation' to fine-tune"
+                "Frozen layers are taken by the PyTorch compilation of a Caffe network; real Caffe (pycaffe) keeps a "
+                "layer as it is when the network says lr_mult: 0 for its params, as in Caffe"
             )
         resume_collector()
         return run_pycaffe(ctx, s, dataset)

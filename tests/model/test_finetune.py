@@ -161,6 +161,32 @@ def test_lr_mult_0_in_a_caffe_network_freezes_a_layer_started_from_our_caffemode
     assert not torch.equal(before["layers.conv2.weight"], after["layers.conv2.weight"])
 
 
+def test_real_caffe_as_the_engine_starts_from_the_weights_by_layer_name_and_honours_lr_mult_0(
+    caffe, signed_in, workspace, recorder, dataset, four_classes
+):
+    a = train(signed_in, recorder, model_form(dataset.id, framework="caffe", train_epochs="1", model_name="A"))
+    start = os.path.join(workspace.store.job_dir(a), "snapshot_epoch_1.pt")
+    conv1 = RENAMED.index('name: "conv1"')
+    net = RENAMED[:conv1] + RENAMED[conv1:].replace(
+        "param { lr_mult: 1 }\n  param { lr_mult: 2 }", "param { lr_mult: 0 }\n  param { lr_mult: 0 }", 1
+    )
+    common = dict(framework="caffe", caffe_engine="pycaffe", method="custom", custom_network=net, train_epochs="1")
+    form = model_form(four_classes.id, custom_network_snapshot=start, weight_decay="0.01", model_name="B", **common)
+    b = train(signed_in, recorder, form)
+    record = signed_in.get(f"/models/{b}/json").get_json()["started from"]
+    assert layers_of(record, "loaded") == ["conv1", "conv2", "ip1"]
+    assert record["new"] == [{"layer": "ip2_new", "reason": "absent", "shapes": []}]
+    assert record["frozen"] == [{"layer": "conv1", "by": "lr_mult 0"}]
+    before, after = weights(workspace, a), weights(workspace, b)  # B's .pt holds what real Caffe trained
+    assert torch.equal(before["layers.conv1.weight"], after["layers.conv1.weight"])  # started from A, kept by Caffe
+    assert not torch.equal(before["layers.conv2.weight"], after["layers.conv2.weight"])  # started from A, trained
+    assert after["layers.ip2_new.weight"].shape == (4, 500)
+    # The form's Frozen layers are the PyTorch compilation's: real Caffe's run says so instead of training them.
+    form = model_form(four_classes.id, custom_network_snapshot=start, frozen_layers="conv2", **common)
+    c = train(signed_in, recorder, form, status="Error")
+    assert "lr_mult: 0" in signed_in.get(f"/models/{c}/status").get_json()["error"]
+
+
 # LeNet's layers as Caffe deploys them, for real Caffe to write a .caffemodel of (its fillers' weights).
 CAFFE_LENET = """
 name: "LeNet"

@@ -54,7 +54,8 @@ def _shape(shape) -> str:
     return " x ".join(str(int(d)) for d in shape) or "scalar"
 
 
-def _fits(target: tuple[int, ...], blob_shape: tuple[int, ...], legacy: bool) -> bool:
+def blob_fits(target: tuple[int, ...], blob_shape: tuple[int, ...], legacy: bool) -> bool:
+    """Caffe's blob shape check: a legacy num x channels x height x width blob fits the shape padded to 4-D."""
     if not legacy:
         return tuple(target) == tuple(blob_shape)
     if len(target) > 4:
@@ -94,7 +95,7 @@ def load_caffemodel(net: CaffeNet, source: str | bytes | Caffemodel) -> LoadRepo
                 f"{len(wanted)} ({', '.join(_shape(t.shape) for t in wanted) or 'none'})"
             )
         for i, (tensor, blob) in enumerate(zip(wanted, layer.blobs, strict=True)):
-            if not _fits(tuple(tensor.shape), blob.shape, blob.legacy):
+            if not blob_fits(tuple(tensor.shape), blob.shape, blob.legacy):
                 raise CaffemodelMismatch(
                     f"layer {layer.name!r} blob {i}: the file's shape is {_shape(blob.shape)}, "
                     f"the network's is {_shape(tensor.shape)}"
