@@ -72,30 +72,14 @@ def ensure_dataset(cache: str) -> str:
     return out
 
 
-def worker_rate(dataset: str, framework: str, epochs: int) -> float:
-    """Images per second of the real worker between its first and last train-loss reports."""
+def worker_run(dataset: str, settings: TrainSettings) -> dict:
+    """Train LeNet with `settings` in the real worker: images per second between its first and last train-loss
+    reports ("img_s"), the last val accuracy it reported ("accuracy", None without one) and the wall time from
+    the worker's start ("wall_s")."""
     jobs = tempfile.mkdtemp(prefix="bench-train-")
     try:
         dataset_id = new_job_id()  # the worker finds its dataset as the job folder beside its own
         os.symlink(dataset, os.path.join(jobs, dataset_id))
-        settings = TrainSettings(
-            framework=framework,
-            epochs=epochs,
-            snapshot_interval=epochs,
-            val_interval=epochs,
-            seed=1,
-            batch_size=BATCH,
-            batch_accumulation=1,
-            solver_type="SGD",
-            learning_rate=0.01,
-            momentum=0.9,
-            weight_decay=1e-4,
-            rms_decay=0.99,
-            lr_policy={"policy": "step", "lr_step_size": 33, "lr_step_gamma": 0.1},
-            shuffle=True,
-            crop_size=None,
-            use_mean="image",
-        )
         job = Job(
             id=new_job_id(),
             type="bench",
@@ -107,8 +91,9 @@ def worker_rate(dataset: str, framework: str, epochs: int) -> float:
         job_dir = os.path.join(jobs, job.id)
         os.makedirs(job_dir)
         with open(os.path.join(job_dir, settings.network_file), "w") as fh:
-            fh.write(get_network("lenet").text(framework))
+            fh.write(get_network("lenet").text(settings.framework))
         write_json_atomic(os.path.join(job_dir, "job.json"), job.to_dict())
+        started = time.perf_counter()
         proc = subprocess.Popen(
             [sys.executable, "-m", "digits.engine.train_worker", job_dir, "--task", "train"],
             cwd=ROOT,
@@ -116,18 +101,47 @@ def worker_rate(dataset: str, framework: str, epochs: int) -> float:
             stderr=subprocess.DEVNULL,
             text=True,
         )
-        points = []
+        points, accuracy = [], None
         for line in proc.stdout:
             msg = protocol.decode(line)
             if isinstance(msg, protocol.Metric) and msg.phase == "train" and msg.name == "loss":
                 points.append((time.perf_counter(), msg.iteration))
+            elif isinstance(msg, protocol.Metric) and msg.phase == "val" and msg.name == "accuracy":
+                accuracy = msg.value
             elif isinstance(msg, protocol.Error):
                 raise SystemExit(f"worker failed: {msg.message}")
         proc.wait()
         (t0, i0), (t1, i1) = points[0], points[-1]
-        return (i1 - i0) * BATCH / (t1 - t0)
+        return {
+            "img_s": (i1 - i0) * settings.batch_size / (t1 - t0),
+            "accuracy": accuracy,
+            "wall_s": time.perf_counter() - started,
+        }
     finally:
         shutil.rmtree(jobs, ignore_errors=True)
+
+
+def worker_rate(dataset: str, framework: str, epochs: int) -> float:
+    """Images per second of the real worker training LeNet as bare_rate does."""
+    settings = TrainSettings(
+        framework=framework,
+        epochs=epochs,
+        snapshot_interval=epochs,
+        val_interval=epochs,
+        seed=1,
+        batch_size=BATCH,
+        batch_accumulation=1,
+        solver_type="SGD",
+        learning_rate=0.01,
+        momentum=0.9,
+        weight_decay=1e-4,
+        rms_decay=0.99,
+        lr_policy={"policy": "step", "lr_step_size": 33, "lr_step_gamma": 0.1},
+        shuffle=True,
+        crop_size=None,
+        use_mean="image",
+    )
+    return worker_run(dataset, settings)["img_s"]
 
 
 def bare_rate(dataset_path: str, framework: str, epochs: int) -> float:
