@@ -117,6 +117,9 @@ class Trainer:
     on_snapshot: Callable[[float, str], None] | None = None
     # The most bytes this model's snapshot files may take together (the server's max_snapshot_bytes); None: no limit.
     max_snapshot_bytes: int | None = None
+    # Generic data with a numeric target (digits.engine.generic_data): mean squared error is the loss, and
+    # validation reports it as loss with the mean absolute error beside it, instead of accuracy.
+    regression: bool = False
 
     def __post_init__(self) -> None:
         self.iters_per_epoch = iterations_per_epoch(len(self.train), self.batch_size * self.batch_accumulation)
@@ -171,17 +174,42 @@ class Trainer:
         for x, y in self._batches(iteration):
             with self._autocast():
                 heads = self.model.heads(x)
-                loss = sum(w * F.cross_entropy(logits.float(), y) for logits, w in heads)
+                loss = sum(w * self._loss(out.float(), y) for out, w in heads)
             (loss / self.batch_accumulation).backward()
             total += loss.detach() / self.batch_accumulation
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return total
 
+    def _loss(self, out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        if self.regression:
+            return F.mse_loss(out.reshape(len(y), -1)[:, 0], y.float(), reduction=reduction)
+        return F.cross_entropy(out, y, reduction=reduction)
+
+    @torch.no_grad()
+    def _validate_regression(self, should_abort: Callable[[], bool]) -> dict[str, float]:
+        n, squared, absolute = 0, 0.0, 0.0
+        batch = self.val_batch_size or self.batch_size
+        for start in range(0, len(self.val), batch):
+            if should_abort():
+                return {}
+            x, y = self.val.take(torch.arange(start, min(start + batch, len(self.val)), device=self.val.device))
+            if not self.val.transformed:
+                x = self.val_transform(x)
+            with self._autocast():
+                predicted = self.model.logits(x).float().reshape(len(y), -1)[:, 0]
+            squared += F.mse_loss(predicted, y.float(), reduction="sum").item()
+            absolute += F.l1_loss(predicted, y.float(), reduction="sum").item()
+            n += len(y)
+        return {"loss": squared / n, "mae": absolute / n}
+
     @torch.no_grad()
     def validate(self, should_abort: Callable[[], bool] = lambda: False) -> dict[str, float]:
-        """Loss and accuracy on the validation split; {} when an abort comes first (it cannot wait a pass)."""
+        """Loss and accuracy on the validation split (loss = MSE and MAE for regression); {} when an abort comes
+        first (it cannot wait a pass)."""
         self.model.module.eval()
+        if self.regression:
+            return self._validate_regression(should_abort)
         n, loss_sum, top1, top5, classes = 0, 0.0, 0, 0, 0
         batch = self.val_batch_size or self.batch_size
         for start in range(0, len(self.val), batch):

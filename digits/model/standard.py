@@ -16,6 +16,8 @@ class StandardNetwork:
     title: str
     description: str
     frameworks: tuple[str, ...]
+    # "images" (a dataset of images) or "generic" (numeric features: digits.folders.generic)
+    data: str = "images"
 
     def path(self, framework: str) -> str:
         if framework not in self.frameworks:
@@ -58,6 +60,11 @@ register(
 )
 register(StandardNetwork("resnet18", "ResNet-18", "Residual network, 18 layers, batch normalization.", ("torch",)))
 register(StandardNetwork("resnet50", "ResNet-50", "Residual network, 50 layers with bottlenecks.", ("torch",)))
+register(
+    StandardNetwork(
+        "mlp", "MLP", "Multilayer perceptron for numeric features (generic data).", ("torch",), data="generic"
+    )
+)
 
 
 def get_network(name: str) -> StandardNetwork:
@@ -67,14 +74,15 @@ def get_network(name: str) -> StandardNetwork:
         raise KeyError(f"no standard network {name!r} (known: {', '.join(sorted(_REGISTRY))})") from None
 
 
-def list_networks(framework: str | None = None) -> list[StandardNetwork]:
-    return [n for n in _REGISTRY.values() if framework is None or framework in n.frameworks]
+def list_networks(framework: str | None = None, data: str = "images") -> list[StandardNetwork]:
+    """The standard networks for a kind of data ("images" or "generic"), of one framework or all."""
+    return [n for n in _REGISTRY.values() if n.data == data and (framework is None or framework in n.frameworks)]
 
 
 def is_standard_text(framework: str, text: str) -> bool:
     """Whether `text` is, byte for byte (but a final newline), one of the networks shipped for `framework`."""
     wanted = text.rstrip("\n")
-    for network in list_networks(framework):
+    for network in list_networks(framework) + list_networks(framework, data="generic"):
         if network.text(framework).rstrip("\n") == wanted:
             return True
     return False
