@@ -15,6 +15,7 @@ from digits.dataset import explore as dataset_explore
 from digits.dataset import generic_views as dataset_generic
 from digits.dataset import views as dataset_views
 from digits.inference import app as inference_app
+from digits.model import compare_views as model_compare
 from digits.model import compat_views as model_compat
 from digits.model import download as model_download
 from digits.model import external_views as model_runs
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
         model_tools.bp,
         model_download.bp,
         model_pretrained.bp,
+        model_compare.bp,
         files.bp,
         digits_compat.bp,  # DIGITS 6's spellings of routes the blueprints above serve
         dataset_compat.bp,

@@ -37,17 +37,19 @@ def _best(s: SeriesHistory | None, highest: bool) -> dict[str, float] | None:
     return {"value": float(y[i]), "epoch": float(x[i])}
 
 
-def _results(series: dict[Any, SeriesHistory], points: int, x0: float | None, x1: float | None) -> dict[str, Any]:
-    """A model's final and best results and its curves decimated to about `points` each (CPU work on arrays:
-    run off the event loop)."""
+def model_results(
+    series: dict[Any, SeriesHistory], points: int, x0: float | None, x1: float | None, curves=CURVES
+) -> dict[str, Any]:
+    """A model's final and best results and its `curves` ((phase, name) pairs) decimated to about `points` each
+    (CPU work on arrays: run off the event loop)."""
     final = {}
     for key in FINAL:
         s = series.get(key)
         if s is not None and len(s):
             epoch, value = s.last()
             final[f"{key[0]} {key[1]}"] = {"value": value, "epoch": epoch}
-    curves = {}
-    for phase, name in CURVES:
+    drawn = {}
+    for phase, name in curves:
         s = series.get((phase, name))
         if s is None:
             continue
@@ -57,7 +59,7 @@ def _results(series: dict[Any, SeriesHistory], points: int, x0: float | None, x1
         a = x[0] if x0 is None else x0
         b = x[-1] if x1 is None else x1
         xs, ys, decimated = decimate(x, y, a, b, max(1, points // 2))
-        curves[f"{phase}/{name}"] = {
+        drawn[f"{phase}/{name}"] = {
             "count": len(x),
             "decimated": decimated,
             "points": np.column_stack([xs, ys]).tolist(),
@@ -68,7 +70,7 @@ def _results(series: dict[Any, SeriesHistory], points: int, x0: float | None, x1
             "val accuracy": _best(series.get(("val", "accuracy")), highest=True),
             "val loss": _best(series.get(("val", "loss")), highest=False),
         },
-        "curves": curves,
+        "curves": drawn,
     }
 
 
@@ -90,7 +92,7 @@ def group_json(
                 "progress": round(job.progress, 4),
                 "epoch": train.epoch if train else None,
                 "sweep": job.extra.get("sweep", {}),
-                **off_loop(_results, series, points, x0, x1),
+                **off_loop(model_results, series, points, x0, x1),
             }
         )
     first = jobs[0] if jobs else None
