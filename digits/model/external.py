@@ -74,6 +74,13 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 class PointsRefused(ApiError):
     """A batch with a point that cannot be charted: nothing of it was kept."""
 
@@ -107,7 +114,7 @@ def to_records(points: list, x_kind: str | None, now: float) -> tuple[list[dict]
             raise PointsRefused(f'{where}: expected an object like {{"epoch": 1, "loss": 0.5}}')
         epoch, step = p.get("epoch"), p.get("step", p.get("iteration"))
         for key, value in (("epoch", epoch), ("step", step)):
-            if value is not None and not (_number(value) and math.isfinite(value)):
+            if value is not None and not (_number(value) and _finite(value)):
                 raise PointsRefused(f"{where}: {key} must be a number, got {value!r}")
         if epoch is None and step is None:
             raise PointsRefused(f"{where}: give its epoch or its step")
@@ -139,7 +146,7 @@ def to_records(points: list, x_kind: str | None, now: float) -> tuple[list[dict]
                     "time": now,
                     "phase": ph,
                     "name": name,
-                    "value": None if value is None else float(value),
+                    "value": float(value) if value is not None and _finite(value) else None,
                     "epoch": x,
                     "iteration": int(step) if step is not None else None,
                 }

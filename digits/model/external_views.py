@@ -106,7 +106,9 @@ def create():
         ws.store.release(job_id)
         raise storage_error(e, "the run's job.json") from None
     audit("create", job=job, type=job.type)
-    return jsonify({"id": job.id, "name": job.name, "status": job.status.value, **urls(job)})
+    # heartbeat_s: a script that makes no call for this long ends in Error.
+    answer = {"id": job.id, "name": job.name, "status": job.status.value, "heartbeat_s": runs().heartbeat_s}
+    return jsonify({**answer, **urls(job)})
 
 
 @bp.route("/runs/<job_id>/log", methods=["POST"])
