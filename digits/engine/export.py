@@ -121,7 +121,7 @@ def export_deployable(
                     )
             _write_atomic(path, lambda tmp: torch.jit.save(traced, tmp))
             if built.framework == "caffe":
-                _write_atomic(caffemodel_path_for(path), lambda tmp: save_caffemodel(net, tmp))
+                _write_atomic(caffemodel_path_for(path), lambda tmp: save_caffemodel(net, tmp, bgr=True))
     finally:
         torch.set_rng_state(rng)
         if cuda_rng is not None:

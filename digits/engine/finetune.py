@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from digits.engine.caffe.caffemodel import blob_fits
+from digits.engine.caffe.caffemodel import blob_fits, image_layers, reverse_image_channels
 from digits.engine.caffe.net import NOT_COMPUTED, CaffeNet
 from digits.engine.networks import BuiltNetwork
 from digits.folders.model import START_RECORD
@@ -63,6 +63,7 @@ class StartRecord:
     new: list[dict] = field(default_factory=list)
     frozen: list[dict] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
+    reversed: list[str] = field(default_factory=list)  # color layers turned from Caffe's BGR to RGB (the log says)
 
     def to_dict(self) -> dict:
         return {
@@ -238,6 +239,10 @@ def load_start_weights(net: BuiltNetwork, path: str, record: StartRecord) -> Non
                 "PyTorch code); give a .pt"
             )
         load_caffemodel_by_layer(layers, path, record)
+        # A .caffemodel holds color weights in Caffe's BGR order (this server's downloads write them so too); the
+        # images here are fed RGB.
+        loaded = {e["layer"] for e in record.loaded}
+        record.reversed = reverse_image_channels(net.module, [n for n in image_layers(net.module) if n in loaded])
     else:
         load_state_dict_by_layer(layers, read_state_dict(path), caffe, record)
 
@@ -287,6 +292,8 @@ def summary(record: StartRecord) -> str:
             parts.append("new layers: " + ", ".join(f"{e['layer']} ({e['reason']})" for e in record.new))
         if record.unused:
             parts.append("not used from the file: " + ", ".join(record.unused[:20]))
+        if record.reversed:
+            parts.append("BGR (Caffe) to RGB: input channels of " + ", ".join(record.reversed) + " reversed")
     if record.frozen:
         parts.append("frozen: " + ", ".join(e["layer"] for e in record.frozen))
     return "; ".join(parts)

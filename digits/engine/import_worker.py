@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from digits.engine.caffe.caffemodel import CaffemodelMismatch, load_caffemodel
+from digits.engine.caffe.caffemodel import CaffemodelMismatch, load_caffemodel, reverse_image_channels
 from digits.engine.export import ExportError, deploy_path_for, export_deployable
 from digits.engine.networks import BuiltNetwork, build_network
 from digits.folders.dataset import MEAN, MEAN_PNG, DatasetFolder
@@ -43,7 +43,6 @@ from digits.worker_runtime import TaskFailed, WorkerContext, run_worker
 
 EPOCH = 0
 # Layers that treat every channel alike: the image's channel order reaches the first learned layer through them.
-CHANNEL_BLIND = ("Power", "ReLU", "Dropout", "AbsVal", "Exp", "Log", "Sigmoid", "TanH", "BNLL", "Threshold")
 MAX_NAMED = 10
 
 
@@ -146,20 +145,7 @@ def import_caffe(ctx: WorkerContext, files: dict, shape: tuple[int, int, int], l
 def swap_first_layer_channels(built: BuiltNetwork, log) -> None:
     """Caffe feeds color images as BGR, this server as RGB: reverse the input channels of the learned layers that
     read the image (through channel-blind layers only), so the network computes what it computed in Caffe."""
-    spec = built.module.spec
-    reaches = {spec.data_blob}
-    swapped = []
-    for layer in spec.layers:
-        if not reaches.intersection(layer.bottoms):
-            continue
-        if layer.type in CHANNEL_BLIND:
-            reaches.update(layer.tops)
-        elif layer.type in ("Convolution", "Deconvolution") and built.module.caffe_blobs(layer.name):
-            weight = built.module.caffe_blobs(layer.name)[0]
-            if weight.shape[1] == 3:
-                with torch.no_grad():
-                    weight.copy_(weight.flip(1))
-                swapped.append(layer.name)
+    swapped = reverse_image_channels(built.module)
     if swapped:
         log(f"BGR (Caffe) to RGB: input channels of {', '.join(swapped)} reversed")
     else:

@@ -15,8 +15,10 @@ import torch
 
 from digits.engine.caffe.caffemodel import (
     CaffemodelMismatch,
+    image_layers,
     load_caffemodel,
     net_layers,
+    reverse_image_channels,
     save_caffemodel,
     snapshot_to_caffemodel,
 )
@@ -260,3 +262,50 @@ def test_a_snapshot_of_a_digits_network_becomes_a_caffemodel_for_its_deploy_prot
     out = real.forward(data=x)
     net.eval()
     np.testing.assert_allclose(our_prob(net, x), out[real.outputs[0]], rtol=1e-5, atol=1e-5)
+
+
+# A color network: its first convolution reads the image's channels (through an in-place Power and ReLU).
+COLOR_NET = """
+name: "color"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 12 dim: 12 } } }
+layer { name: "scale" type: "Power" bottom: "data" top: "scaled" power_param { scale: 0.5 } }
+layer { name: "conv1" type: "Convolution" bottom: "scaled" top: "conv1"
+  convolution_param { num_output: 4 kernel_size: 3 weight_filler { type: "xavier" } } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "conv2" type: "Convolution" bottom: "conv1" top: "conv2"
+  convolution_param { num_output: 3 kernel_size: 3 weight_filler { type: "xavier" } } }
+layer { name: "fc" type: "InnerProduct" bottom: "conv2" top: "fc" inner_product_param { num_output: 3 } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+"""
+
+
+def test_a_color_network_is_written_in_caffes_bgr_order_and_read_back_to_rgb(caffe, tmp_path):
+    # Caffe fed its color images as BGR, this server feeds RGB. The .caffemodel a person downloads is for Caffe:
+    # real Caffe on the BGR image gives what we give on the RGB one, and reading such a file to start a network
+    # here (an upload, fine-tuning) reverses the channels back.
+    shape, labels = (3, 12, 12), ["a", "b", "c"]
+    net = build_net(COLOR_NET, input_shape=shape, num_classes=len(labels), stage="deploy")
+    randomize(net, 11)
+    assert image_layers(net) == ["conv1"]
+    before = net.caffe_blobs("conv1")[0].clone()
+    path = str(tmp_path / "snapshot.caffemodel")
+    save_caffemodel(net, path, bgr=True)  # as the export beside each snapshot and the downloads write it
+    deploy = tmp_path / "deploy.prototxt"
+    deploy.write_text(COLOR_NET)
+    real = caffe.Net(str(deploy), caffe.TEST, weights=path)
+    rgb = np.random.default_rng(12).normal(size=(2, *shape)).astype(np.float32)
+    real.blobs["data"].reshape(*rgb.shape)
+    out = real.forward(data=np.ascontiguousarray(rgb[:, ::-1]))
+    net.eval()
+    expected = our_prob(net, rgb)
+    np.testing.assert_allclose(expected, out[real.outputs[0]], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(expected, our_prob(net, np.ascontiguousarray(rgb[:, ::-1])), atol=1e-3)  # order matters
+
+    again = build_net(COLOR_NET, input_shape=shape, num_classes=len(labels), stage="deploy")
+    load_caffemodel(again, path)
+    assert torch.equal(again.caffe_blobs("conv1")[0], before.flip(1))  # the file holds BGR
+    assert reverse_image_channels(again) == ["conv1"]
+    for (name, _, _, _, ours_), (_, _, _, _, theirs) in zip(net_layers(net), net_layers(again), strict=True):
+        for a, b in zip(ours_, theirs, strict=True):
+            assert torch.equal(a, b), name
+    assert torch.equal(net.caffe_blobs("conv1")[0], before)  # writing left the network as it was

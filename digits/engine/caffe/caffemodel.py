@@ -40,6 +40,37 @@ def _blobs(module: torch.nn.Module) -> list[torch.Tensor]:
     return [getattr(module, n) for n in (*module.blob_names, *module.buffer_names)]
 
 
+# Layers that leave each channel where it is: the image's channel order reaches through them unchanged.
+CHANNEL_BLIND = ("Power", "ReLU", "Dropout", "AbsVal", "Exp", "Log", "Sigmoid", "TanH", "BNLL", "Threshold")
+
+
+def image_layers(net: CaffeNet) -> list[str]:
+    """The learned layers that read a color image's channels (Convolution or Deconvolution with 3 input
+    channels fed by the data blob through channel-blind layers only). Caffe fed them BGR, this server feeds RGB:
+    a .caffemodel holds their weights in Caffe's order (reverse_image_channels, save_caffemodel(bgr=True))."""
+    reaches, found = {net.spec.data_blob}, []
+    for layer in net.spec.layers:
+        if not reaches.intersection(layer.bottoms):
+            continue
+        if layer.type in CHANNEL_BLIND:
+            reaches.update(layer.tops)
+        elif layer.type in ("Convolution", "Deconvolution") and net.caffe_blobs(layer.name):
+            if net.caffe_blobs(layer.name)[0].shape[1] == 3:
+                found.append(layer.name)
+    return found
+
+
+def reverse_image_channels(net: CaffeNet, names: list[str] | None = None) -> list[str]:
+    """Reverse, in place, the input channels of `names` (default: image_layers): BGR weights become RGB ones and
+    back. Returns the names."""
+    names = image_layers(net) if names is None else names
+    with torch.no_grad():
+        for name in names:
+            weight = net.caffe_blobs(name)[0]
+            weight.copy_(weight.flip(1))
+    return names
+
+
 def net_layers(net: CaffeNet) -> list[tuple[str, str, list[str], list[str], list[torch.Tensor]]]:
     """(name, type, bottoms, tops, blobs in Caffe's order) of each layer of the net's stage, in prototxt order."""
     modules = iter(net.layers.values())  # one per computed layer, in the same order (names may repeat)
@@ -118,12 +149,17 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().to("cpu", torch.float32).contiguous().numpy()
 
 
-def save_caffemodel(net: CaffeNet, path: str) -> None:
-    """Write `net`'s weights as a .caffemodel that Caffe loads with the same network's prototxt (any stage)."""
-    layers = [
-        (name, type_, bottoms, tops, [_to_numpy(t) for t in blobs])
-        for name, type_, bottoms, tops, blobs in net_layers(net)
-    ]
+def save_caffemodel(net: CaffeNet, path: str, *, bgr: bool = False) -> None:
+    """Write `net`'s weights as a .caffemodel that Caffe loads with the same network's prototxt (any stage).
+    `bgr`: for Caffe, which feeds color images as BGR (the layers reading the image get their input channels
+    reversed in the file; `net` is left as it is). Without it the file keeps this server's RGB order (a file
+    only this server's own Caffe run reads back)."""
+    flip = set(image_layers(net)) if bgr else set()
+
+    def arrays(name: str, blobs: list[torch.Tensor]) -> list[np.ndarray]:
+        return [_to_numpy(t.flip(1) if name in flip and i == 0 else t) for i, t in enumerate(blobs)]
+
+    layers = [(name, kind, bottoms, tops, arrays(name, blobs)) for name, kind, bottoms, tops, blobs in net_layers(net)]
     write_caffemodel(path, net.spec.name, layers)
 
 
@@ -134,8 +170,16 @@ def snapshot_to_caffemodel(snapshot_path: str, network_text: str, path: str) -> 
     net = build_net(network_text, input_shape=shape, num_classes=len(state["labels"]), stage="train")
     net.load_state_dict(state["model"])
     tmp = path + ".tmp"
-    save_caffemodel(net, tmp)
+    save_caffemodel(net, tmp, bgr=True)
     os.replace(tmp, path)
 
 
-__all__ = ["CaffemodelMismatch", "LoadReport", "load_caffemodel", "net_layers", "save_caffemodel"]
+__all__ = [
+    "CaffemodelMismatch",
+    "LoadReport",
+    "image_layers",
+    "load_caffemodel",
+    "net_layers",
+    "reverse_image_channels",
+    "save_caffemodel",
+]
