@@ -77,6 +77,7 @@ def train(dataset, epochs=20, lr=0.05, options=None):
         train_transform=identity,
         val_transform=identity,
         regression=dataset.problem == "regression",
+        snapshot_dir=dataset.path,  # the test's own folder (the default, the working directory, is the checkout's)
     )
     assert trainer.run() == "Done"
     return net, trainer, sink
