@@ -437,6 +437,31 @@ def walk(ann: Person, server, tmp_path) -> None:
     page.locator("details summary").first.click()
     ann.settle()
 
+    # ---- compare: every model ticked on the home page (the first from the keyboard), the comparison's controls ----
+    page.goto(server.url + "/")
+    boxes = page.locator('input[type=checkbox][form="compare-form"]')
+    assert boxes.count() >= 3
+    boxes.first.focus()
+    page.keyboard.press("Space")
+    for i in range(1, boxes.count()):
+        boxes.nth(i).check()
+    ann.submit_and_wait("#compare-models", re.compile(r"/models/compare\?"))
+    page.wait_for_selector("#compare[data-loaded=true]")
+    ann.settle()
+    for button in page.locator("#compare-table thead button").all():
+        button.click()
+    for box in page.locator("#compare-shown input[type=checkbox]").all():
+        box.uncheck()
+        box.check()
+    for action in ("zoom-in", "pan-left", "pan-right", "zoom-out", "reset"):
+        ann.click(f"#compare [data-chart-action={action}]")
+    page.check("#compare-log-scale")
+    page.uncheck("#compare-log-scale")
+    assert ann.download("#compare-csv").startswith(b"id,name,status,")
+    ann.submit_and_wait("#compare-json", re.compile(r"/models/compare/json\?"))
+    page.go_back()
+    page.wait_for_selector("#compare[data-loaded=true]")
+
     # ---- delete: the clone, the model, then the dataset ----
     for url in (pretrained_url, clone_url, model_url, dataset_url):
         page.goto(url)

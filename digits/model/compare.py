@@ -13,6 +13,7 @@ from typing import Any
 
 from digits.job import Job
 from digits.model.forms import CAFFE_ENGINE_TITLES, FIELD_LABELS
+from digits.model.lr_policy import FORM_DEFAULTS
 from digits.model.metric_history import metric_history
 from digits.model.settings import TRAIN_TASK, TrainSettings
 from digits.model.sweep_group import model_results
@@ -48,11 +49,11 @@ class Setting:
 
 
 def _lr_policy(s: TrainSettings) -> str:
-    policy = dict(s.lr_policy)
-    name = policy.pop("policy", "")
+    """The policy and the parameters it reads (the form keeps every policy's): "step (Step size ... 33, ...)"."""
+    name = s.lr_policy.get("policy", "")
+    used = [(k, s.lr_policy[k]) for k in FORM_DEFAULTS.get(name, {}) if k in s.lr_policy]
     params = ", ".join(
-        f"{FIELD_LABELS.get(k, k)} {v:g}" if isinstance(v, float) else f"{FIELD_LABELS.get(k, k)} {v}"
-        for k, v in policy.items()
+        f"{FIELD_LABELS.get(k, k)} {v:g}" if isinstance(v, float) else f"{FIELD_LABELS.get(k, k)} {v}" for k, v in used
     )
     return f"{name} ({params})" if params else name
 

@@ -79,6 +79,7 @@ def test_the_settings_that_differ_and_each_models_results(signed_in, two, datase
     same = {s["field"]: s["value"] for s in info["same"]}
     assert same["dataset"] == dataset.name and same["network"] == "lenet" and same["epochs"] == 3
     assert "learning_rate" not in same and same["solver_type"] == "SGD"
+    assert same["lr_policy"] == "step (Step size (% of training) 33, Gamma (step down) 0.1)"  # only its own
     ma, mb = info["models"]
     assert ma["settings"]["learning_rate"] == 0.01 and mb["settings"]["learning_rate"] == 0.1
     assert ma["best"]["val accuracy"] == {"value": 0.9, "epoch": 2.0}
@@ -125,11 +126,13 @@ def test_the_csv_is_the_table(signed_in, two):
 
 
 def test_a_name_a_spreadsheet_would_run_is_quoted_and_a_model_without_results_shows_none(signed_in, workspace, dataset):
-    a = add_model(workspace, dataset, "=HYPERLINK(1)", A_METRICS, solver_type="ADAM")
+    policy = {"policy": "exp", "lr_exp_gamma": 0.9, "lr_step_size": 33.0}  # the form keeps every policy's fields
+    a = add_model(workspace, dataset, "=HYPERLINK(1)", A_METRICS, solver_type="ADAM", lr_policy=policy)
     b = add_model(workspace, dataset, "queued", [], status=Status.WAITING)
     rows = list(csv.reader(io.StringIO(signed_in.get(f"/models/compare.csv?job_id={a.id}&job_id={b.id}").text)))
-    assert rows[0][3] == "Solver type" and rows[1][1] == "'=HYPERLINK(1)" and rows[1][3] == "ADAM"
-    assert rows[2][2:] == ["Waiting", "SGD"] + [""] * 7
+    assert rows[0][3:5] == ["Solver type", "Learning rate policy"] and rows[1][1] == "'=HYPERLINK(1)"
+    assert rows[1][3:5] == ["ADAM", "exp (Gamma (exponential decay) 0.9)"]
+    assert rows[2][2:] == ["Waiting", "SGD", "step (Step size (% of training) 33, Gamma (step down) 0.1)"] + [""] * 7
     info = signed_in.get(f"/models/compare/json?job_id={a.id}&job_id={b.id}").get_json()
     assert info["models"][1]["best"] == {"val accuracy": None, "val loss": None} and info["models"][1]["curves"] == {}
     html = signed_in.get(f"/models/compare?job_id={a.id}&job_id={b.id}").get_data(as_text=True)
