@@ -311,7 +311,14 @@ def walk(ann: Person, server, tmp_path) -> None:
         archive.write_bytes(ann.download("#downloads button:has-text('zip')"))
         with zipfile.ZipFile(archive) as z:
             assert any(n.endswith(f"snapshot_epoch_{epoch}.pt") for n in z.namelist()), z.namelist()
+        onnx = ann.download("#downloads button:has-text('ONNX')")
+        assert b"DIGITS" in onnx[:200] and len(onnx) > 100_000  # producer name early on, and LeNet's weights
     assert b"epoch" in ann.download("#downloads a:has-text('metrics.csv')")[:200]
+    board = tmp_path / "tensorboard.tar.gz"
+    board.write_bytes(ann.download("#downloads a:has-text('TensorBoard')"))
+    with tarfile.open(board) as tf:
+        runs = {os.path.dirname(n).rsplit("/", 1)[-1] for n in tf.getnames() if "tfevents" in n}
+    assert runs == {"train", "val"}, tf.getnames()
 
     # ---- classify one, with visualizations, an older epoch ----
     page.select_option("#classify-one-epoch", index=1)

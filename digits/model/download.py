@@ -1,9 +1,11 @@
 """Download a trained model as an archive that runs without DIGITS, and its metrics as CSV (torch-free).
 
-    GET /models/<id>/download[.tar.gz|.zip][?epoch=N]   network, weights, TorchScript, labels, mean, predict.py
-                          (a Caffe-framework model also deploy.prototxt and snapshot.caffemodel)
+    GET /models/<id>/download[.tar.gz|.zip][?epoch=N]   network, weights, TorchScript, ONNX, labels, mean,
+                          predict.py (a Caffe-framework model also deploy.prototxt and snapshot.caffemodel)
                           (also .tgz, .tar.bz2, .tar)
+    GET /models/<id>/download.onnx[?epoch=N]            the snapshot's network as ONNX, alone
     GET /models/<id>/metrics.csv                        every metric point reported during training
+    GET /models/<id>/tensorboard[.tar.gz|.zip]          the metrics as TensorBoard event files (model/tensorboard.py)
 
 Anyone who can see a model may download it, as in DIGITS. Only files of the model's folder and of its
 dataset's folder go into an archive, by their fixed names.
@@ -46,6 +48,8 @@ from digits.model.download_archive import (
 )
 from digits.model.predict_template import build_predict_script
 from digits.model.settings import model_settings
+from digits.model.tensorboard import tensorboard_members
+from digits.offload import off_loop
 from digits.views.common import job_or_404, workspace
 
 bp = Blueprint("model_download", __name__)
@@ -93,6 +97,22 @@ def _deploy_info(job: Job, job_dir: str, label: str) -> tuple[str, dict]:
         )
     with open(meta) as fh:
         return ts, json.load(fh)
+
+
+def _deploy_onnx(job: Job, job_dir: str, ts: str, deploy: dict, label: str) -> str:
+    """The snapshot's ONNX export beside its deploy_epoch_<E>.ts; Conflict saying why when there is none."""
+    name = os.path.splitext(os.path.basename(ts))[0] + ".onnx"
+    described = deploy.get("onnx") if isinstance(deploy.get("onnx"), dict) else {}
+    if described.get("error"):
+        raise Conflict(f"model {job.id} has no ONNX export for epoch {label}: {described['error']}")
+    path = file_in(job_dir, name)
+    if not path or "file" not in described:
+        raise Conflict(
+            f"model {job.id} has no ONNX export for epoch {label} ({name}). Models trained from now on write one "
+            f"with each snapshot, and `python -m digits.engine.export <jobs dir>/{job.id}` on the server writes it "
+            "for this one."
+        )
+    return path
 
 
 def _deploy_caffemodel(job: Job, job_dir: str, ts: str) -> str:
@@ -196,7 +216,7 @@ for it.
 Files
   predict.py            the classifier above
   model.ts              the network as TorchScript: torch.jit.load("model.ts") maps a preprocessed
-                        N x {shape} float batch to N x {classes} logits
+                        N x {shape} float batch to N x {classes} logits{onnx}
   info.json             image size, resize mode, mean, crop, input scale, labels, final metrics
   {network_file:<21} the network as it was written{deploy}
   {snapshot:<21} the training snapshot: torch.load(path, weights_only=True)["model"] is the
@@ -206,7 +226,16 @@ Files
 """
 
 
+ONNX_README = """
+  model.onnx            the same network as ONNX (opset {opset}): input "data" takes that preprocessed batch,
+                        output "logits" gives the logits and "prob" their softmax; for onnxruntime and others"""
+
+
 def _readme(info: dict, caffe: bool) -> str:
+    onnx = info.get("onnx") or {}
+    onnx_text = ONNX_README.format(opset=onnx["opset"]) if "file" in onnx else ""
+    if onnx.get("error"):
+        onnx_text = f"\n  (no model.onnx: {onnx['error']})"
     deploy = (
         "\n  deploy.prototxt       the deploy network, for Caffe"
         "\n  snapshot.caffemodel   its weights: caffe.Net('deploy.prototxt', 'snapshot.caffemodel', caffe.TEST)"
@@ -231,6 +260,7 @@ def _readme(info: dict, caffe: bool) -> str:
         network_file=info["network_file"],
         deploy=deploy,
         snapshot=info["snapshot"],
+        onnx=onnx_text,
     )
 
 
@@ -249,6 +279,12 @@ def archive_members(job: Job, epoch_arg: str | None) -> tuple[str, list[Member]]
         raise Conflict(f"model {job.id} cannot be downloaded: its {missing} is missing")
     labels = read_labels(dataset_dir)
     info = model_info(job, job_dir, dataset, labels, deploy, label, epoch, dataset_dir)
+    try:
+        onnx_path = _deploy_onnx(job, job_dir, ts, deploy, label)
+        info["onnx"] = {**{k: deploy["onnx"].get(k) for k in ("opset", "input", "outputs")}, "file": "model.onnx"}
+    except Conflict as e:  # the rest of the archive is worth having without it: info.json and README say why
+        onnx_path = None
+        info["onnx"] = {"error": e.message}
     mean, mean_png = file_in(dataset_dir, MEAN), file_in(dataset_dir, MEAN_PNG)
     if info["use_mean"] != "none" and not mean:
         raise Conflict(f"model {job.id} subtracts the {info['use_mean']} mean, but its dataset has no mean file")
@@ -269,6 +305,7 @@ def archive_members(job: Job, epoch_arg: str | None) -> tuple[str, list[Member]]
         Member.from_bytes("README.txt", _readme(info, bool(generated)).encode()),
     ]
     files = [(network_name, network), (os.path.basename(snapshot), snapshot), ("model.ts", ts)]
+    files += [("model.onnx", onnx_path)]
     files += [("snapshot.caffemodel", caffemodel)]
     files += [(LABELS, labels_path), (MEAN, mean), (MEAN_PNG, mean_png)]
     members: list[Member] = []
@@ -307,4 +344,45 @@ def metrics_csv(job_id: str):
         writer.writerow([point.get(column) for column in METRICS_COLUMNS])
     response = Response(out.getvalue(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{safe_name(job.name)}-metrics.csv"'
+    return response
+
+
+@bp.route("/models/<job_id>/download.onnx")
+def download_onnx(job_id: str):
+    """The snapshot's network as ONNX alone (the same preprocessing contract as model.ts, kept in its metadata)."""
+    job = job_or_404(job_id, "model")
+    job_dir = workspace().store.job_dir(job.id)
+    _, label, _ = _pick_snapshot(job, job_dir, request.args.get("epoch"))
+    ts, deploy = _deploy_info(job, job_dir, label)
+    member = Member.from_path("model.onnx", _deploy_onnx(job, job_dir, ts, deploy, label))
+
+    def chunks():
+        try:
+            yield from member.chunks()
+        finally:
+            close_members([member])
+
+    response = Response(chunks(), mimetype="application/octet-stream", direct_passthrough=True)
+    response.content_length = member.size
+    response.headers["Content-Disposition"] = f'attachment; filename="{safe_name(job.name)}-epoch{label}.onnx"'
+    response.call_on_close(lambda: close_members([member]))
+    return response
+
+
+@bp.route("/models/<job_id>/tensorboard")
+def tensorboard(job_id: str):
+    """The metrics as TensorBoard event files, as tar.gz (an endpoint of its own, as for download)."""
+    return tensorboard_as(job_id, "tar.gz")
+
+
+@bp.route("/models/<job_id>/tensorboard.<any('tar.gz', 'zip'):fmt>")
+def tensorboard_as(job_id: str, fmt: str):
+    job = job_or_404(job_id, "model")
+    members = off_loop(tensorboard_members, workspace().store.job_dir(job.id))
+    if not members:
+        raise Conflict(f"model {job.id} has reported no metric yet; its TensorBoard files would be empty")
+    folder = f"{safe_name(job.name)}-tensorboard"
+    mimetype, stream = FORMATS[fmt]
+    response = Response(stream(folder, members), mimetype=mimetype, direct_passthrough=True)
+    response.headers["Content-Disposition"] = f'attachment; filename="{folder}.{fmt}"'
     return response

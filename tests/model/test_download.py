@@ -123,6 +123,7 @@ def test_the_archive_classifies_without_digits_exactly_like_the_engine(
     job_id, _ = train(signed_in, recorder, workspace, dataset, framework=framework, **extra)
     folder = "lenet-epoch2"
     expected = {"network.py" if framework == "torch" else "network.prototxt", "snapshot_epoch_2.pt", "model.ts"}
+    expected |= {"model.onnx"}  # tests/model/test_exports.py runs it with onnxruntime
     expected |= {"labels.txt", "mean.binaryproto", "mean.png", "info.json", "predict.py", "README.txt"}
     if framework == "caffe":
         expected |= {"deploy.prototxt", "snapshot.caffemodel"}
@@ -301,7 +302,9 @@ def test_exporting_each_snapshot_does_not_change_training(tmp_path):
     exported = train_in_process(tmp_path / "exported", export=True)
     assert sorted(os.listdir(tmp_path / "plain")) == ["snapshot_epoch_1.pt", "snapshot_epoch_2.pt"]
     assert sorted(os.listdir(tmp_path / "exported")) == [
-        f"{kind}_epoch_{n}.{ext}" for n in (1, 2) for kind, ext in [("deploy", "json"), ("deploy", "ts")]
+        f"{kind}_epoch_{n}.{ext}"
+        for n in (1, 2)
+        for kind, ext in [("deploy", "json"), ("deploy", "onnx"), ("deploy", "ts")]
     ] + ["snapshot_epoch_1.pt", "snapshot_epoch_2.pt"]
     assert all(torch.equal(plain[k], exported[k]) for k in plain)
     with open(tmp_path / "exported" / "deploy_epoch_2.json") as fh:
