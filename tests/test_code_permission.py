@@ -207,3 +207,30 @@ def test_in_a_browser_python_is_off_for_a_member_without_the_permission(tmp_path
             assert errors == []
     finally:
         server.stop()
+
+
+def test_pytorch_uploads_run_code_and_need_the_permission(team):
+    # A pretrained PyTorch model brings code: a network.py beside a state dict, or a TorchScript archive's own
+    # compiled code. Refused without the permission before any file is kept; a Caffe upload is data.
+    fields = {"framework": "torch", "image_type": "1", "width": "28", "height": "28", "job_name": "uploaded"}
+    labels = ("labels.txt", b"a\nb\n")
+    uploads = {
+        "torchscript": {"weights_file": ("model.ts", b"not read yet"), "labels_file": labels},
+        "state_dict": {
+            "model_def_file": ("network.py", b"def build_model(**kw): ...\n"),
+            "weights_file": ("weights.pt", b"not read yet"),
+            "labels_file": labels,
+        },
+    }
+    for kind, files in uploads.items():
+        r = team.post("alice", "/pretrained_models/new/json", fields, files)
+        assert r.status_code == 403 and "'code' permission" in r.json()["error"]["message"], (kind, r.text)
+        r = team.post("bob", "/pretrained_models/new/json", fields, files)
+        assert r.status_code == 200, (kind, r.text)  # the import task then says what the file is not
+    caffe = {
+        "model_def_file": ("deploy.prototxt", get_network("lenet").text("caffe").encode()),
+        "weights_file": ("lenet.caffemodel", b"not read yet"),
+        "labels_file": labels,
+    }
+    r = team.post("alice", "/pretrained_models/new/json", {**fields, "framework": "caffe"}, caffe)
+    assert r.status_code == 200, r.text

@@ -52,7 +52,9 @@ def create_from_request():
     form, errors = read_pretrained_form(values, request.files)
     if errors:
         raise FormErrors(errors)
-    if form.format == "state_dict":  # a network.py a person wrote runs as code in the import and every later use
+    # A network.py a person wrote, and a TorchScript archive's own compiled code, run in the import and in every
+    # later use (classify, fine-tuning): code, which needs the permission to run it.
+    if form.format in ("state_dict", "torchscript"):
         refusal = code_refusal()
         if refusal:
             raise Forbidden(refusal)
