@@ -103,67 +103,108 @@ def decode_points(body: bytes) -> list:
     return points
 
 
+def _split(key: Any, where: str) -> tuple[str | None, str]:
+    """A metric's key as (the phase its prefix names, or None for the point's own; the charts' name)."""
+    if not isinstance(key, str) or not key or len(key) > MAX_NAME:
+        raise PointsRefused(f"{where}: a metric name must be 1 to {MAX_NAME} characters")
+    phase, name = None, key
+    for prefix in PHASES:
+        if key.startswith(prefix + "_") and len(key) > len(prefix) + 1:
+            phase, name = prefix, key[len(prefix) + 1 :]
+    return phase, ALIASES.get(name, name)
+
+
 def to_records(points: list, x_kind: str | None, now: float) -> tuple[list[dict], str | None, float | None]:
     """metrics.jsonl lines for `points` (each {epoch and/or step, phase?, name: value, ...}), the run's x (epoch, or
-    step when its points carry none), and the last epoch. PointsRefused names the first bad point and field."""
+    step when its points carry none), and the last epoch. PointsRefused names the first bad point and field.
+    The loop of an ingest of thousands of points a second: each key is checked and split once a batch."""
     records: list[dict] = []
+    keys: dict[Any, tuple[str | None, str] | None] = {k: None for k in PLACE}  # None: a place, not a metric
     last = None
     for i, p in enumerate(points):
-        where = f"point {i + 1}"
         if not isinstance(p, dict):
-            raise PointsRefused(f'{where}: expected an object like {{"epoch": 1, "loss": 0.5}}')
+            raise PointsRefused(f'point {i + 1}: expected an object like {{"epoch": 1, "loss": 0.5}}')
         epoch, step = p.get("epoch"), p.get("step", p.get("iteration"))
         for key, value in (("epoch", epoch), ("step", step)):
             if value is not None and not (_number(value) and _finite(value)):
-                raise PointsRefused(f"{where}: {key} must be a number, got {value!r}")
+                raise PointsRefused(f"point {i + 1}: {key} must be a number, got {value!r}")
         if epoch is None and step is None:
-            raise PointsRefused(f"{where}: give its epoch or its step")
+            raise PointsRefused(f"point {i + 1}: give its epoch or its step")
         kind = "epoch" if epoch is not None else "step"
         if x_kind is None:
             x_kind = kind
         elif kind != x_kind and x_kind == "epoch":
-            raise PointsRefused(f"{where}: this run's points are charted by epoch: give its epoch too")
+            raise PointsRefused(f"point {i + 1}: this run's points are charted by epoch: give its epoch too")
         x = float(epoch if x_kind == "epoch" else step)
+        iteration = int(step) if step is not None else None
         phase = p.get("phase", "train")
         if phase not in PHASES:
-            raise PointsRefused(f"{where}: phase must be train or val, got {phase!r}")
+            raise PointsRefused(f"point {i + 1}: phase must be train or val, got {phase!r}")
         before = len(records)
         for key, value in p.items():
-            if key in PLACE:
+            try:
+                split = keys[key]
+            except KeyError:
+                split = keys[key] = _split(key, f"point {i + 1}")
+            except TypeError:  # an unhashable key cannot come from JSON; kept for callers with other data
+                split = _split(key, f"point {i + 1}")
+            if split is None:
                 continue
-            if not isinstance(key, str) or not key or len(key) > MAX_NAME:
-                raise PointsRefused(f"{where}: a metric name must be 1 to {MAX_NAME} characters")
-            if not (_number(value) or value is None):
-                raise PointsRefused(f"{where}: {key} must be a number, got {value!r}")
-            ph, name = phase, key
-            for prefix in PHASES:
-                if key.startswith(prefix + "_") and len(key) > len(prefix) + 1:
-                    ph, name = prefix, key[len(prefix) + 1 :]
-            name = ALIASES.get(name, name)
+            if value is None:
+                kept = None
+            elif _number(value):
+                kept = float(value) if _finite(value) else None
+            else:
+                raise PointsRefused(f"point {i + 1}: {key} must be a number, got {value!r}")
             records.append(
                 {
                     "task": RUN_TASK,
                     "time": now,
-                    "phase": ph,
-                    "name": name,
-                    "value": float(value) if value is not None and _finite(value) else None,
+                    "phase": split[0] or phase,
+                    "name": split[1],
+                    "value": kept,
                     "epoch": x,
-                    "iteration": int(step) if step is not None else None,
+                    "iteration": iteration,
                 }
             )
         if len(records) == before:
-            raise PointsRefused(f"{where}: it names no metric (say loss, accuracy or lr)")
+            raise PointsRefused(f"point {i + 1}: it names no metric (say loss, accuracy or lr)")
         if epoch is not None:
             last = float(epoch)
     return records, x_kind, last
 
 
-def _append(path: str, records: list[dict]) -> tuple[bytes, list]:
-    """Append the records in one write; the event's points. Runs off the event loop."""
-    data = "".join(json.dumps(r) + "\n" for r in records).encode()
+def _lines(records: list[dict]) -> bytes:
+    """The records as metrics.jsonl lines, byte for byte what json.dumps writes (float and int reprs are JSON's),
+    each series' fixed part encoded once: a json.dumps per record was most of an ingest's time."""
+    heads: dict[tuple[str, str, str], tuple[str, str]] = {}
+    out = []
+    for r in records:
+        key = (r["task"], r["phase"], r["name"])
+        head = heads.get(key)
+        if head is None:
+            task, phase, name = (json.dumps(k) for k in key)
+            head = heads[key] = ('{"task": ' + task + ', "time": ', f', "phase": {phase}, "name": {name}, "value": ')
+        value, iteration = r["value"], r["iteration"]
+        out.append(
+            f"{head[0]}{r['time']!r}{head[1]}{'null' if value is None else repr(value)}, "
+            f'"epoch": {r["epoch"]!r}, "iteration": {"null" if iteration is None else repr(iteration)}}}\n'
+        )
+    return "".join(out).encode()
+
+
+def ingest(path: str, body: bytes, x_kind: str | None, now: float) -> tuple[int, str | None, float | None, list]:
+    """A log request's work, done off the event loop: the body's points checked, appended to metrics.jsonl in one
+    write; (values kept, the run's x, the last epoch, the event's points [[phase, name, x, value, iteration]])."""
+    records, x_kind, last = to_records(decode_points(body), x_kind, now)
     with open(path, "ab") as fh:
-        fh.write(data)
-    return data, [[r["phase"], r["name"], r["epoch"], r["value"], r["iteration"]] for r in records]
+        fh.write(_lines(records))
+    return (
+        len(records),
+        x_kind,
+        last,
+        [[r["phase"], r["name"], r["epoch"], r["value"], r["iteration"]] for r in records],
+    )
 
 
 class Runs:
@@ -199,11 +240,9 @@ class Runs:
         """Check and keep a batch of points; how many metric values it held."""
         self._open(job)
         ext = job.extra["external"]
-        points = decode_points(body)
-        records, x_kind, last = to_records(points, ext.get("x"), time.time())
-        self.seen[job.id] = time.time()
         path = os.path.join(self.ws.store.job_dir(job.id), METRICS_FILE)
-        _, events = off_loop(_append, path, records)
+        count, x_kind, last, events = off_loop(ingest, path, body, ext.get("x"), time.time())
+        self.seen[job.id] = time.time()
         if ext.get("x") != x_kind:
             ext["x"] = x_kind
             self.ws.store.save(job)
@@ -215,7 +254,7 @@ class Runs:
             if epochs:
                 task.progress = min(1.0, max(0.0, last / epochs))
             self.ws.bus.publish(TaskProgress(job.id, RUN_TASK, task.progress, last, job.progress))
-        return len(records)
+        return count
 
     def finish(self, job: Job, error: str | None) -> None:
         """The script says it ended: Done, or Error with its message."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from digits.model.external import to_records
+from digits.model.external import _lines, to_records
 from tests.support import JSON
 from tests.support.accounts import add_accounts, bearer
 from tests.support.apps import sign_in, with_settings
@@ -137,3 +137,15 @@ def test_only_the_owner_or_an_admin_logs_to_a_run(app, workspace):
     assert client.post(run["log_url"], json=point, headers=bearer(tokens["ann"])).status_code == 200
     assert client.post(run["log_url"], json=point, headers=JSON).status_code == 401
     assert sign_in(app, "bob").get(run["url"]).status_code == 200  # everyone sees every job
+
+
+def test_metrics_lines_are_what_json_writes():
+    """The ingest writes metrics.jsonl lines by hand (its hot loop); they must be json.dumps' bytes exactly."""
+    points = [
+        {"epoch": i / 7, "step": i, "loss": 1 / (i + 1), "val_accuracy": 0.5, "lr": 1e-20 * i, 'we"ird\\name': None}
+        for i in range(20)
+    ]
+    points.append({"epoch": 3, "phase": "val", "loss": float("inf"), "big": 10**400, "nope": float("nan")})
+    records, _, _ = to_records(points, None, 1234.5678)
+    assert _lines(records) == "".join(json.dumps(r) + "\n" for r in records).encode()
+    assert [json.loads(line) for line in _lines(records).splitlines()] == records
