@@ -45,6 +45,7 @@ from digits.engine.trainer import Split, Trainer
 from digits.folders.dataset import DatasetFolderError, db_name, open_dataset
 from digits.folders.model import copy_dataset_essentials, latest_snapshot
 from digits.job import is_job_id
+from digits.model.best_epoch import tracker_for
 from digits.model.lr_policy import LRPolicy
 from digits.model.quotas import (
     optimizer_slots,
@@ -137,6 +138,8 @@ def run_train(ctx: WorkerContext) -> str | None:
                 "Frozen layers are taken by the PyTorch compilation of a Caffe network; real Caffe (pycaffe) keeps a "
                 "layer as it is when the network says lr_mult: 0 for its params, as in Caffe"
             )
+        if s.best_monitor:
+            ctx.reporter.log("best epoch and early stopping are kept by the PyTorch engine, not real Caffe", "warning")
         resume_collector()
         return run_pycaffe(ctx, s, dataset)
     with open(ctx.path(s.network_file), encoding="utf-8") as fh:
@@ -213,6 +216,7 @@ def run_train(ctx: WorkerContext) -> str | None:
         extra_state={"framework": s.framework, "input_shape": list(shape), "labels": dataset.labels},
         on_snapshot=snapshot_exporter(net, shape, image_shape=dataset.shape, use_mean=s.use_mean, log=ctx.reporter.log),
         max_snapshot_bytes=s.max_snapshot_bytes,
+        best=tracker_for(s),
     )
     resume_from = latest_snapshot(ctx.job_dir)
     if resume_from:

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from digits.engine.augment import BatchTransform
 from digits.engine.solvers import set_learning_rate
-from digits.folders.model import epoch_label, snapshot_name
+from digits.folders.model import BEST_RECORD, epoch_label, label_of, remove_snapshot_files, snapshot_name
+from digits.model.best_epoch import BestTracker
 from digits.model.lr_policy import LRPolicy
 from digits.model.quotas import (
     SNAPSHOT_OVERHEAD,
@@ -30,6 +31,7 @@ from digits.model.quotas import (
     snapshot_refusal,
 )
 from digits.model.settings import iterations_per_epoch
+from digits.store import write_json_atomic
 from digits.worker_runtime import TaskFailed
 
 REPORTS_PER_EPOCH = 10
@@ -120,6 +122,8 @@ class Trainer:
     # Generic data with a numeric target (digits.engine.generic_data): mean squared error is the loss, and
     # validation reports it as loss with the mean absolute error beside it, instead of accuracy.
     regression: bool = False
+    # Best epoch (digits/model/best_epoch.py): the best validation so far, a snapshot kept at it, and early stopping.
+    best: BestTracker | None = None
 
     def __post_init__(self) -> None:
         self.iters_per_epoch = iterations_per_epoch(len(self.train), self.batch_size * self.batch_accumulation)
@@ -130,6 +134,7 @@ class Trainer:
         self._perm_epoch = -1
         self._perm: torch.Tensor | None = None
         self.iteration = 0
+        self._superseded: str | None = None  # a best snapshot kept only for being the best, now beaten
 
     # ---- data ------------------------------------------------------------------------------------------
     def _permutation(self, epoch: int) -> torch.Tensor:
@@ -235,7 +240,9 @@ class Trainer:
     # ---- snapshots -------------------------------------------------------------------------------------
     def snapshots_left(self) -> int:
         """Snapshots the rest of the run writes (one each interval and one at the end; an abort adds one)."""
-        return snapshot_iterations(self.max_iter, self.snapshot_every, start=self.iteration)
+        # Tracking the best keeps one more between intervals at most (an older one goes when a new best comes).
+        extra = 1 if self.best is not None and self.val_every % self.snapshot_every else 0
+        return snapshot_iterations(self.max_iter, self.snapshot_every, start=self.iteration) + extra
 
     def _check_snapshot_room(self, state: dict[str, Any], name: str, epoch: float) -> None:
         """Fail before writing a snapshot that would take this model's snapshots past the quota."""
@@ -264,6 +271,8 @@ class Trainer:
             },
             **(self.extra_state or {}),
         }
+        if self.best is not None:
+            state["best"] = self.best.to_dict()
         self._check_snapshot_room(state, name, epoch)
         path = os.path.join(self.snapshot_dir or ".", name)
         torch.save(state, path + ".tmp")
@@ -278,6 +287,11 @@ class Trainer:
         self.model.module.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.iteration = int(state["iteration"])
+        if self.best is not None and isinstance(state.get("best"), dict):
+            kept = BestTracker.from_dict(state["best"])
+            if kept.monitor == self.best.monitor:  # the tracking goes on; the settings' patience and delta rule
+                for name in ("value", "epoch", "snapshot", "snapshot_extra", "since"):
+                    setattr(self.best, name, getattr(kept, name))
         rng = state.get("rng", {})
         if "torch" in rng:
             torch.set_rng_state(rng["torch"].cpu())
@@ -311,9 +325,40 @@ class Trainer:
                 self.sink.lr(self.policy.lr_at(it - 1), epoch=epoch)
                 self.sink.progress(it / self.max_iter, epoch=epoch)
                 running, count = torch.zeros((), device=self.device), 0
+            keep, stop = False, False
             if self.val is not None and (it % self.val_every == 0 or it == self.max_iter):
-                for name, value in self.validate(should_abort).items():
+                values = self.validate(should_abort)
+                for name, value in values.items():
                     self.sink.metric("val", name, value, epoch=epoch, iteration=it)
-            if it % self.snapshot_every == 0 or it == self.max_iter:
+                if self.best is not None:
+                    keep, stop = self._track_best(values, it)
+            if keep or stop or it % self.snapshot_every == 0 or it == self.max_iter:
                 self.save_snapshot(it)
+                if self._superseded:
+                    remove_snapshot_files(self.snapshot_dir or ".", self._superseded)
+                    self._superseded = None
+            if stop:
+                return "Done"
         return "Done"
+
+    # ---- best epoch and early stopping -----------------------------------------------------------------
+    def _track_best(self, values: dict[str, float], it: int) -> tuple[bool, bool]:
+        """Update the best with one validation's values and record it; (keep a snapshot now, stop early)."""
+        epoch = it / self.iters_per_epoch
+        best = self.best
+        improved = best.update(values, epoch)
+        if improved is None:
+            return False, False
+        at_interval = it % self.snapshot_every == 0 or it == self.max_iter
+        if improved:
+            if best.snapshot_extra and best.snapshot != snapshot_name(epoch):
+                self._superseded = label_of(best.snapshot)
+            best.snapshot, best.snapshot_extra = snapshot_name(epoch), not at_interval
+        stop = best.should_stop() and it < self.max_iter
+        if stop:
+            reason = best.stop_reason(epoch)
+            best.stopped = {"epoch": round(epoch, 4), "reason": reason}
+            self.sink.log(reason)
+        # Written before the snapshot, whose event refreshes the page that reads it.
+        write_json_atomic(os.path.join(self.snapshot_dir or ".", BEST_RECORD), best.record())
+        return bool(improved) and not at_interval, stop

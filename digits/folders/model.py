@@ -11,6 +11,8 @@
     metrics.cache.npz                  metrics.jsonl as parsed by the web server up to an offset (rebuilt when unsure)
     started_from.json                  what training started from, written by the worker before its first step:
                                        the start weights' file, each layer loaded, new (and why) or frozen
+    best_epoch.json                    the best validation so far when the settings watch one (model/best_epoch.py):
+                                       monitor, value, epoch, its snapshot, and why the run stopped early
     results/                           pictures made by classify-many (confusion matrices)
     dataset/                           what the model needs of its dataset, copied when training starts: labels.txt,
                                        image.json (size, channels, resize mode), mean.binaryproto and mean.png, so
@@ -43,6 +45,7 @@ RESULTS_DIR = "results"
 DATASET_COPY = "dataset"
 METRICS_CACHE = "metrics.cache.npz"
 START_RECORD = "started_from.json"
+BEST_RECORD = "best_epoch.json"
 
 
 def epoch_label(epoch: float) -> str:
@@ -98,6 +101,7 @@ class Snapshot:
 
     epoch: int | float
     name: str
+    best: bool = False  # the snapshot of the model's best validation (best_epoch.json)
 
     @property
     def label(self) -> str:
@@ -105,22 +109,28 @@ class Snapshot:
 
 
 def snapshots(job: Job, job_dir: str) -> list[Snapshot]:
-    """The snapshots the job recorded that are on disk, oldest first."""
+    """The snapshots the job recorded that are on disk, oldest first; the best one (best_epoch.json) says so."""
     found: dict[str, Snapshot] = {}
+    best = (read_best_record(job_dir) or {}).get("snapshot")
     for task in job.tasks:
         for snap in task.snapshots:
             if file_in(job_dir, snap.get("path")):
-                found[snap["path"]] = Snapshot(snap["epoch"], snap["path"])
+                found[snap["path"]] = Snapshot(snap["epoch"], snap["path"], best=snap["path"] == best)
     return sorted(found.values(), key=lambda s: s.epoch)
 
 
+def default_snapshot(snaps: list[Snapshot]) -> Snapshot | None:
+    """What classify, downloads and a new model's start use when no epoch is asked for: the best, else the latest."""
+    return next((s for s in snaps if s.best), snaps[-1] if snaps else None)
+
+
 def pick_snapshot(snaps: list[Snapshot], wanted: str | None) -> Snapshot | None:
-    """The snapshot for `wanted` (an epoch as a person types it: "3", "1.73" or the exact 1.7333); the latest
-    when nothing is wanted; None when there is no such snapshot."""
+    """The snapshot for `wanted` (an epoch as a person types it: "3", "1.73" or the exact 1.7333); the best (else
+    the latest) when nothing is wanted; None when there is no such snapshot."""
     if not snaps:
         return None
     if not wanted:
-        return snaps[-1]
+        return default_snapshot(snaps)
     try:
         value = float(wanted)
     except ValueError:
@@ -230,6 +240,53 @@ def read_start_record(job_dir: str) -> dict[str, Any] | None:
         "frozen": [{**e, "by": str(e["by"] or "")} for e in entries("frozen", ("by",))],
         "unused": [u for u in unused if isinstance(u, str)] if isinstance(unused, list) else [],
     }
+
+
+def read_best_record(job_dir: str) -> dict[str, Any] | None:
+    """best_epoch.json as {"monitor", "mode", "value", "epoch", "snapshot", "early_stopping", "patience",
+    "min_delta", "stopped": {"epoch", "reason"} or None}; None when the model watches no value, has not validated
+    yet, or the file is not such a record. Read defensively, as started_from.json (a member's code may run in the
+    worker that writes it): only the expected fields, of the expected types."""
+    path = file_in(job_dir, BEST_RECORD)
+    if path is None or os.path.getsize(path) > 64 << 10:
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("value"), int | float):
+        return None
+    if not isinstance(raw.get("epoch"), int | float) or raw.get("monitor") not in ("val_loss", "val_accuracy"):
+        return None
+    stopped = raw.get("stopped")
+    if isinstance(stopped, dict) and isinstance(stopped.get("epoch"), int | float):
+        stopped = {"epoch": stopped["epoch"], "reason": str(stopped.get("reason") or "")[:500]}
+    else:
+        stopped = None
+    snapshot = raw.get("snapshot")
+    return {
+        "monitor": raw["monitor"],
+        "mode": "min" if raw["monitor"] == "val_loss" else "max",
+        "value": float(raw["value"]),
+        "epoch": float(raw["epoch"]),
+        "snapshot": snapshot if isinstance(snapshot, str) and SNAPSHOT_RE.match(snapshot) else None,
+        "early_stopping": bool(raw.get("early_stopping")),
+        "patience": raw["patience"] if isinstance(raw.get("patience"), int) else None,
+        "min_delta": float(raw["min_delta"]) if isinstance(raw.get("min_delta"), int | float) else 0.0,
+        "stopped": stopped,
+    }
+
+
+def remove_snapshot_files(job_dir: str, label: str) -> None:
+    """Remove the snapshot of this epoch label and what was exported beside it (deploy_epoch_<E>.*)."""
+    doomed = [os.path.join(job_dir, f"snapshot_epoch_{label}.pt")]
+    doomed += glob.glob(os.path.join(glob.escape(job_dir), glob.escape(f"deploy_epoch_{label}.") + "*"))
+    for path in doomed:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
 
 
 def _dims(shape: Any) -> list[int] | None:

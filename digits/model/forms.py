@@ -15,6 +15,7 @@ from digits.config import Settings
 from digits.folders import file_in
 from digits.folders.dataset import read_labels, training_images
 from digits.forms import FormReader
+from digits.model.best_epoch import read_best_epoch
 from digits.model.caffe import analyze, transform_crop
 from digits.model.frozen_layers import read_frozen_layers
 from digits.model.lr_policy import LRPolicy
@@ -335,6 +336,7 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
         augmentation=read_augmentation(r),
         pretrained=(read_pretrained(r, settings) if settings is not None else None) or start_weights,
         frozen_layers=read_frozen_layers(r, framework, text),
+        **read_best_epoch(r),
         max_model_params=quotas.max_model_params,
         max_snapshot_bytes=quotas.max_snapshot_bytes,
     )

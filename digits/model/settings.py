@@ -48,6 +48,12 @@ class TrainSettings:
     pretrained: str | None = None
     # Layers whose weights stay as they start (names or name prefixes; the form's "Frozen layers").
     frozen_layers: list[str] = field(default_factory=list)
+    # Best epoch (digits/model/best_epoch.py): the validation value watched ("val_loss", "val_accuracy"; "" none),
+    # and whether the run stops once `patience` validations did not improve on the best by more than min_delta.
+    best_monitor: str = ""
+    early_stopping: bool = False
+    patience: int = 5
+    min_delta: float = 0.0
     # The server's quotas when the job was submitted (workers do not read the server's settings).
     max_model_params: int | None = None
     max_snapshot_bytes: int | None = None
