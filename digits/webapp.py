@@ -15,10 +15,13 @@ from digits.dataset import explore as dataset_explore
 from digits.dataset import generic_views as dataset_generic
 from digits.dataset import views as dataset_views
 from digits.inference import app as inference_app
+from digits.inference import generic_views as inference_generic
 from digits.model import compare_views as model_compare
 from digits.model import compat_views as model_compat
 from digits.model import download as model_download
 from digits.model import external_views as model_runs
+from digits.model import generic_views as model_generic
+from digits.model import lr_finder_views as model_lr_finder
 from digits.model import pretrained_views as model_pretrained
 from digits.model import tools as model_tools
 from digits.model import views as model_views
@@ -97,7 +100,10 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
         dataset_explore.bp,
         model_views.bp,
         dataset_generic.bp,
+        model_generic.bp,
+        inference_generic.bp,
         model_tools.bp,
+        model_lr_finder.bp,
         model_download.bp,
         model_pretrained.bp,
         model_compare.bp,

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from digits.folders.dataset import LABELS, read_labels, read_stats
+from digits.job import is_job_id
 from digits.store import write_json_atomic
 
 GENERIC_JSON = "generic.json"
@@ -147,3 +148,33 @@ def generic_summary(path: str) -> dict[str, Any]:
         "labels": dataset.labels,
         "stats": read_stats(path),
     }
+
+
+# ---- models over generic data ----------------------------------------------------------------------------------
+GENERIC_MODEL_TYPE = "generic-model"
+# A model's own copy of what it needs of its generic dataset (generic.json, labels.txt), made when training
+# starts, so prediction keeps working when the dataset folder is gone (the image models' dataset/ copy).
+GENERIC_COPY = "generic_dataset"
+
+
+def copy_generic_essentials(dataset: GenericDataset, job_dir: str) -> str:
+    """Write the dataset's generic.json (and labels.txt) into the model folder's generic_dataset/."""
+    target = os.path.join(job_dir, GENERIC_COPY)
+    os.makedirs(target, exist_ok=True)
+    if dataset.labels:
+        with open(os.path.join(target, LABELS), "w", encoding="utf-8") as fh:
+            fh.writelines(label + "\n" for label in dataset.labels)
+    write_meta(target, dataset)  # atomic, and written last: a reader that sees it sees the labels
+    return target
+
+
+def model_generic_dir(job_dir: str, dataset_id: str) -> str | None:
+    """Where a generic model's feature names, normalization and labels are read: its own copy, else its dataset's
+    folder beside it (None when it names none)."""
+    own = os.path.join(job_dir, GENERIC_COPY)
+    if is_generic_folder(own) and not os.path.islink(own):
+        return own
+    if not is_job_id(dataset_id or ""):
+        return None
+    beside = os.path.join(os.path.dirname(os.path.normpath(job_dir)), dataset_id)
+    return beside if is_generic_folder(beside) else None

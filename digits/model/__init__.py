@@ -10,6 +10,7 @@ from digits.task_kinds import register_task_kind
 MODEL_TYPE = "image-classification-model"
 # A model made from uploaded weights (digits/model/pretrained.py): its one task imports them, nothing trains.
 IMPORT_KIND = "model.import"
+GENERIC_TRAIN_KIND = "model.generic_train"
 
 
 def train_access(workspace, job, task) -> dict:
@@ -32,5 +33,7 @@ def train_access(workspace, job, task) -> dict:
 
 
 register_task_kind("model.train", "digits.engine.train_worker", train_access)
+# Models over generic (tabular) data: digits/model/generic_views.py makes them, this worker trains them.
+register_task_kind(GENERIC_TRAIN_KIND, "digits.engine.generic_train", train_access)
 register_task_kind(IMPORT_KIND, "digits.engine.import_worker")  # reads its own folder only (the uploads)
 register_migrations(MODEL_TYPE)

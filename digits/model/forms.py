@@ -14,6 +14,7 @@ from digits import caffe_status
 from digits.config import Settings
 from digits.folders import file_in
 from digits.folders.dataset import read_labels, training_images
+from digits.folders.generic import GENERIC_DATASET_TYPE
 from digits.forms import FormReader
 from digits.model.best_epoch import read_best_epoch
 from digits.model.caffe import analyze, transform_crop
@@ -271,6 +272,8 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
     image, labels = {}, 0
     if dataset_id and (dataset is None or dataset.category != "dataset"):
         r.error("dataset", f"No dataset with id {dataset_id!r}.")
+    elif dataset is not None and dataset.type == GENERIC_DATASET_TYPE:
+        r.error("dataset", f"Dataset {dataset.name} is a generic dataset: train on it with New Model > Generic.")
     elif dataset is not None:
         if dataset.status in (Status.ERROR, Status.ABORTED):
             r.error("dataset", f"Dataset {dataset.name} ended {dataset.status.value}; it cannot be trained on.")

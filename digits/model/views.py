@@ -11,6 +11,7 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from digits import sandbox
 from digits.errors import Conflict, Forbidden, FormErrors, NotFound
 from digits.folders import file_in
+from digits.folders.generic import GENERIC_DATASET_TYPE
 from digits.folders.model import NETWORK_FILES, snapshots
 from digits.job import Job, Task
 from digits.model import MODEL_TYPE
@@ -171,8 +172,10 @@ def create_from_request() -> list[Job]:
 
 def _form_context(values, errors):
     datasets = [
-        j for j in workspace().store.all() if j.category == "dataset" and j.status not in (Status.ERROR, Status.ABORTED)
-    ]
+        j
+        for j in workspace().store.all()
+        if j.category == "dataset" and j.type != GENERIC_DATASET_TYPE and j.status not in (Status.ERROR, Status.ABORTED)
+    ]  # a generic dataset trains with New Model > Generic (model/generic_views.py)
     store = workspace().store
     models = [j for j in store.all() if j.category == "model" and j.status == Status.DONE]
     return dict(

@@ -24,6 +24,7 @@ from PIL import Image
 from digits import protocol, sandbox
 from digits.config import Settings
 from digits.datapaths import PathRefused
+from digits.engine.inference import generic
 from digits.engine.inference.hardest import most_confidently_wrong
 from digits.engine.inference.model import TOP_K, LoadedModel, RequestFailed, percent
 from digits.engine.inference.threads import threads_for_one, torch_threads
@@ -102,8 +103,12 @@ class InferenceServer:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             started = time.perf_counter()
-            self.model = LoadedModel(spec, self.device)
-            self.one_image_threads = threads_for_one(self.model)
+            if spec.get("kind") == generic.LoadedGenericModel.kind:  # a model over generic (tabular) data
+                self.model = generic.LoadedGenericModel(spec, self.device)
+                self.one_image_threads = 1
+            else:
+                self.model = LoadedModel(spec, self.device)
+                self.one_image_threads = threads_for_one(self.model)
             log(
                 f"loaded {spec['key']} in {time.perf_counter() - started:.2f}s on {self.device} "
                 f"({self.one_image_threads} thread(s) for one image)"
@@ -127,6 +132,11 @@ class InferenceServer:
         set_max_pixels(policy.get("max_image_pixels"))
         if op == "ping":
             return {"pid": os.getpid(), "device": str(self.device), "model": self.model.key if self.model else None}
+        if op == "predict":  # rows of a generic model's features
+            model = self.load(request.get("model"))
+            if not isinstance(model, generic.LoadedGenericModel):
+                raise RequestFailed("bad_input", "predict answers models over generic data; classify images instead")
+            return generic.predict(model, request)
         handler = {
             "classify_one": self.classify_one,
             "classify_many": self.classify_many,
