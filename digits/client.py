@@ -11,8 +11,10 @@
 Points are buffered and sent in batches (when `batch` are waiting, and every `flush_s` from a background thread,
 which also sends a heartbeat while the script is quiet). Leaving the `with` block finishes the run: Done, or Error
 with the exception. Without `with`, a script that exits finishes it (Error when an exception ended it); a killed
-one stops beating and the server marks it Error. A server that cannot be reached never stops the training: points
-wait (up to `max_buffer`) and go with the next batch. The REST calls are in docs/API.md ("External runs").
+one stops beating and the server marks it Error. A server that cannot be reached (down, restarting, answering 5xx)
+never stops the training: points wait (up to `max_buffer`) and go with the next batch; a restarted server keeps the
+run Running and takes them. A run that ended on the server (409: aborted there, or quiet too long) stops sending.
+The REST calls are in docs/API.md ("External runs").
 """
 
 from __future__ import annotations
@@ -35,7 +37,11 @@ __all__ = ["Run", "RunError"]
 
 
 class RunError(RuntimeError):
-    """The server refused a call (the message is its answer)."""
+    """The server refused a call (the message is its answer; `status` its HTTP status)."""
+
+    def __init__(self, message: str, status: int = 0):
+        super().__init__(message)
+        self.status = status
 
 
 class Run:
@@ -105,7 +111,7 @@ class Run:
                 message = json.loads(e.read())["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 message = e.reason
-            raise RunError(f"{path}: HTTP {e.code}: {message}") from None
+            raise RunError(f"{path}: HTTP {e.code}: {message}", e.code) from None
         self._last_call = time.monotonic()
         return answer
 
@@ -141,14 +147,21 @@ class Run:
             try:
                 self.sent += self._call(f"/runs/{self.id}/log", data=data)["values"]
             except RunError as e:
-                self._refused(e)
+                if e.status < 500:
+                    self._refused(e)
+                    return
+                self._keep(points, e)  # a server restarting (behind a proxy: 502, 503): as if unreachable
             except OSError as e:
-                with self._lock:
-                    self._buffer[:0] = points
-                    drop = len(self._buffer) - self.max_buffer
-                    if drop > 0:
-                        del self._buffer[:drop]
-                warnings.warn(f"DIGITS run {self.id}: points kept, no answer: {e}", stacklevel=2)
+                self._keep(points, e)
+
+    def _keep(self, points: list[dict[str, Any]], why: Exception) -> None:
+        """Points the server did not take, put back before the waiting ones (the oldest dropped past max_buffer)."""
+        with self._lock:
+            self._buffer[:0] = points
+            drop = len(self._buffer) - self.max_buffer
+            if drop > 0:
+                del self._buffer[:drop]
+        warnings.warn(f"DIGITS run {self.id}: points kept, not taken: {why}", stacklevel=3)
 
     def heartbeat(self) -> None:
         try:

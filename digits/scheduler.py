@@ -21,7 +21,7 @@ from digits.runner import TaskProcess, describe_exit
 from digits.sandbox import ConfinementError, Confiner
 from digits.status import Status
 from digits.store import JobStore
-from digits.task_kinds import worker_module
+from digits.task_kinds import runs_outside, worker_module
 from digits.task_run import TaskRun
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,12 @@ class Scheduler:
 
     # ---- job lifecycle -------------------------------------------------------------------------------
     def recover(self) -> None:
-        """After a restart: jobs that were running are marked Aborted (resumable); waiting ones queue again."""
+        """After a restart: jobs that were running are marked Aborted (resumable); waiting ones queue again. A job
+        whose tasks are worked outside the server (task_kinds.runs_outside) runs on."""
         for job in self.store.all():
+            unfinished = [t for t in job.tasks if not t.status.is_final]
+            if unfinished and all(runs_outside(t.kind) for t in unfinished):
+                continue
             if job.status == Status.RUNNING or any(t.status == Status.RUNNING for t in job.tasks):
                 for task in job.tasks:
                     if not task.status.is_final:
@@ -137,6 +141,11 @@ class Scheduler:
             self.store.remove_dir(job.id)
 
         threading.Thread(target=remove_when_stopped, daemon=True).start()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether shutdown() has begun: the server is closing."""
+        return self._stopping
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop every running task (they snapshot and end Aborted) and wait for them."""

@@ -17,6 +17,7 @@ Access = Callable[[Any, Any, Any], dict[str, Any]]
 class TaskKind:
     module: str
     access: Access | None = None
+    outside: bool = False  # its worker is not the server's child (a script reporting over REST): a restart spares it
 
 
 _KINDS: dict[str, TaskKind] = {}
@@ -25,6 +26,16 @@ _KINDS: dict[str, TaskKind] = {}
 def register_task_kind(kind: str, module: str, access: Access | None = None) -> None:
     """Let tasks of `kind` run as `python -m module JOB_DIR --task NAME`, reading what `access` grants."""
     _KINDS[kind] = TaskKind(module, access)
+
+
+def register_outside_task_kind(kind: str) -> None:
+    """Tasks of `kind` are worked by a process the server did not start: never scheduled, and still running
+    after a server restart."""
+    _KINDS[kind] = TaskKind("", outside=True)
+
+
+def runs_outside(kind: str) -> bool:
+    return kind in _KINDS and _KINDS[kind].outside
 
 
 def task_kind(kind: str) -> TaskKind:

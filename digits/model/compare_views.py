@@ -7,9 +7,9 @@ from flask import Blueprint, Response, jsonify, render_template, request
 
 from digits.errors import FormErrors, NotFound
 from digits.job import Job
+from digits.model.chart_args import chart_args
 from digits.model.compare import MAX_MODELS, RESULTS, compare_csv, compare_json
 from digits.model.sweep_group import group_members
-from digits.model.views import _chart_args
 from digits.views.common import job_or_404, job_url, workspace
 
 bp = Blueprint("compare", __name__)
@@ -48,7 +48,7 @@ def page():
 def as_json():
     """The page's JSON twin; ?points=N&from=EPOCH&to=EPOCH as the model's metrics route takes them."""
     jobs = chosen_models()
-    points, x0, x1 = _chart_args()
+    points, x0, x1 = chart_args(request.args)
     return jsonify(compare_json(workspace().store, jobs, points, x0, x1))
 
 

@@ -23,12 +23,16 @@ from digits.job import Job, Task
 from digits.offload import off_loop
 from digits.status import Status
 from digits.store import METRICS_FILE
+from digits.task_kinds import register_outside_task_kind
 
 EXTERNAL_TYPE = "external-run"
 RUN_TASK = "run"
 RUN_KIND = "model.external"  # never scheduled: no worker module runs it
 MAX_POINTS = 200_000  # points one request may carry
 MAX_NAME = 100
+# A server restart leaves a run Running: its script trains on, its client keeps the points it could not send and
+# sends them once the server answers again; a script that died meanwhile is marked Error by the heartbeat check.
+register_outside_task_kind(RUN_KIND)
 # Names that say where a point sits, not what was measured.
 PLACE = ("epoch", "step", "iteration", "phase", "time")
 PHASES = ("train", "val")
@@ -216,6 +220,8 @@ class Runs:
         self.seen: dict[str, float] = {}  # run id -> when its script last called
         self._lock = threading.Lock()
         self._checker: threading.Thread | None = None
+        if any(self._open_runs()):  # runs the server restarted with: quiet ones end after heartbeat_s from now
+            self._ensure_checker()
 
     @property
     def check_every_s(self) -> float:
@@ -294,7 +300,7 @@ class Runs:
     def _check_loop(self) -> None:
         while True:
             time.sleep(self.check_every_s)
-            if self.ws.scheduler is None or getattr(self.ws.scheduler, "_stopping", False):  # the server closed
+            if self.ws.scheduler is None or self.ws.scheduler.stopping:  # the server closed
                 return
             if not self.check():
                 with self._lock:

@@ -12,10 +12,10 @@ from flask import Blueprint, Flask, current_app, jsonify, render_template, reque
 
 from digits.errors import FormErrors, NotFound
 from digits.forms import FormReader
+from digits.model.chart_args import chart_args
 from digits.model.external import Runs, build_run, is_run
 from digits.model.info import chart_json, latest_reported
 from digits.model.metric_history import metric_history
-from digits.model.views import _chart_args
 from digits.store import JobWriteError
 from digits.views.common import audit, job_or_404, require_owner, require_user, workspace
 from digits.views.jobs import first_error, storage_error
@@ -180,7 +180,7 @@ def show_json(job_id: str):
 def metrics_json(job_id: str):
     """The run's charts' points, as /models/<id>/metrics/json gives a model's, with the run's own epochs."""
     job = run_or_404(job_id)
-    points, x0, x1 = _chart_args()
+    points, x0, x1 = chart_args(request.args)
     out = chart_json(job, workspace().store.job_dir(job.id), points, x0, x1)
     out["epochs"] = job.extra.get("external", {}).get("epochs")
     return jsonify(out)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import uuid
 
@@ -15,6 +14,7 @@ from digits.folders.generic import GENERIC_DATASET_TYPE
 from digits.folders.model import NETWORK_FILES, snapshots
 from digits.job import Job, Task
 from digits.model import MODEL_TYPE
+from digits.model.chart_args import chart_args
 from digits.model.forms import (
     CAFFE_ENGINE_TITLES,
     FIELD_LABELS,
@@ -23,7 +23,7 @@ from digits.model.forms import (
     caffe_engine_choices,
     read_model_form,
 )
-from digits.model.info import CHART_POINTS, CHART_POINTS_RANGE, chart_json, latest_reported, model_json, sparkline
+from digits.model.info import chart_json, latest_reported, model_json, sparkline
 from digits.model.settings import TRAIN_TASK, model_settings
 from digits.model.standard import FRAMEWORKS, get_network, list_networks, runs_code
 from digits.model.sweep_group import group_json, group_members, sweep_label
@@ -272,47 +272,11 @@ def show_json(job_id: str):
 bp.add_url_rule("/models/<job_id>.json", "show_dot_json", show_json)  # DIGITS' spelling of the twin
 
 
-CHART_ARGS = {"from": "From (epoch)", "to": "To (epoch)", "points": "Points"}
-
-
-def _chart_args() -> tuple[int, float | None, float | None]:
-    """?points=N&from=EPOCH&to=EPOCH, checked: each error names its parameter."""
-    errors: dict[str, list[str]] = {}
-    low, high = CHART_POINTS_RANGE
-    points, x0, x1 = CHART_POINTS, None, None
-    raw = request.args.get("points")
-    if raw is not None:
-        try:
-            points = int(raw)
-            if not low <= points <= high:
-                errors["points"] = [f"must be from {low} to {high}"]
-        except ValueError:
-            errors["points"] = ["must be a whole number"]
-    bounds = {}
-    for name in ("from", "to"):
-        raw = request.args.get(name)
-        if raw is None or raw == "":
-            continue
-        try:
-            value = float(raw)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            errors[name] = ["must be a number (an epoch)"]
-        bounds[name] = value
-    x0, x1 = bounds.get("from"), bounds.get("to")
-    if not errors and x0 is not None and x1 is not None and not x1 > x0:
-        errors["to"] = ["must be greater than From"]
-    if errors:
-        raise FormErrors(errors, CHART_ARGS)
-    return points, x0, x1
-
-
 @bp.route("/models/<job_id>/metrics/json")
 def metrics_json(job_id: str):
     """The charts' points: every series decimated to ?points (two a pixel column), over ?from..?to epochs."""
     job = job_or_404(job_id, "model")
-    points, x0, x1 = _chart_args()
+    points, x0, x1 = chart_args(request.args)
     return jsonify(chart_json(job, workspace().store.job_dir(job.id), points, x0, x1))
 
 
@@ -336,7 +300,7 @@ def sweep_page(group: str):
 def sweep_json(group: str):
     """The group page's JSON twin; ?points=N&from=EPOCH&to=EPOCH as the model's metrics route takes them."""
     jobs = _sweep_or_404(group)
-    points, x0, x1 = _chart_args()
+    points, x0, x1 = chart_args(request.args)
     return jsonify(group_json(workspace().store, group, jobs, points, x0, x1))
 
 

@@ -51,6 +51,7 @@ def start(tmp_path, server, scripts, body: str) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
         [sys.executable, str(path), server.url],
         cwd=ROOT,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -133,5 +134,58 @@ def test_a_killed_script_stops_beating_and_the_server_marks_it_error(tmp_path, s
     assert server.status(run_id)["status"] == "Running"
     proc.send_signal(signal.SIGKILL)
     proc.wait(SHORT_S)
+    info = server.wait_status(run_id)
+    assert info["status"] == "Error" and info["error"].startswith("no heartbeat since"), info
+
+
+def test_a_server_restart_leaves_the_run_running_and_the_client_sends_what_waited(tmp_path, server, scripts):
+    proc, run_id = start(
+        tmp_path,
+        server,
+        scripts,
+        """
+        import warnings
+        run.log(epoch=1, loss=1.0)
+        run.flush()
+        print("sent", flush=True)
+        sys.stdin.readline()  # the server is down now
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run.log(epoch=2, loss=0.5)
+            run.flush()
+        print(len(run._buffer), caught[0].message, flush=True)
+        sys.stdin.readline()  # and up again
+        run.log(epoch=3, loss=0.25)
+        run.finish()
+        """,
+    )
+    assert proc.stdout.readline().strip() == "sent"
+    server.stop()
+    proc.stdin.write("down\n")
+    proc.stdin.flush()
+    kept = proc.stdout.readline()
+    assert kept.startswith("1 DIGITS run ") and "points kept, not taken" in kept, kept
+    server.start()
+    assert server.status(run_id)["status"] == "Running"
+    proc.stdin.write("up\n")
+    proc.stdin.flush()
+    assert proc.wait(SHORT_S) == 0, proc.stderr.read()
+    info = server.wait_status(run_id)
+    assert info["status"] == "Done", info
+    assert run_json(server, run_id)["metrics"]["train"]["loss"] == [[1.0, 1.0], [2.0, 0.5], [3.0, 0.25]]
+
+
+def test_a_script_that_died_while_the_server_was_down_ends_in_error_after_the_restart(tmp_path, server, scripts):
+    proc, run_id = start(
+        tmp_path,
+        server,
+        scripts,
+        "run.log(epoch=1, loss=1.0)\nrun.flush()\nprint('sent', flush=True)\nimport time\ntime.sleep(600)\n",
+    )
+    assert proc.stdout.readline().strip() == "sent"
+    server.stop()
+    proc.kill()
+    proc.wait(SHORT_S)
+    server.start()  # no call comes: the check the server starts with ends the run
     info = server.wait_status(run_id)
     assert info["status"] == "Error" and info["error"].startswith("no heartbeat since"), info
