@@ -3,6 +3,7 @@
 import os
 
 from digits.datapaths import PathRefused, check_server_path, inside
+from digits.model.lr_finder import LR_FINDER_KIND, lr_finder_access
 from digits.model.settings import register_migrations
 from digits.sandbox import ConfinementError
 from digits.task_kinds import register_task_kind
@@ -35,5 +36,6 @@ def train_access(workspace, job, task) -> dict:
 register_task_kind("model.train", "digits.engine.train_worker", train_access)
 # Models over generic (tabular) data: digits/model/generic_views.py makes them, this worker trains them.
 register_task_kind(GENERIC_TRAIN_KIND, "digits.engine.generic_train", train_access)
+register_task_kind(LR_FINDER_KIND, "digits.engine.lr_finder", lr_finder_access)  # digits/model/lr_finder.py
 register_task_kind(IMPORT_KIND, "digits.engine.import_worker")  # reads its own folder only (the uploads)
 register_migrations(MODEL_TYPE)

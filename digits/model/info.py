@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from digits.folders.dataset import LABELS, MEAN
-from digits.folders.model import read_start_record, snapshots
+from digits.folders.model import read_best_record, read_start_record, snapshots
 from digits.job import Job
 from digits.model.metric_history import decimate, in_range, metric_history
 from digits.model.settings import model_settings
@@ -48,6 +48,9 @@ def model_json(job: Job, job_dir: str, dataset: Job | None, *, metrics: bool = T
         "mean file": MEAN if settings.use_mean != "none" else None,
         "snapshots": [s.epoch for s in snaps],
         "snapshot files": [s.name for s in snaps],
+        # The best validation (settings best_monitor) and its snapshot, which classify and downloads default to.
+        "best snapshot": next((s.epoch for s in snaps if s.best), None),
+        "best epoch": read_best_record(job_dir),
         "progress": round(job.progress, 4),
         "epoch": train.epoch if train else None,
         "solver": settings.to_dict(),
