@@ -28,6 +28,7 @@ from tests.support.accounts import password_of
 from tests.support.apps import app_settings
 from tests.support.caffe_lmdb import convert_imageset, shape_images
 from tests.support.forms import dataset_form, model_form
+from tests.support.generic_data import blobs, write_csv
 from tests.support.imagegen import make_shapes
 from tests.support.live import team_server
 from tests.support.waiting import LONG_S, SHORT_S
@@ -298,6 +299,25 @@ def _caffe_lmdb(server, env) -> str:
     return convert_imageset(folder / "train_lmdb", shape_images(9, size=(24, 24), gray=True))
 
 
+def _generic_dataset(server, env) -> str:
+    """A finished generic classification dataset: two blobs of 4 features (x0..x3) in $DATA/blobs.csv."""
+    x, names = blobs(80, features=4)
+    path = write_csv(Path(env["DATA"]) / "blobs.csv", x, names, target="side")
+    job_id = _post(server, "/datasets/generic/json", {"dataset_name": "blobs", "train_path": path, "val_percent": "20"})
+    assert server.wait_status(job_id["id"], timeout=LONG_S)["status"] == "Done", server.log()[-3000:]
+    return job_id["id"]
+
+
+def _generic_model(server, env) -> str:
+    """The MLP trained on $GENERIC_DATASET_ID (3 epochs)."""
+    if "GENERIC_DATASET_ID" not in env:
+        env["GENERIC_DATASET_ID"] = _generic_dataset(server, env)
+    form = {"dataset": env["GENERIC_DATASET_ID"], "model_name": "mlp on blobs", "train_epochs": "3"}
+    job_id = _post(server, "/models/generic/json", {**form, "solver_type": "ADAM", "learning_rate": "0.01"})["id"]
+    assert server.wait_status(job_id, timeout=LONG_S)["status"] == "Done", server.log()[-3000:]
+    return job_id
+
+
 # Jobs made when the first example that names them runs: a model training long enough for the abort example
 # (made earlier, it would take a CPU from every example before it), one to resume, a sweep's group, an LMDB to import.
 LAZY = {
@@ -306,6 +326,8 @@ LAZY = {
     "SWEEP_GROUP": _sweep_group,
     "CAFFE_LMDB": _caffe_lmdb,
     "EXT_RUN_ID": lambda server, env: _post(server, "/runs/json", {"name": "external run", "epochs": "3"})["id"],
+    "GENERIC_DATASET_ID": _generic_dataset,
+    "GENERIC_MODEL_ID": _generic_model,
 }
 
 
