@@ -11,6 +11,7 @@ exporter also needs onnxscript, and it traces the network as model.ts is traced,
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -62,9 +63,30 @@ def _short(e: BaseException) -> str:
     return first if len(first) <= 300 else first[:297] + "..."
 
 
+def _floor_divide(g, self, other):
+    from torch.onnx import symbolic_opset9  # the exporter's own correct floor division, which // should use
+
+    return symbolic_opset9._floor_divide(g, self, other)
+
+
+@contextlib.contextmanager
+def _true_floor_division():
+    """While exporting, `a // b` is exported as floor division: the exporter's own rule truncates (its comment
+    says "Deprecated behavior"), so a Caffe pooling's ceil-mode output size, -(-span // stride), came out one
+    short and GoogLeNet's ONNX computed an empty tensor."""
+    ops = ("aten::floor_divide", "aten::floordiv")
+    for op in ops:
+        torch.onnx.register_custom_op_symbolic(op, _floor_divide, OPSET)
+    try:
+        yield
+    finally:
+        for op in ops:
+            torch.onnx.unregister_custom_op_symbolic(op, OPSET)
+
+
 def _export(module: torch.nn.Module, example: tuple, path: str, names: tuple[list[str], list[str]]) -> None:
     inputs, outputs = names
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _true_floor_division():
         # The TorchScript-based exporter warns that it is deprecated, and about traced Python branches on shapes
         # (the TorchScript export beside this one has checked the traced network computes what the network does).
         warnings.simplefilter("ignore")
@@ -114,6 +136,8 @@ def _fixed_pools(net: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
     input size (the exporter refuses adaptive pools, and the input size is fixed but for the batch). A pool whose
     input is no whole multiple of its output is left as it is, and named if the export fails."""
     kinds = {torch.nn.AdaptiveAvgPool2d: torch.nn.AvgPool2d, torch.nn.AdaptiveMaxPool2d: torch.nn.MaxPool2d}
+    if not any(type(m) in kinds for m in net.modules()):
+        return net  # no need to run the network to see its sizes
     replace = []
     for name, module, args in _leaf_inputs(net, x):
         fixed = kinds.get(type(module))

@@ -91,7 +91,7 @@ layer { name: "pooled" type: "Pooling" bottom: "conv1" top: "pooled"
   pooling_param { pool: MAX kernel_size: 3 stride: 1 pad: 1 } }
 layer { name: "concat" type: "Concat" bottom: "grouped" bottom: "pooled" top: "concat" }
 layer { name: "pool2" type: "Pooling" bottom: "concat" top: "pool2"
-  pooling_param { pool: AVE kernel_size: 3 stride: 2 } }
+  pooling_param { pool: AVE kernel_size: 2 stride: 2 } }
 layer { name: "ip" type: "InnerProduct" bottom: "pool2" top: "ip"
   inner_product_param { weight_filler { type: "xavier" } } }
 layer { name: "accuracy" type: "Accuracy" bottom: "ip" bottom: "label" top: "accuracy" include { stage: "val" } }
@@ -103,6 +103,7 @@ MODELS = {
     # a crop and a per-pixel mean: the preprocessing contract has something to say
     "caffe-lenet": dict(framework="caffe", use_mean="pixel", crop_size="24"),
     "torch-residual": dict(framework="torch", method="custom", custom_network=TORCH_NET, use_mean="image"),
+    # 13x13 pooled 2/2 is 7x7 in Caffe (rounded up): the export's pooled sizes must round as Caffe's do
     "caffe-branches": dict(framework="caffe", method="custom", custom_network=CAFFE_NET, use_mean="image"),
     "torch-unexportable": dict(framework="torch", method="custom", custom_network=UNEXPORTABLE),
 }
