@@ -22,7 +22,7 @@ from digits.engine.networks import build_network, module_params_problem, network
 from digits.engine.solvers import make_optimizer
 from digits.engine.train_worker import load_split, open_job_dataset
 from digits.engine.trainer import Split, Trainer
-from digits.model.lr_finder import DIVERGE_FACTOR, RESULT_FILE, SMOOTHING, ramp_steps, suggest_lr
+from digits.model.lr_finder import DIVERGE_FACTOR, RESULT_FILE, ramp_steps, smoothing, suggest_lr
 from digits.model.lr_policy import LRPolicy
 from digits.model.settings import TrainSettings, input_shape, iterations_per_epoch
 from digits.store import write_json_atomic
@@ -42,6 +42,7 @@ class Ramp:
 def ramp(trainer: Trainer, schedule: Ramp, on_point=None, should_abort=lambda: False) -> dict:
     """Take the ramp's steps on `trainer`; returns {"points": [[lr, smoothed loss], ...], "stopped": why or None}."""
     points, avg, lowest = [], 0.0, math.inf
+    beta = smoothing(schedule.steps)
     stopped = None
     for i in range(schedule.steps):
         if should_abort():
@@ -52,8 +53,8 @@ def ramp(trainer: Trainer, schedule: Ramp, on_point=None, should_abort=lambda: F
         if not math.isfinite(loss):
             stopped = f"the loss stopped being finite at lr {lr:.3g}"
             break
-        avg = SMOOTHING * avg + (1 - SMOOTHING) * loss
-        smoothed = avg / (1 - SMOOTHING ** (i + 1))
+        avg = beta * avg + (1 - beta) * loss
+        smoothed = avg / (1 - beta ** (i + 1))
         points.append([lr, smoothed])
         lowest = min(lowest, smoothed)
         if on_point is not None:

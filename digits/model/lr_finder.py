@@ -10,8 +10,9 @@ still running refuses another.
 
 The ramp: from START_LR to END_LR over min(iterations of one epoch, MAX_STEPS) steps, so it never costs more
 than one epoch; it stops early once the smoothed loss passes DIVERGE_FACTOR times its lowest. The suggestion is
-the rate where the smoothed loss falls fastest against log(lr), before its minimum (the steepest descent), or,
-when the ramp has too few points before its minimum to tell, a tenth of the rate of the lowest loss.
+the rate where the smoothed loss falls fastest against log(lr), before its minimum (the steepest descent), but no
+more than a tenth of the rate of the lowest loss (the steepest point of a short ramp can sit near the edge); when
+the ramp has too few points before its minimum to tell, that tenth.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ RESULT_FILE = "lr_finder.json"
 START_LR = 1e-7
 END_LR = 10.0
 MAX_STEPS = 100
-SMOOTHING = 0.98**2  # fastai's 0.98 over its default 100 steps, made quicker for our shorter ramps
 DIVERGE_FACTOR = 4.0
 MIN_DESCENT_POINTS = 5
 
@@ -41,6 +41,12 @@ MIN_DESCENT_POINTS = 5
 def ramp_steps(iters_per_epoch: int) -> int:
     """Steps of the ramp: one epoch's iterations, at most MAX_STEPS."""
     return max(2, min(iters_per_epoch, MAX_STEPS))
+
+
+def smoothing(steps: int) -> float:
+    """The moving average's weight for a ramp of `steps`: fastai's 0.98 at 100 steps and beyond, less for shorter
+    ramps, whose average would otherwise lag the loss by a large part of the ramp (and suggest too high a rate)."""
+    return min(0.98, max(0.5, 1 - 2 / max(steps, 1)))
 
 
 def suggest_lr(points: list[list[float]]) -> float | None:
@@ -59,7 +65,7 @@ def suggest_lr(points: list[list[float]]) -> float | None:
             if logs[i + 1] > logs[i - 1]
         ]
         if slopes and min(slopes)[0] < 0:
-            return float(f"{points[min(slopes)[1]][0]:.2g}")
+            return float(f"{min(points[min(slopes)[1]][0], points[lowest][0] / 10):.2g}")
     return float(f"{points[lowest][0] / 10:.2g}")
 
 

@@ -70,6 +70,9 @@ def test_the_suggestion_is_the_steepest_descent_before_the_minimum():
     # Flat, then falling fastest around index 11 (1.4 -> 0.5 across it), lowest at 20, then rising.
     losses = [2.0] * 8 + [1.9, 1.7, 1.4, 1.0, 0.5, 0.3, 0.2, 0.15, 0.12, 0.1, 0.09, 0.085, 0.08] + [0.5] * 9
     assert suggest_lr([[a, b] for a, b in zip(lrs, losses, strict=True)]) == float(f"{lrs[11]:.2g}")
+    # Steepest at the edge of the minimum: no more than a tenth of the minimum's rate.
+    edge = [2.0] * 8 + [1.9, 1.8, 1.7, 1.6, 1.5, 1.4, 1.3, 1.2, 1.1, 1.0, 0.9, 0.1, 0.08] + [0.5] * 9
+    assert suggest_lr([[a, b] for a, b in zip(lrs, edge, strict=True)]) == float(f"{lrs[20] / 10:.2g}")
     # Too few points before the minimum: a tenth of the lowest loss's rate.
     assert suggest_lr([[1e-3, 1.0], [1e-2, 0.5], [1e-1, 3.0]]) == pytest.approx(1e-3)
     assert suggest_lr([]) is None
