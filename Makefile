@@ -13,7 +13,7 @@ PORT ?= 5000
 JOBS_DIR ?= ./jobs
 
 .PHONY: install caffe run test lint bench clean
-BENCHES := create_db train classify live_latency chart_100k console_jobs login_flood zip_bomb server_kill first_metric caffemodel caffe_engines external_ingest
+BENCHES := create_db train classify live_latency chart_100k console_jobs login_flood zip_bomb server_kill first_metric caffemodel caffe_engines external_ingest lr_finder
 
 install: $(VENV)/.installed $(VENDOR)/.installed caffe
 

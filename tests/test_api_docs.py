@@ -318,6 +318,19 @@ def _generic_model(server, env) -> str:
     return job_id
 
 
+def _lr_finder(server, env) -> str:
+    """A finished LR finder, started by bob (ann's examples start and replace their own)."""
+    r = requests.post(
+        server.url + "/models/lr_finder/json",
+        data=model_form(env["DATASET_ID"], model_name=None, batch_size="4"),
+        headers={"Authorization": f"Bearer {server.tokens['bob']}"},
+        timeout=LONG_S,
+    )
+    assert r.status_code == 202, r.text[:2000]
+    assert server.wait_status(r.json()["id"], timeout=LONG_S)["status"] == "Done", server.log()[-3000:]
+    return r.json()["id"]
+
+
 # Jobs made when the first example that names them runs: a model training long enough for the abort example
 # (made earlier, it would take a CPU from every example before it), one to resume, a sweep's group, an LMDB to import.
 LAZY = {
@@ -328,6 +341,7 @@ LAZY = {
     "EXT_RUN_ID": lambda server, env: _post(server, "/runs/json", {"name": "external run", "epochs": "3"})["id"],
     "GENERIC_DATASET_ID": _generic_dataset,
     "GENERIC_MODEL_ID": _generic_model,
+    "LR_FINDER_ID": _lr_finder,
 }
 
 
