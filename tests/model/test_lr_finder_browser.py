@@ -63,6 +63,11 @@ def test_find_a_learning_rate_and_use_it(server, browser, tmp_path):
     assert "(best)" in page.locator("#snapshots").inner_text()
     assert page.locator("#best-epoch").inner_text().startswith("Best val loss: ")
     assert "(best)" in page.locator("#classify-one-epoch option:checked").inner_text()
+    # The loss chart marks the best epoch with a line.
+    best_epoch = float(page.locator("#best-epoch").get_attribute("data-epoch"))
+    page.wait_for_function("() => DIGITS.modelCharts && DIGITS.modelCharts.counts()['val/loss'] > 0")
+    marks = page.evaluate("() => DIGITS.modelCharts.group.charts[0].spec.markers()")
+    assert marks == [{"x": best_epoch, "label": "best", "stroke": "#6f42c1"}]
     watch.check()
 
 

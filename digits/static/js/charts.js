@@ -243,6 +243,28 @@
     }
 
     push(key, x, y) { return this.series.get(key).push(x, y); }
+
+    // Vertical marker lines at x values the spec names ({x, label, stroke}; a model's best epoch), labelled.
+    drawMarkers(u) {
+      const marks = this.spec.markers ? this.spec.markers() : [];
+      const ctx = u.ctx;
+      for (const m of marks) {
+        if (m.x == null || m.x < u.scales.x.min || m.x > u.scales.x.max) continue;
+        const x = Math.round(u.valToPos(m.x, "x", true));
+        ctx.save();
+        ctx.strokeStyle = m.stroke || "#6c757d";
+        ctx.fillStyle = m.stroke || "#6c757d";
+        ctx.lineWidth = uPlot.pxRatio;
+        ctx.setLineDash([4 * uPlot.pxRatio, 3 * uPlot.pxRatio]);
+        ctx.beginPath();
+        ctx.moveTo(x, u.bbox.top);
+        ctx.lineTo(x, u.bbox.top + u.bbox.height);
+        ctx.stroke();
+        ctx.font = `${11 * uPlot.pxRatio}px sans-serif`;
+        ctx.fillText(m.label, x + 3 * uPlot.pxRatio, u.bbox.top + 12 * uPlot.pxRatio);
+        ctx.restore();
+      }
+    }
     clear() { this.series.forEach((s) => s.clear()); }
     width() { return Math.max(200, Math.floor(this.el.clientWidth)); }
     height() { return this.spec.height || 240; }
@@ -289,6 +311,7 @@
           setScale: [(u, key) => {
             if (key === "x" && !this.applying) group.setView(u.scales.x.min, u.scales.x.max);  // a drag-select zoom
           }],
+          draw: [(u) => this.drawMarkers(u)],
         },
       };
       this.applying = true;

@@ -27,6 +27,12 @@
       { key: "val/top5", label: "val top-5", stroke: "#dc6b00", scale: "acc", dash: [6, 4], value: pct },
     ],
     scales: { loss: { auto: true }, acc: { auto: false, range: [0, 1] } },
+    // The best epoch (show.html's #best-epoch, kept true by js/job.js's live region) as a marker line.
+    markers: () => {
+      const best = document.getElementById("best-epoch");
+      const x = best ? parseFloat(best.dataset.epoch) : NaN;
+      return isFinite(x) ? [{ x, label: "best", stroke: "#6f42c1" }] : [];
+    },
     axes: (keys, { log }) => [
       { label: "epoch" },
       // On a log axis uPlot ticks 1 to 9 of each decade: only the decades are labelled.
