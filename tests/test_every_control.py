@@ -276,6 +276,18 @@ def walk(ann: Person, server, tmp_path) -> None:
         page.select_option(select, chosen)
     page.fill("#train_epochs", "12")
     page.fill("#batch_size", "4")
+    # The LR finder (tests/model/test_lr_finder_browser.py checks its answer): its rate used, then the default back.
+    ann.click("#lr-finder-start")
+    page.wait_for_selector("#lr-finder-use", state="visible", timeout=LONG_MS)
+    ann.click("#lr-finder-use")
+    assert page.input_value("#learning_rate") == page.locator("#lr-finder-suggestion").inner_text().split(" ")[3]
+    page.fill("#learning_rate", "0.01")
+    # Best epoch: val loss watched (no stopping: the walk aborts and resumes all 12 epochs).
+    page.select_option("#best_monitor", "val_loss")
+    page.check("#early_stopping")
+    page.fill("#early_stopping_patience", "3")
+    page.fill("#early_stopping_min_delta", "0.001")
+    page.uncheck("#early_stopping")
     page.fill("#model_name", "lenet-every-control")
     ann.settle()
     ann.submit_and_wait("#model-form button[type=submit]", JOB_URL)
