@@ -13,7 +13,7 @@ from torch import nn
 
 from digits.engine.solvers import make_optimizer
 from digits.engine.trainer import Split, Trainer
-from digits.folders.model import BEST_RECORD, read_best_record
+from digits.folders.model import BEST_RECORD, Snapshot, pick_snapshot, read_best_record
 from digits.forms import FormReader
 from digits.model.best_epoch import BestTracker, read_best_epoch
 from digits.model.lr_policy import LRPolicy
@@ -190,3 +190,15 @@ def test_a_resumed_run_keeps_tracking_the_best(tmp_path):
     with open(tmp_path / "whole" / BEST_RECORD) as a, open(tmp_path / "parts" / BEST_RECORD) as b:
         assert json.load(a) == json.load(b)
     assert second.iteration == whole.iteration
+
+
+def test_no_epoch_asked_means_the_best_snapshot_and_a_junk_record_is_ignored(tmp_path):
+    snaps = [Snapshot(1, "snapshot_epoch_1.pt"), Snapshot(2, "snapshot_epoch_2.pt", best=True)]
+    snaps.append(Snapshot(3, "snapshot_epoch_3.pt"))
+    assert pick_snapshot(snaps, None).epoch == 2 and pick_snapshot(snaps, "3").epoch == 3
+    assert pick_snapshot([s for s in snaps if not s.best], "").epoch == 3  # no best: the latest
+    for junk in ("[]", '{"monitor": "val_loss", "value": "low", "epoch": 1}', '{"monitor": "rm -rf", "value": 1}'):
+        (tmp_path / BEST_RECORD).write_text(junk)
+        assert read_best_record(str(tmp_path)) is None
+    (tmp_path / BEST_RECORD).write_text('{"monitor": "val_loss", "value": 0.5, "epoch": 2, "snapshot": "../x.pt"}')
+    assert read_best_record(str(tmp_path))["snapshot"] is None  # only a snapshot file name of this folder
