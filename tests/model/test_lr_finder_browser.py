@@ -57,6 +57,8 @@ def test_find_a_learning_rate_and_use_it(server, browser, tmp_path):
     page.get_by_role("button", name="Create").click()
     page.wait_for_url(f"{server.url}/models/2*")
     model_id = page.url.rsplit("/", 1)[1]
+    # While it trains, the classify selector marks the best snapshot as it comes (js/job.js, no reload).
+    page.locator("#classify-one-epoch option[data-best]").wait_for(state="attached", timeout=LONG_MS)
     final = server.wait_status(model_id, timeout=LONG_S)
     assert final["status"] == "Done", (suggested, final)
     page.reload()

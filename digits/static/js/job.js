@@ -133,6 +133,30 @@
     section.hidden = false;
   }
 
+  // The best snapshot (#best-epoch, in the model page's live region, refreshed after each snapshot) is marked
+  // "(best)" in every snapshot selector, and chosen when the person had left the selector on the previous best
+  // (or, before there was one, on the latest).
+  function markBest() {
+    const section = document.getElementById("test-model");
+    const best = document.getElementById("best-epoch");
+    const epoch = best ? parseFloat(best.dataset.epoch) : NaN;
+    if (!section || !isFinite(epoch)) return;
+    section.querySelectorAll('select[name="snapshot_epoch"]').forEach((select) => {
+      const option = Array.from(select.options).find((o) => Math.abs(parseFloat(o.value) - epoch) < 1e-3);
+      const old = select.querySelector("option[data-best]");
+      if (!option || option === old) return;
+      const follow = old ? old.selected : select.selectedOptions[0] && "latest" in select.selectedOptions[0].dataset;
+      if (old) {
+        delete old.dataset.best;
+        old.textContent = old.textContent.replace(" (best)", "");
+      }
+      option.dataset.best = "";
+      option.textContent += " (best)";
+      if (follow) select.value = option.value;
+    });
+  }
+  document.addEventListener("digits:regions-refreshed", markBest);
+
   DIGITS.live([jobId], {
     task_progress: (ev) => {
       const bar = document.getElementById("job-progress");
