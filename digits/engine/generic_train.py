@@ -8,20 +8,15 @@ cross-entropy on a label or mean squared error on a numeric target (Trainer.regr
 from __future__ import annotations
 
 import os
-import sys
 
 import torch
 
 from digits.engine.generic_data import build_generic_network, load_generic_split
 from digits.engine.networks import module_params_problem
-from digits.engine.solvers import make_optimizer
-from digits.engine.train_worker import planned_snapshots_problem
-from digits.engine.trainer import Trainer
+from digits.engine.run_setup import resume_and_check, settings_trainer
 from digits.folders.generic import GenericFolderError, copy_generic_essentials, open_generic
-from digits.folders.model import latest_snapshot
 from digits.job import is_job_id
-from digits.model.lr_policy import LRPolicy
-from digits.model.settings import TrainSettings, iterations_per_epoch
+from digits.model.settings import TrainSettings
 from digits.worker_runtime import TaskFailed, WorkerContext, run_worker
 
 # The train task's argument beside the TrainSettings: what build_model is given beyond the dataset's numbers
@@ -77,55 +72,26 @@ def run_generic_train(ctx: WorkerContext) -> str | None:
         f"{sum(p.numel() for p in net.module.parameters()):,} parameters; "
         f"{len(train)} training and {len(val) if val else 0} validation rows"
     )
-    batch = s.batch_size or net.batch_size or 64
-    iters_per_epoch = iterations_per_epoch(len(train), batch * s.batch_accumulation)
-    params = dict(s.lr_policy)
-    policy = LRPolicy.from_form(params.pop("policy"), s.learning_rate, s.epochs * iters_per_epoch, **params)
-    optimizer = make_optimizer(
-        framework=s.framework,
-        solver_type=s.solver_type,
-        param_groups=net.param_groups(),
-        lr=s.learning_rate,
-        momentum=None if s.solver_type == "RMSPROP" else s.momentum,
-        weight_decay=s.weight_decay,
-        rms_decay=s.rms_decay,
-    )
-    trainer = Trainer(
-        model=net,
-        optimizer=optimizer,
-        policy=policy,
-        train=train,
-        val=val,
+    trainer = settings_trainer(
+        s,
+        net,
+        train,
+        val,
+        device=device,
         train_transform=identity,
         val_transform=identity,
         sink=ctx.reporter,
-        epochs=s.epochs,
-        batch_size=batch,
-        seed=s.seed,
-        batch_accumulation=s.batch_accumulation,
-        val_interval=s.val_interval,
-        snapshot_interval=s.snapshot_interval,
-        shuffle=s.shuffle,
-        val_batch_size=net.val_batch_size,
         snapshot_dir=ctx.job_dir,
-        device=device,
+        autocast_dtype=None,
         extra_state={
             "framework": s.framework,
             "num_features": dataset.num_features,
             "problem": dataset.problem,
             "labels": dataset.labels,
         },
-        max_snapshot_bytes=s.max_snapshot_bytes,
         regression=dataset.problem == "regression",
     )
-    resume_from = latest_snapshot(ctx.job_dir)
-    if resume_from:
-        trainer.load_snapshot(resume_from)
-        ctx.reporter.log(f"resuming from {os.path.basename(resume_from)} (iteration {trainer.iteration})")
-    problem = planned_snapshots_problem(trainer, s, ctx.job_dir)
-    if problem:
-        raise TaskFailed(problem)
-    print(f"training {trainer.max_iter} iterations ({iters_per_epoch} per epoch, batch {batch})", file=sys.stderr)
+    resume_and_check(trainer, s, ctx)
     return trainer.run(lambda: ctx.abort_requested)
 
 

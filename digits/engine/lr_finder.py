@@ -16,17 +16,13 @@ import time
 
 import torch
 
-from digits.engine.augment import BatchTransform
-from digits.engine.data import load_mean
-from digits.engine.networks import build_network, module_params_problem, network_crop, size_problem_before_building
-from digits.engine.solvers import make_optimizer
-from digits.engine.train_worker import load_split, open_job_dataset
+from digits.engine.run_setup import build_image_network, image_transforms, load_split, make_solver, open_job_dataset
 from digits.engine.trainer import Split, Trainer
 from digits.model.lr_finder import DIVERGE_FACTOR, RESULT_FILE, ramp_steps, smoothing, suggest_lr
 from digits.model.lr_policy import LRPolicy
-from digits.model.settings import TrainSettings, input_shape, iterations_per_epoch
+from digits.model.settings import TrainSettings, iterations_per_epoch
 from digits.store import write_json_atomic
-from digits.worker_runtime import TaskFailed, WorkerContext, run_worker
+from digits.worker_runtime import WorkerContext, run_worker
 
 
 class Ramp:
@@ -66,44 +62,17 @@ def ramp(trainer: Trainer, schedule: Ramp, on_point=None, should_abort=lambda: F
 
 
 def build_trainer(ctx: WorkerContext, s: TrainSettings, device: torch.device) -> Trainer:
-    """The network, data and optimizer a training run of these settings would start with."""
+    """The network, data and optimizer a training run of these settings would start with (its first epoch, no
+    validation, no snapshots: the ramp sets the rate)."""
     dataset = open_job_dataset(ctx)
     with open(ctx.path(s.network_file), encoding="utf-8") as fh:
         text = fh.read()
-    channels, height, width = dataset.shape
-    crop = s.crop_size or network_crop(text, s.framework)
-    shape = input_shape(dataset.image, crop if crop and (crop < height or crop < width) else None)
-    build = dict(input_shape=shape, num_classes=len(dataset.labels))
-    problem = size_problem_before_building(text, s.framework, **build, limit=s.max_model_params)
-    if problem:
-        raise TaskFailed(problem)
-    torch.manual_seed(s.seed)
-    net = build_network(text, s.framework, **build)
-    problem = module_params_problem(net.module, s.max_model_params)
-    if problem:
-        raise TaskFailed(problem)
-    net.module.to(device, memory_format=torch.channels_last)
-    common = dict(
-        in_shape=dataset.shape,
-        mean=load_mean(dataset, s.use_mean),
-        crop=shape[1] if shape != dataset.shape else None,
-        scale=net.input_scale,
-    )
-    train_tf = BatchTransform(**common, mirror=net.mirror, aug=s.augmentation, train=True).to(device)
+    net, shape = build_image_network(s, text, dataset, device)
+    train_tf, _ = image_transforms(s, dataset, net, shape, device)
     train: Split = load_split(dataset.db("train"), dataset.shape, train_tf, device)
-    batch = s.batch_size or net.batch_size or 64
-    optimizer = make_optimizer(
-        framework=s.framework,
-        solver_type=s.solver_type,
-        param_groups=net.param_groups(),
-        lr=s.learning_rate,
-        momentum=None if s.solver_type == "RMSPROP" else s.momentum,
-        weight_decay=s.weight_decay,
-        rms_decay=s.rms_decay,
-    )
     return Trainer(
         model=net,
-        optimizer=optimizer,
+        optimizer=make_solver(s, net),
         policy=LRPolicy.from_form("fixed", s.learning_rate, 1),
         train=train,
         val=None,
@@ -111,7 +80,7 @@ def build_trainer(ctx: WorkerContext, s: TrainSettings, device: torch.device) ->
         val_transform=train_tf,
         sink=ctx.reporter,
         epochs=1,
-        batch_size=batch,
+        batch_size=s.batch_size or net.batch_size or 64,
         seed=s.seed,
         batch_accumulation=s.batch_accumulation,
         shuffle=s.shuffle,
