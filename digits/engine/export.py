@@ -32,7 +32,7 @@ import torch
 
 from digits.engine.caffe.caffemodel import save_caffemodel
 from digits.engine.networks import BuiltNetwork, build_network
-from digits.engine.onnx_export import OnnxExportError, write_onnx
+from digits.engine.onnx_export import Logits, OnnxExportError, write_onnx
 from digits.folders.dataset import open_dataset
 from digits.folders.model import deploy_names, label_of, model_dataset_dir, snapshots_on_disk
 from digits.job import Job
@@ -69,18 +69,6 @@ def caffemodel_path_for(deploy_path: str) -> str:
 def onnx_path_for(deploy_path: str) -> str:
     """`deploy_epoch_3.ts` -> `deploy_epoch_3.onnx`."""
     return os.path.splitext(deploy_path)[0] + ".onnx"
-
-
-class _Logits(torch.nn.Module):
-    """The network's first output only (GoogLeNet's auxiliary heads are for training)."""
-
-    def __init__(self, net: torch.nn.Module):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x)
-        return out[0] if isinstance(out, tuple | list) else out
 
 
 def _probe(shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -132,7 +120,7 @@ def export_deployable(
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", r".*torch\.jit", DeprecationWarning)
             net = copy.deepcopy(built.module).to("cpu", memory_format=torch.contiguous_format).float().eval()
-            wrapper = _Logits(net).eval()
+            wrapper = Logits(net).eval()
             example = _probe((2, *input_shape), 0)
             try:
                 traced = torch.jit.trace(wrapper, example, check_trace=False)

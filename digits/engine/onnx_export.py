@@ -32,7 +32,7 @@ class OnnxExportError(RuntimeError):
     """The network cannot be written as ONNX; the message says which layer and why."""
 
 
-class _Logits(torch.nn.Module):
+class Logits(torch.nn.Module):
     """The network's first output only (GoogLeNet's auxiliary heads are for training)."""
 
     def __init__(self, net: torch.nn.Module):
@@ -193,7 +193,7 @@ def write_onnx(
     with torch.no_grad():
         net = _fixed_pools(net, example[0])
     # A TorchScript network (an imported model.ts) is exported as it is: the tracer cannot call it from a wrapper.
-    module = net if isinstance(net, torch.jit.ScriptModule) else _Logits(net).eval()
+    module = net if isinstance(net, torch.jit.ScriptModule) else Logits(net).eval()
 
     def write(tmp: str) -> None:
         try:

@@ -4,14 +4,13 @@ probabilities or a predicted value out, normalized and fed to the network exactl
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 import torch
 
 from digits.engine.generic_data import as_input, build_generic_network
-from digits.engine.inference.model import RequestFailed, percent
+from digits.engine.inference.model import RequestFailed, percent, read_model_files
 from digits.folders.generic import GenericFolderError, open_generic
 
 BATCH_ROWS = 4096
@@ -32,20 +31,7 @@ class LoadedGenericModel:
             self.dataset = open_generic(spec["dataset_dir"])
         except GenericFolderError as e:
             raise RequestFailed("not_found", f"the model's dataset cannot be read: {e}") from None
-        try:
-            with open(spec["network_file"], encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as e:
-            raise RequestFailed("not_found", f"the model's network file cannot be read ({e.strerror})") from None
-        try:
-            state = torch.load(spec["snapshot"], map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise RequestFailed("not_found", f"snapshot {os.path.basename(spec['snapshot'])} is gone") from None
-        except Exception as e:  # noqa: BLE001 - a damaged file is reported, whatever torch raises
-            name = os.path.basename(spec["snapshot"])
-            raise RequestFailed("failed", f"snapshot {name} cannot be read: {e}") from None
-        if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
-            raise RequestFailed("failed", "the snapshot holds no model weights")
+        text, state = read_model_files(spec)
         self.labels: list[str] = list(state.get("labels") or self.dataset.labels)
         self.regression = self.dataset.problem == "regression"
         self.built = build_generic_network(

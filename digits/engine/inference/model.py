@@ -33,6 +33,25 @@ class RequestFailed(Exception):
         self.message = message
 
 
+def read_model_files(spec: dict[str, Any]) -> tuple[str, dict]:
+    """(the network's text, the snapshot's state) of a model spec; RequestFailed says which is missing or broken."""
+    try:
+        with open(spec["network_file"], encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as e:
+        raise RequestFailed("not_found", f"the model's network file cannot be read ({e.strerror})") from None
+    try:
+        state = torch.load(spec["snapshot"], map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise RequestFailed("not_found", f"snapshot {os.path.basename(spec['snapshot'])} is gone") from None
+    except Exception as e:  # noqa: BLE001 - a damaged file is reported, whatever torch raises
+        name = os.path.basename(spec["snapshot"])
+        raise RequestFailed("failed", f"snapshot {name} cannot be read: {e}") from None
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        raise RequestFailed("failed", "the snapshot holds no model weights")
+    return text, state
+
+
 class LoadedModel:
     """One (model job, epoch) on a device: read images, score them, and know what the network saw."""
 
@@ -46,20 +65,7 @@ class LoadedModel:
             self.dataset = open_dataset(spec["dataset_dir"])
         except DatasetFolderError as e:
             raise RequestFailed("not_found", f"the model's dataset cannot be read: {e}") from None
-        try:
-            with open(spec["network_file"], encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as e:
-            raise RequestFailed("not_found", f"the model's network file cannot be read ({e.strerror})") from None
-        try:
-            state = torch.load(spec["snapshot"], map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise RequestFailed("not_found", f"snapshot {os.path.basename(spec['snapshot'])} is gone") from None
-        except Exception as e:  # noqa: BLE001 - a damaged file is reported, whatever torch raises
-            name = os.path.basename(spec["snapshot"])
-            raise RequestFailed("failed", f"snapshot {name} cannot be read: {e}") from None
-        if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
-            raise RequestFailed("failed", "the snapshot holds no model weights")
+        text, state = read_model_files(spec)
         self.labels: list[str] = list(state.get("labels") or self.dataset.labels)
         # As the training worker does: the form's crop, else the network's own, used only when it crops.
         channels, height, width = self.dataset.shape
