@@ -11,73 +11,8 @@
   const members = JSON.parse(section.dataset.members);
   const CURVES = ["train/loss", "val/loss", "val/accuracy"];
 
-  // ---- the table: sorted by a column's data-value (numbers or text), empty cells last -------------------------
-  const table = document.getElementById("compare-table");
-  const sort = { column: null, descending: false, type: "text" };
-
-  function sortRows() {
-    const body = document.getElementById("compare-rows");
-    const key = (row) => {
-      if (sort.column === null) return null;
-      const raw = row.cells[sort.column] ? row.cells[sort.column].dataset.value : "";
-      if (raw === "" || raw === undefined) return null;
-      if (sort.type !== "number") return raw.toLowerCase();
-      const n = parseFloat(raw);
-      return isNaN(n) ? null : n;
-    };
-    const rows = Array.from(body.rows);
-    rows.sort((a, b) => {
-      const ka = key(a), kb = key(b);
-      if (ka === null || kb === null || ka === kb) {
-        if (ka !== kb) return ka === null ? 1 : -1;
-        return Number(a.dataset.order) - Number(b.dataset.order);
-      }
-      const order = ka < kb ? -1 : 1;
-      return sort.descending ? -order : order;
-    });
-    rows.forEach((row) => body.appendChild(row));
-    table.querySelectorAll("thead th").forEach((th, i) => {
-      th.setAttribute("aria-sort", i === sort.column ? (sort.descending ? "descending" : "ascending") : "none");
-    });
-  }
-
-  table.querySelectorAll("thead button[data-sort]").forEach((button) => {
-    button.addEventListener("click", () => {
-      const column = Number(button.dataset.sort);
-      sort.descending = sort.column === column ? !sort.descending : false;
-      sort.column = column;
-      sort.type = button.dataset.type;
-      sortRows();
-    });
-  });
-
-  // ---- the table, refreshed from the page when a model's status, progress or results change -------------------
-  let inFlight = null, again = false, timer = null;
-  async function refreshTable() {
-    const r = await fetch(window.location.href, {
-      headers: { Accept: "text/html" }, credentials: "same-origin", cache: "no-store",
-    });
-    if (!r.ok) return;
-    const doc = new DOMParser().parseFromString(await r.text(), "text/html");
-    const fresh = doc.getElementById("compare-rows");
-    const current = document.getElementById("compare-rows");
-    if (fresh && current && !current.isEqualNode(fresh)) {
-      current.replaceWith(document.importNode(fresh, true));
-      sortRows();
-    }
-    section.dataset.refreshed = String(Number(section.dataset.refreshed || 0) + 1);
-  }
-  function refresh() {
-    if (inFlight) { again = true; return; }
-    inFlight = refreshTable().catch(() => {}).finally(() => {
-      inFlight = null;
-      if (again) { again = false; refresh(); }
-    });
-  }
-  function refreshSoon(delayMs) {
-    if (timer) return;
-    timer = setTimeout(() => { timer = null; refresh(); }, delayMs);
-  }
+  // ---- the table: sorted by any column, refreshed from the page when a model's status, progress or results change
+  const { refreshSoon } = DIGITS.liveTable(document.getElementById("compare-table"), "compare-rows", section);
 
   // ---- the charts -----------------------------------------------------------------------------------------------
   const group = new ChartGroup();
