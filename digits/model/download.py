@@ -25,6 +25,7 @@ from digits import __version__
 from digits.errors import ApiError, Conflict, NotFound
 from digits.folders import file_in
 from digits.folders.dataset import LABELS, MEAN, MEAN_PNG, read_image_settings, read_labels
+from digits.folders.generic import GENERIC_MODEL_TYPE
 from digits.folders.model import (
     NETWORK_FILES,
     deploy_names,
@@ -87,6 +88,11 @@ def _pick_snapshot(job: Job, job_dir: str, wanted: str | None) -> tuple[str, str
 
 
 def _deploy_info(job: Job, job_dir: str, label: str) -> tuple[str, dict]:
+    if job.type == GENERIC_MODEL_TYPE:
+        raise Conflict(
+            f"model {job.id} is a generic model: its snapshots are not exported for download (no archive, no "
+            "ONNX); its metrics are (metrics.csv, TensorBoard)"
+        )
     ts_name, meta_name = deploy_names(label)
     ts, meta = file_in(job_dir, ts_name), file_in(job_dir, meta_name)
     if not ts or not meta:

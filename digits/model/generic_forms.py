@@ -14,6 +14,8 @@ from typing import Any
 from digits.config import Settings
 from digits.folders.generic import GENERIC_DATASET_TYPE, GenericFolderError, open_generic
 from digits.forms import FormReader
+from digits.model.best_epoch import LABELS as BEST_EPOCH_LABELS
+from digits.model.best_epoch import read_best_epoch
 from digits.model.caffe import analyze
 from digits.model.forms import FIELD_LABELS as IMAGE_LABELS
 from digits.model.forms import MAX_SEED, SOLVER_TYPES, read_gpus, read_lr_policy
@@ -33,6 +35,7 @@ FIELD_LABELS = {
     "custom_network": "Network definition",
     "mlp_hidden_sizes": "Hidden layer sizes",
     "mlp_dropout": "Dropout",
+    **BEST_EPOCH_LABELS,
 }
 
 
@@ -173,11 +176,14 @@ def read_generic_model_form(
         use_mean="none",  # features are normalized by the training split's mean and std instead
         max_model_params=quotas.max_model_params,
         max_snapshot_bytes=quotas.max_snapshot_bytes,
+        **read_best_epoch(r),
     )
     gpu_count, gpu_ids = read_gpus(r, gpus)
     problem = ""
     if job is not None:
         problem = dataset.problem if dataset is not None else (job.extra.get("generic") or {}).get("problem", "")
+    if problem == "regression" and train.best_monitor == "val_accuracy":
+        r.error("best_monitor", "A regression model reports no val accuracy: watch its val loss.")
     if text:
         field_name = "standard_networks" if method == "standard" else "custom_network"
         check_generic_network(text, framework, problem, dataset, r, field_name)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from digits.folders.dataset import LABELS, MEAN
+from digits.folders.generic import GENERIC_MODEL_TYPE
 from digits.folders.model import read_best_record, read_start_record, snapshots
 from digits.job import Job
 from digits.model.metric_history import decimate, in_range, metric_history
@@ -33,7 +34,7 @@ def model_json(job: Job, job_dir: str, dataset: Job | None, *, metrics: bool = T
         "job id": job.id,
         "name": job.name,
         "status": job.status.value,
-        "type": "Image Classification Model",
+        "type": "Generic Model" if job.type == GENERIC_MODEL_TYPE else "Image Classification Model",
         "username": job.owner,
         "group": job.group,
         "creation time": job.created,

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from digits import sandbox
 from digits.errors import Conflict, Forbidden, FormErrors, NotFound
 from digits.folders import file_in
-from digits.folders.generic import GENERIC_DATASET_TYPE
+from digits.folders.generic import GENERIC_DATASET_TYPE, GENERIC_MODEL_TYPE
 from digits.folders.model import NETWORK_FILES, snapshots
 from digits.job import Job, Task
 from digits.model import MODEL_TYPE
@@ -356,7 +356,7 @@ def standard_network(framework: str, name: str):
 @bp.app_template_global()
 def model_settings_summary(job: Job) -> list[tuple[str, str]]:
     s = model_settings(job)
-    return [
+    rows = [
         (
             "Framework",
             s.framework
@@ -371,6 +371,9 @@ def model_settings_summary(job: Job) -> list[tuple[str, str]]:
         ("Crop", str(s.crop_size or "network default")),
         ("Seed", str(s.seed)),
     ]
+    if job.type == GENERIC_MODEL_TYPE:  # rows of features: no mean image, no crop
+        rows = [row for row in rows if row[0] not in ("Mean", "Crop")]
+    return rows
 
 
 bp.add_app_template_global(model_settings, "model_settings")
