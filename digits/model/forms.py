@@ -258,6 +258,41 @@ def read_gpus(r: FormReader, available: list[int]) -> tuple[int, list[int]]:
     return r.integer("select_gpu_count", 1, minimum=1, maximum=len(available)) or 1, []
 
 
+def read_solver(r: FormReader, quotas: Settings) -> dict[str, Any]:
+    """The training fields every model form shares (epochs and snapshot interval within the server's limits, the
+    solver and its learning-rate schedule, batch, seed, shuffle, the best epoch), as TrainSettings' arguments."""
+    d = TrainSettings()  # the defaults, as the worker would fill them in
+    epochs = r.integer("train_epochs", d.epochs, minimum=1)
+    if epochs is not None and epochs > quotas.max_epochs:
+        r.error("train_epochs", f"At most {quotas.max_epochs:,} epochs on this server (setting max_epochs).")
+    interval = r.number("snapshot_interval", d.snapshot_interval, minimum=0.0, exclusive_minimum=True) or 1.0
+    if interval < quotas.min_snapshot_interval:
+        r.error(
+            "snapshot_interval",
+            f"At least {quotas.min_snapshot_interval:g} epochs between snapshots on this server "
+            "(setting min_snapshot_interval).",
+        )
+    learning_rate = r.number("learning_rate", d.learning_rate, minimum=0.0, exclusive_minimum=True, maximum=10.0)
+    return dict(
+        epochs=epochs or d.epochs,
+        snapshot_interval=interval,
+        val_interval=r.number("val_interval", d.val_interval, minimum=0.0, exclusive_minimum=True) or d.val_interval,
+        seed=r.integer("random_seed", None, minimum=0, maximum=MAX_SEED) or d.seed,
+        batch_size=r.integer("batch_size", d.batch_size, minimum=1, maximum=65536),
+        batch_accumulation=r.integer("batch_accumulation", d.batch_accumulation, minimum=1, maximum=1024) or 1,
+        solver_type=r.choice("solver_type", SOLVER_TYPES, d.solver_type),
+        learning_rate=learning_rate or d.learning_rate,
+        momentum=r.number("momentum", d.momentum, minimum=0.0, maximum=0.999999),
+        weight_decay=r.number("weight_decay", d.weight_decay, minimum=0.0, maximum=1.0),
+        rms_decay=r.number("rms_decay", d.rms_decay, minimum=0.0, maximum=0.999999),
+        lr_policy=read_lr_policy(r, learning_rate or d.learning_rate),
+        shuffle=r.boolean("shuffle", d.shuffle),
+        max_model_params=quotas.max_model_params,
+        max_snapshot_bytes=quotas.max_snapshot_bytes,
+        **read_best_epoch(r),
+    )
+
+
 def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[ModelForm | None, dict[str, list[str]]]:
     """Check a submitted model form against the jobs in `store`; returns (form, {}) or (None, errors)."""
     quotas = settings if settings is not None else Settings()
@@ -304,44 +339,18 @@ def read_model_form(values, store, gpus: list[int], settings=None) -> tuple[Mode
         if text and not text.endswith("\n"):
             text += "\n"
 
-    d = TrainSettings()  # the defaults, as the worker would fill them in
     caffe_engine = read_caffe_engine(r, framework)
-    epochs = r.integer("train_epochs", d.epochs, minimum=1)
-    if epochs is not None and epochs > quotas.max_epochs:
-        r.error("train_epochs", f"At most {quotas.max_epochs:,} epochs on this server (setting max_epochs).")
-    interval = r.number("snapshot_interval", d.snapshot_interval, minimum=0.0, exclusive_minimum=True) or 1.0
-    if interval < quotas.min_snapshot_interval:
-        r.error(
-            "snapshot_interval",
-            f"At least {quotas.min_snapshot_interval:g} epochs between snapshots on this server "
-            "(setting min_snapshot_interval).",
-        )
-    learning_rate = r.number("learning_rate", d.learning_rate, minimum=0.0, exclusive_minimum=True, maximum=10.0)
-    crop = r.integer("crop_size", d.crop_size, minimum=1, maximum=4096)
+    solver = read_solver(r, quotas)
+    crop = r.integer("crop_size", None, minimum=1, maximum=4096)
     train = TrainSettings(
         framework=framework,
         caffe_engine=caffe_engine,
-        epochs=epochs or d.epochs,
-        snapshot_interval=interval,
-        val_interval=r.number("val_interval", d.val_interval, minimum=0.0, exclusive_minimum=True) or d.val_interval,
-        seed=r.integer("random_seed", None, minimum=0, maximum=MAX_SEED) or d.seed,
-        batch_size=r.integer("batch_size", d.batch_size, minimum=1, maximum=65536),
-        batch_accumulation=r.integer("batch_accumulation", d.batch_accumulation, minimum=1, maximum=1024) or 1,
-        solver_type=r.choice("solver_type", SOLVER_TYPES, d.solver_type),
-        learning_rate=learning_rate or d.learning_rate,
-        momentum=r.number("momentum", d.momentum, minimum=0.0, maximum=0.999999),
-        weight_decay=r.number("weight_decay", d.weight_decay, minimum=0.0, maximum=1.0),
-        rms_decay=r.number("rms_decay", d.rms_decay, minimum=0.0, maximum=0.999999),
-        lr_policy=read_lr_policy(r, learning_rate or d.learning_rate),
-        shuffle=r.boolean("shuffle", d.shuffle),
         crop_size=crop,
-        use_mean=r.choice("use_mean", ("none", "image", "pixel"), d.use_mean),
+        use_mean=r.choice("use_mean", ("none", "image", "pixel"), TrainSettings().use_mean),
         augmentation=read_augmentation(r),
         pretrained=(read_pretrained(r, settings) if settings is not None else None) or start_weights,
         frozen_layers=read_frozen_layers(r, framework, text),
-        **read_best_epoch(r),
-        max_model_params=quotas.max_model_params,
-        max_snapshot_bytes=quotas.max_snapshot_bytes,
+        **solver,
     )
     gpu_count, gpu_ids = read_gpus(r, gpus)
     if text and image and "dataset" not in r.errors:

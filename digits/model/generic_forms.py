@@ -15,10 +15,9 @@ from digits.config import Settings
 from digits.folders.generic import GENERIC_DATASET_TYPE, GenericFolderError, open_generic
 from digits.forms import FormReader
 from digits.model.best_epoch import LABELS as BEST_EPOCH_LABELS
-from digits.model.best_epoch import read_best_epoch
 from digits.model.caffe import analyze
 from digits.model.forms import FIELD_LABELS as IMAGE_LABELS
-from digits.model.forms import MAX_SEED, SOLVER_TYPES, read_gpus, read_lr_policy
+from digits.model.forms import read_gpus, read_solver
 from digits.model.settings import TrainSettings
 from digits.model.standard import get_network, list_networks
 from digits.model.torch_networks import check_syntax
@@ -146,37 +145,10 @@ def read_generic_model_form(
         if text and not text.endswith("\n"):
             text += "\n"
 
-    d = TrainSettings()
-    epochs = r.integer("train_epochs", d.epochs, minimum=1)
-    if epochs is not None and epochs > quotas.max_epochs:
-        r.error("train_epochs", f"At most {quotas.max_epochs:,} epochs on this server (setting max_epochs).")
-    interval = r.number("snapshot_interval", d.snapshot_interval, minimum=0.0, exclusive_minimum=True) or 1.0
-    if interval < quotas.min_snapshot_interval:
-        r.error(
-            "snapshot_interval",
-            f"At least {quotas.min_snapshot_interval:g} epochs between snapshots on this server "
-            "(setting min_snapshot_interval).",
-        )
-    learning_rate = r.number("learning_rate", d.learning_rate, minimum=0.0, exclusive_minimum=True, maximum=10.0)
     train = TrainSettings(
         framework=framework,
-        epochs=epochs or d.epochs,
-        snapshot_interval=interval,
-        val_interval=r.number("val_interval", d.val_interval, minimum=0.0, exclusive_minimum=True) or d.val_interval,
-        seed=r.integer("random_seed", None, minimum=0, maximum=MAX_SEED) or d.seed,
-        batch_size=r.integer("batch_size", d.batch_size, minimum=1, maximum=65536),
-        batch_accumulation=r.integer("batch_accumulation", d.batch_accumulation, minimum=1, maximum=1024) or 1,
-        solver_type=r.choice("solver_type", SOLVER_TYPES, d.solver_type),
-        learning_rate=learning_rate or d.learning_rate,
-        momentum=r.number("momentum", d.momentum, minimum=0.0, maximum=0.999999),
-        weight_decay=r.number("weight_decay", d.weight_decay, minimum=0.0, maximum=1.0),
-        rms_decay=r.number("rms_decay", d.rms_decay, minimum=0.0, maximum=0.999999),
-        lr_policy=read_lr_policy(r, learning_rate or d.learning_rate),
-        shuffle=r.boolean("shuffle", d.shuffle),
         use_mean="none",  # features are normalized by the training split's mean and std instead
-        max_model_params=quotas.max_model_params,
-        max_snapshot_bytes=quotas.max_snapshot_bytes,
-        **read_best_epoch(r),
+        **read_solver(r, quotas),
     )
     gpu_count, gpu_ids = read_gpus(r, gpus)
     problem = ""
