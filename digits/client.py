@@ -33,6 +33,8 @@ import urllib.request
 import warnings
 from typing import Any
 
+from digits.status import Status  # the server's status names (standard library only, like this module)
+
 __all__ = ["Run", "RunError"]
 
 
@@ -141,7 +143,7 @@ class Run:
         with self._send_lock:
             with self._lock:
                 points, self._buffer = self._buffer, []
-            if not points or self._ended.is_set() and self.status != "Running":
+            if not points or self._ended.is_set() and self.status != Status.RUNNING:
                 return
             data = json.dumps(points).encode()  # one JSON list: one call to the C encoder for the batch
             try:
@@ -179,7 +181,7 @@ class Run:
         self._ended.set()
         self._thread.join(self.timeout_s)
         atexit.unregister(self._at_exit)
-        if self.status != "Running":
+        if self.status != Status.RUNNING:
             return
         body = {"error": error} if error else {}
         try:
