@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from tests.support.browser import shot as screenshot
 from tests.support.browser import fill_folder, sign_in
+from tests.support.browser import shot as screenshot
 from tests.support.imagegen import make_shapes
 from tests.support.live import LiveServer, team_server
 from tests.support.waiting import LONG_MS
