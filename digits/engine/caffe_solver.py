@@ -27,112 +27,21 @@ import torch
 
 from digits.engine.augment import BatchTransform
 from digits.engine.caffe.caffemodel import save_caffemodel
+from digits.engine.caffe_prototxt import solver_prototxt, stage_prototxt, write_text
 from digits.engine.caffe_real import CaffeUnavailable, import_caffe
 from digits.engine.data import PRELOAD_LIMIT_BYTES, StreamingSplit, decode_split, load_mean, split_bytes
 from digits.engine.export import snapshot_exporter
 from digits.engine.finetune import start_from
 from digits.engine.networks import BuiltNetwork, build_network, network_crop
-from digits.engine.solvers import DEFAULT_DELTA
 from digits.engine.trainer import REPORTS_PER_EPOCH, Split, iteration_seed
 from digits.folders.dataset import DatasetFolder
 from digits.folders.model import CAFFE_NETS, caffe_snapshot_names, epoch_label, latest_solverstate, snapshot_name
-from digits.model.caffe import analyze
-from digits.model.caffe.shapes import SOURCE_TYPES
-from digits.model.caffe.textformat import Identifier, Message, format_message
 from digits.model.lr_policy import LRPolicy
 from digits.model.quotas import SNAPSHOT_OVERHEAD, snapshot_every, snapshot_refusal
 from digits.model.settings import TrainSettings, input_shape, iterations_per_epoch
 from digits.worker_runtime import TaskFailed, WorkerContext
 
-# DIGITS' solver types as Caffe's SolverParameter.type names them.
-CAFFE_TYPES = {
-    "SGD": "SGD",
-    "NESTEROV": "Nesterov",
-    "ADAGRAD": "AdaGrad",
-    "RMSPROP": "RMSProp",
-    "ADADELTA": "AdaDelta",
-    "ADAM": "Adam",
-}
 SNAPSHOT_PREFIX = ".caffe-snapshot"  # Caffe writes <prefix>_iter_<N>.*; they are renamed at once
-
-
-def _input_layer(name: str, tops: list[str], shapes: list[tuple[int, ...]]) -> Message:
-    layer = Message()
-    layer.add("name", name)
-    layer.add("type", "Input")
-    for top in tops:
-        layer.add("top", top)
-    param = Message()
-    for dims in shapes:
-        shape = Message()
-        for dim in dims:
-            shape.add("dim", int(dim))
-        param.add("shape", shape)
-    layer.add("input_param", param)
-    return layer
-
-
-def stage_prototxt(
-    text: str, stage: str, *, shape: tuple[int, int, int], num_classes: int, batch: int
-) -> tuple[str, str, str]:
-    """One stage of a DIGITS network as Caffe reads it: stage rules applied, num_output filled in, and the data
-    layer replaced by an Input layer of `batch` images and labels. Returns (prototxt, data blob, label blob)."""
-    spec = analyze(text, stage=stage, input_shape=shape, num_classes=num_classes)
-    if not spec.label_blob:
-        raise TaskFailed(f"the network's {stage} stage has no label blob: real Caffe trains it from labelled data")
-    net = Message()
-    net.add("name", spec.name)
-    fed = False
-    for layer in spec.layers:
-        if layer.type in SOURCE_TYPES and spec.data_blob in layer.tops:
-            if fed:
-                raise TaskFailed(f"layer {layer.name}: the pycaffe engine feeds one data layer per stage")
-            fed = True
-            net.add("layer", _input_layer(layer.name, [spec.data_blob, spec.label_blob], [(batch, *shape), (batch,)]))
-            continue
-        message = layer.message.copy_message()
-        for rule in ("include", "exclude"):
-            message.pop(rule, None)
-            message.positions.pop(rule, None)
-        net.add("layer", message)
-    if not fed:
-        raise TaskFailed(f"the network's {stage} stage has no data layer for the dataset's images")
-    return "# Written by DIGITS for real Caffe.\n" + format_message(net), spec.data_blob, spec.label_blob
-
-
-def solver_prototxt(s: TrainSettings, policy: LRPolicy, train_net: str, prefix: str) -> str:
-    """solver.prototxt for the form's settings; DIGITS decides when to test and snapshot (none here)."""
-    kind = s.solver_type.upper()
-    fields: dict[str, Any] = {
-        "train_net": train_net,
-        "type": CAFFE_TYPES[kind],
-        **policy.caffe_solver_fields(),
-        "weight_decay": s.weight_decay,
-        "regularization_type": "L2",
-        "display": 0,
-        "snapshot": 0,
-        "snapshot_prefix": prefix,
-        "random_seed": s.seed,
-        "solver_mode": Identifier("CPU"),
-    }
-    if kind in ("SGD", "NESTEROV", "ADADELTA", "ADAM"):
-        fields["momentum"] = s.momentum
-    if kind == "RMSPROP":
-        fields["rms_decay"] = s.rms_decay
-    if kind in DEFAULT_DELTA:
-        fields["delta"] = DEFAULT_DELTA[kind]
-    msg = Message()
-    for name, value in fields.items():
-        for item in value if isinstance(value, list) else [value]:
-            msg.add(name, item)
-    return "# Written by DIGITS for real Caffe.\n" + format_message(msg)
-
-
-def _write(path: str, text: str) -> str:
-    with open(path + ".tmp", "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(path + ".tmp", path)
-    return path
 
 
 def _load_split(db_path: str, shape: tuple[int, int, int]) -> Split | StreamingSplit:
@@ -189,9 +98,9 @@ class CaffeRun:
         train_text, self.data_blob, self.label_blob = stage_prototxt(
             text, "train", shape=self.shape, num_classes=num_classes, batch=self.batch
         )
-        train_net = _write(os.path.join(job, CAFFE_NETS["train"]), train_text)
+        train_net = write_text(os.path.join(job, CAFFE_NETS["train"]), train_text)
         self.prefix = os.path.join(job, SNAPSHOT_PREFIX)
-        solver_file = _write(
+        solver_file = write_text(
             os.path.join(job, CAFFE_NETS["solver"]), solver_prototxt(s, self.policy, train_net, self.prefix)
         )
         self.solver = caffe.get_solver(solver_file)
@@ -201,7 +110,7 @@ class CaffeRun:
             val_text, self.val_data, self.val_label = stage_prototxt(
                 text, "val", shape=self.shape, num_classes=num_classes, batch=self.val_batch
             )
-            val_file = _write(os.path.join(job, CAFFE_NETS["val"]), val_text)
+            val_file = write_text(os.path.join(job, CAFFE_NETS["val"]), val_text)
             self.val_net = caffe.Net(val_file, caffe.TEST)
             self.val_net.share_with(self.net)  # one set of weights: the solver's updates are the val net's
         self.losses = {name: w for name, w in self.net.blob_loss_weights.items() if w and name in self.net.outputs}
@@ -403,4 +312,4 @@ def run_pycaffe(ctx: WorkerContext, s: TrainSettings, dataset: DatasetFolder) ->
         del run.solver, run.net, run.val_net
 
 
-__all__ = ["CaffeRun", "run_pycaffe", "solver_prototxt", "stage_prototxt"]
+__all__ = ["CaffeRun", "run_pycaffe"]
